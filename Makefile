@@ -1,0 +1,54 @@
+# FIN operator interface. The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv up down run worker test lint typecheck unit integration bench compose-check clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg constraints.txt
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create the virtual environment (pinned by constraints.txt)
+
+up: $(STAMP) ## start local Kafka and the schema registry in the background
+	ops/kafka.sh start
+	ops/registry.sh start
+
+down: ## stop local Kafka and the schema registry
+	-ops/registry.sh stop
+	-ops/kafka.sh stop
+
+run: $(STAMP) ## the main job: Kafka + registry + worker + demo traffic, in the foreground
+	ops/run.sh
+
+worker: $(STAMP) ## one worker in the foreground against `make up` (FIN_* environment)
+	$(PY) app.py worker
+
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+
+test: $(STAMP) lint ## the whole suite: lint, unit, integration and end-to-end (starts what it needs)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+unit: $(STAMP) ## unit tests only (no Kafka)
+	$(PY) -m pytest -q tests/unit
+
+bench: $(STAMP) ## benchmarks (not part of make test)
+	$(PY) -m bench
+
+compose-check: ## validate docker-compose.yml (needs the docker CLI)
+	docker compose -f docker-compose.yml config --quiet
+
+clean: down ## remove local state (not the download cache)
+	rm -rf .state

@@ -1,0 +1,106 @@
+"""FIN command line: the worker and the operator tools.
+
+    python app.py worker                      run a worker (configured by FIN_* environment)
+    python app.py topics create               create the contract topics
+    python app.py schemas register|check      register local schemas / check them against the registry
+    python app.py produce --file F.jsonl      publish JSON events (Avro, Confluent wire format)
+    python app.py produce --demo [--rate N]   publish the specification's samples, then synthetic traffic
+
+Settings are read once, here, into one frozen object; nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from settings import Settings
+
+log = logging.getLogger("fin")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("worker", help="run a FIN worker")
+
+    topics = commands.add_parser("topics", help="manage contract topics")
+    topics.add_argument("action", choices=["create"])
+
+    schemas = commands.add_parser("schemas", help="register or check the Avro schemas")
+    schemas.add_argument("action", choices=["register", "check"])
+
+    produce = commands.add_parser("produce", help="publish events")
+    source = produce.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", type=Path, help="JSON lines, one event per line")
+    source.add_argument("--demo", action="store_true", help="samples, then synthetic traffic")
+    produce.add_argument("--rate", type=float, default=None, help="events per second")
+    produce.add_argument("--count", type=int, default=None, help="synthetic events to send")
+    produce.add_argument("--seed", type=int, default=7)
+
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    if args.command == "worker":
+        from streams.worker import run_worker
+
+        return run_worker(settings)
+    if args.command == "topics":
+        from streams.admin import ensure_topics
+
+        created = ensure_topics(settings)
+        print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+        return 0
+    if args.command == "schemas":
+        return _schemas(settings, args.action)
+    if args.command == "produce":
+        return _produce(settings, args)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _schemas(settings: Settings, action: str) -> int:
+    from schemas.catalog import SchemaCatalog
+    from schemas.registry import RegistryClient, check_all, register_all
+
+    catalog = SchemaCatalog.load(settings.schema_dir)
+    client = RegistryClient(settings.schema_registry_url, timeout_s=settings.registry_timeout_s)
+    if action == "register":
+        ids = register_all(catalog, client, topic_prefix=settings.topic_prefix)
+        for subject, schema_id in sorted(ids.items()):
+            print(f"{subject}: id {schema_id}")
+        return 0
+    problems = check_all(catalog, client, topic_prefix=settings.topic_prefix)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} schema problem(s)", file=sys.stderr)
+        return 1
+    print("all local schemas are registered and compatible")
+    return 0
+
+
+def _produce(settings: Settings, args: argparse.Namespace) -> int:
+    from schemas.producer import EventProducer, produce_demo, produce_file
+
+    producer = EventProducer.from_settings(settings)
+    try:
+        if args.file is not None:
+            return 0 if produce_file(args.file, producer) else 1
+        produce_demo(producer, rate=args.rate, count=args.count, seed=args.seed)
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        producer.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

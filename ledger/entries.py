@@ -1,0 +1,231 @@
+"""Journal entries: immutable, balanced by construction, with deterministic ids.
+
+An entry is never edited; a mistake is corrected by a reversing entry that names the original
+(``reverses_entry_id``). Balance is asserted when an entry is built and again, by the caller,
+just before it is sent (``assert_balanced``): two paths, one property.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid5
+
+from errors import UnbalancedEntryError
+from ledger.money import ZERO, fits_precision, is_money, money
+from ledger.periods import month_of, quarter_of
+
+# Fixed forever: changing it would give every past event a new entry id, so consumers that
+# deduplicate postings by id would count every replayed entry twice.
+ENTRY_NAMESPACE = UUID("168a8079-b327-4536-9197-8ef9007318fc")
+
+Dimensions = tuple[tuple[str, str], ...]
+
+
+def entry_id_for(event_id: str, rule_version: str) -> str:
+    """The entry id of ``event_id`` posted under ``rule_version``."""
+    return str(uuid5(ENTRY_NAMESPACE, f"{event_id}:{rule_version}"))
+
+
+def dimensions(values: Mapping[str, str] | Iterable[tuple[str, str]]) -> Dimensions:
+    """Dimensions in canonical (sorted) order, so equal lines compare and serialise equal."""
+    pairs = values.items() if isinstance(values, Mapping) else values
+    return tuple(sorted(pairs))
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where an entry came from: the event and its position in the source topic."""
+
+    event_id: str
+    event_type: str
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True)
+class JournalLine:
+    """One side of an entry: exactly one of ``debit`` and ``credit`` is positive."""
+
+    account: str
+    debit: Decimal
+    credit: Decimal
+    dimensions: Dimensions = field(default=())
+
+    def __post_init__(self) -> None:
+        for side, amount in (("debit", self.debit), ("credit", self.credit)):
+            if not (is_money(amount) and fits_precision(amount) and amount >= 0):
+                raise UnbalancedEntryError(
+                    f"line {self.account}: {side} {amount!r} is not a non-negative money amount"
+                )
+        if (self.debit > 0) == (self.credit > 0):
+            raise UnbalancedEntryError(
+                f"line {self.account}: exactly one of debit {self.debit} and credit "
+                f"{self.credit} must be positive"
+            )
+        if self.dimensions != dimensions(self.dimensions):
+            raise UnbalancedEntryError(f"line {self.account}: dimensions must be sorted")
+        names = [name for name, _ in self.dimensions]
+        if len(names) != len(set(names)):
+            raise UnbalancedEntryError(f"line {self.account}: repeated dimension in {names}")
+
+    @property
+    def signed_amount(self) -> Decimal:
+        """Debit positive, credit negative: the line's effect on a debit-normal balance."""
+        return self.debit - self.credit
+
+    def swapped(self) -> JournalLine:
+        """The same line on the other side, for a reversal."""
+        return JournalLine(self.account, self.credit, self.debit, self.dimensions)
+
+
+def debit_line(account: str, amount: Decimal, dims: Dimensions = ()) -> JournalLine:
+    return JournalLine(account, money(amount), ZERO, dims)
+
+
+def credit_line(account: str, amount: Decimal, dims: Dimensions = ()) -> JournalLine:
+    return JournalLine(account, ZERO, money(amount), dims)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    entry_id: str
+    source: SourceRef
+    rule_version: str
+    business_date: date
+    period: str
+    quarter: str
+    currency: str
+    lines: tuple[JournalLine, ...]
+    reverses_entry_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Periods are derived, never chosen: a mismatch would file the entry in the wrong month.
+        if self.period != month_of(self.business_date):
+            raise ValueError(f"entry {self.entry_id}: period {self.period} != business date")
+        if self.quarter != quarter_of(self.business_date):
+            raise ValueError(f"entry {self.entry_id}: quarter {self.quarter} != business date")
+        assert_balanced(self)
+
+    @property
+    def total_debit(self) -> Decimal:
+        return sum((line.debit for line in self.lines), ZERO)
+
+    @property
+    def total_credit(self) -> Decimal:
+        return sum((line.credit for line in self.lines), ZERO)
+
+
+def assert_balanced(entry: JournalEntry) -> None:
+    """Raise ``UnbalancedEntryError`` unless debits equal credits and both are positive."""
+    if not entry.lines:
+        raise UnbalancedEntryError(f"entry {entry.entry_id} has no lines")
+    total_debit = entry.total_debit
+    total_credit = entry.total_credit
+    if total_debit != total_credit or total_debit <= 0:
+        raise UnbalancedEntryError(
+            f"entry {entry.entry_id}: debits {total_debit} != credits {total_credit} "
+            "or nothing posted"
+        )
+
+
+# --- serialisation -------------------------------------------------------------------------
+
+
+def to_avro_dict(entry: JournalEntry) -> dict[str, Any]:
+    """The ``fin.ledger.JournalEntry`` record, ready for fastavro."""
+    return {
+        "entry_id": entry.entry_id,
+        "source_event_id": entry.source.event_id,
+        "source_event_type": entry.source.event_type,
+        "source_topic": entry.source.topic,
+        "source_partition": entry.source.partition,
+        "source_offset": entry.source.offset,
+        "rule_version": entry.rule_version,
+        "business_date": entry.business_date,
+        "period": entry.period,
+        "quarter": entry.quarter,
+        "currency": entry.currency,
+        "reverses_entry_id": entry.reverses_entry_id,
+        "lines": [
+            {
+                "account": line.account,
+                "debit": line.debit,
+                "credit": line.credit,
+                "dimensions": dict(line.dimensions),
+            }
+            for line in entry.lines
+        ],
+    }
+
+
+def from_avro_dict(record: Mapping[str, Any]) -> JournalEntry:
+    """Rebuild an entry from a decoded ``fin.ledger.JournalEntry`` record (re-checks balance)."""
+    return _entry_from(record)
+
+
+def to_json_dict(entry: JournalEntry) -> dict[str, Any]:
+    """Internal JSON form: the Avro record with Decimals and dates as text."""
+    record = to_avro_dict(entry)
+    record["business_date"] = entry.business_date.isoformat()
+    for line in record["lines"]:
+        line["debit"] = str(line["debit"])
+        line["credit"] = str(line["credit"])
+    return record
+
+
+def from_json_dict(record: Mapping[str, Any]) -> JournalEntry:
+    """Rebuild an entry from its internal JSON form (re-checks balance)."""
+    return _entry_from(record)
+
+
+def _as_money(value: Any) -> Decimal:
+    # fastavro yields Decimal; JSON yields text. money() refuses a float either way.
+    return money(value)
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, str):
+        return date.fromisoformat(value)
+    if isinstance(value, date):
+        return value
+    raise TypeError(f"not a date: {value!r}")
+
+
+def _entry_from(record: Mapping[str, Any]) -> JournalEntry:
+    # One reader for both forms: the converters accept Decimal/date (Avro) and text (JSON).
+    source = SourceRef(
+        event_id=str(record["source_event_id"]),
+        event_type=record["source_event_type"],
+        topic=record["source_topic"],
+        partition=int(record["source_partition"]),
+        offset=int(record["source_offset"]),
+    )
+    lines = tuple(
+        JournalLine(
+            account=line["account"],
+            debit=_as_money(line["debit"]),
+            credit=_as_money(line["credit"]),
+            dimensions=dimensions(line["dimensions"]),
+        )
+        for line in record["lines"]
+    )
+    return JournalEntry(
+        entry_id=str(record["entry_id"]),
+        source=source,
+        rule_version=record["rule_version"],
+        business_date=_as_date(record["business_date"]),
+        period=record["period"],
+        quarter=record["quarter"],
+        currency=record["currency"],
+        lines=lines,
+        reverses_entry_id=record.get("reverses_entry_id"),
+    )

@@ -1,0 +1,74 @@
+"""Money is a ``Decimal`` with two places, made in one place: :func:`money`.
+
+A float never enters: binary floating point cannot represent most cent amounts, so accepting one
+would silently move money. ``bool`` is refused too because ``True`` is an ``int`` in Python and
+would otherwise become 1.00.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+
+MONEY_PRECISION = 18
+MONEY_SCALE = 2
+CENT = Decimal(1).scaleb(-MONEY_SCALE)
+ZERO = Decimal("0.00")
+
+# Largest magnitude an Avro decimal(18, 2) holds is 10**16 - 0.01; digits beyond that are lost.
+_INTEGER_DIGITS_MAX = MONEY_PRECISION - MONEY_SCALE
+_MAGNITUDE_LIMIT = Decimal(10) ** _INTEGER_DIGITS_MAX
+
+# A private context wide enough to quantize any value that fits the Avro type (and far beyond),
+# so the result never depends on the caller's thread-local decimal context.
+_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+
+
+def money(value: Decimal | int | str) -> Decimal:
+    """Return ``value`` as a Decimal rounded half-even to 0.01.
+
+    Raises ``TypeError`` for a float, a bool or any other type, and ``ValueError`` for NaN,
+    infinity, unparsable text, or a magnitude too large to quantize.
+    """
+    if isinstance(value, bool | float) or not isinstance(value, Decimal | int | str):
+        raise TypeError(f"money must be Decimal, int or str, not {type(value).__name__}")
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation as exc:
+            raise ValueError(f"not a decimal amount: {value!r}") from exc
+    else:
+        number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"amount must be finite, got {value!r}")
+    try:
+        return number.quantize(CENT, context=_CONTEXT)
+    except InvalidOperation as exc:
+        raise ValueError(f"amount too large to represent: {value!r}") from exc
+
+
+def fits_precision(amount: Decimal) -> bool:
+    """True when ``amount`` is exactly representable as decimal(18, 2).
+
+    Checked on the digits, not by rounding: 1.005 does not fit (a third decimal place would be
+    lost), while 1.500 does (the trailing zero carries no value).
+    """
+    if not amount.is_finite():
+        return False
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite decimals always have an integer exponent
+    if exponent < -MONEY_SCALE:
+        digits = amount.as_tuple().digits
+        excess_places = -MONEY_SCALE - exponent
+        if any(digits[-excess_places:]):
+            return False
+    return abs(amount) < _MAGNITUDE_LIMIT
+
+
+def is_money(amount: Decimal) -> bool:
+    """True when ``amount`` is already in the canonical form :func:`money` produces."""
+    return amount.is_finite() and amount.as_tuple().exponent == -MONEY_SCALE
+
+
+def format_money(amount: Decimal) -> str:
+    """Plain text with exactly two places and no exponent, e.g. ``125000.00``."""
+    return f"{money(amount):f}"

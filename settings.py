@@ -1,0 +1,107 @@
+"""FIN's settings: one frozen object, built once at start from the environment.
+
+Nothing here runs at import time; ``Settings.from_env()`` is called by ``app.py`` when a command
+starts, and the object is passed down explicitly from there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+SOURCE_TOPICS: tuple[str, ...] = ("hr.events", "scm.events", "crm.events", "mfg.events", "pm.events")
+COMMANDS_TOPIC = "fin.commands"
+LEDGER_TOPIC = "fin.ledger.postings"
+ALERTS_TOPIC = "fin.alerts"
+DLQ_TOPIC = "fin.dlq"
+BY_EVENT_ID_TOPIC = "fin.internal.by-event-id"
+DELTA_TABLES: tuple[str, ...] = ("budgets", "customers", "vendors", "periods", "projects", "products")
+
+
+def delta_topic(table: str) -> str:
+    return f"fin.internal.deltas.{table}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob FIN has. Defaults suit a laptop; production sets the environment."""
+
+    kafka_bootstrap: str = "localhost:9092"
+    schema_registry_url: str = "http://localhost:8081"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    data_dir: Path = PROJECT_ROOT / ".state" / "worker"
+    api_read_key: str | None = None
+    api_write_key: str | None = None
+    app_id: str = "fin-hub"
+    topic_prefix: str = ""
+    partitions: int = 4
+    standby_replicas: int = 0
+    processing_guarantee: str = "at_least_once"
+    log_level: str = "info"
+    chart_path: Path = PROJECT_ROOT / "config" / "chart_of_accounts.toml"
+    schema_dir: Path = PROJECT_ROOT / "schemas"
+    registry_timeout_s: float = 5.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def topic(self, name: str) -> str:
+        """The real name of a contract topic (tests isolate themselves with a prefix)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        read_key = env.get("FIN_API_KEY") or None
+        write_key = env.get("FIN_API_WRITE_KEY") or read_key
+        settings = cls(
+            kafka_bootstrap=env.get("FIN_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
+            schema_registry_url=env.get("FIN_SCHEMA_REGISTRY_URL", cls.schema_registry_url),
+            web_host=env.get("FIN_WEB_HOST", cls.web_host),
+            web_port=_int(env, "FIN_WEB_PORT", cls.web_port),
+            data_dir=Path(env["FIN_DATA_DIR"]) if env.get("FIN_DATA_DIR") else cls.data_dir,
+            api_read_key=read_key,
+            api_write_key=write_key,
+            app_id=env.get("FIN_APP_ID", cls.app_id),
+            topic_prefix=env.get("FIN_TOPIC_PREFIX", cls.topic_prefix),
+            partitions=_int(env, "FIN_PARTITIONS", cls.partitions),
+            standby_replicas=_int(env, "FIN_STANDBY_REPLICAS", cls.standby_replicas),
+            processing_guarantee=env.get("FIN_PROCESSING_GUARANTEE", cls.processing_guarantee),
+            log_level=env.get("FIN_LOG_LEVEL", cls.log_level),
+            chart_path=Path(env["FIN_CHART_PATH"]) if env.get("FIN_CHART_PATH") else cls.chart_path,
+            registry_timeout_s=float(env.get("FIN_REGISTRY_TIMEOUT_S", cls.registry_timeout_s)),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if not 1 <= self.partitions <= 256:
+            raise ConfigurationError(f"FIN_PARTITIONS must be 1..256, got {self.partitions}")
+        if self.standby_replicas < 0:
+            raise ConfigurationError("FIN_STANDBY_REPLICAS must be >= 0")
+        if self.processing_guarantee not in ("at_least_once", "exactly_once"):
+            raise ConfigurationError(
+                "FIN_PROCESSING_GUARANTEE must be at_least_once or exactly_once, "
+                f"got {self.processing_guarantee!r}"
+            )
+        if not 0 < self.web_port < 65536:
+            raise ConfigurationError(f"FIN_WEB_PORT out of range: {self.web_port}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc

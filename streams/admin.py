@@ -1,0 +1,67 @@
+"""Create FIN's contract topics (idempotently) with kafka-python's admin client."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+
+from settings import (
+    ALERTS_TOPIC,
+    BY_EVENT_ID_TOPIC,
+    COMMANDS_TOPIC,
+    DELTA_TABLES,
+    DLQ_TOPIC,
+    LEDGER_TOPIC,
+    SOURCE_TOPICS,
+    Settings,
+    delta_topic,
+)
+
+log = logging.getLogger(__name__)
+
+
+def contract_topics() -> tuple[str, ...]:
+    return (
+        *SOURCE_TOPICS, COMMANDS_TOPIC, LEDGER_TOPIC, ALERTS_TOPIC, DLQ_TOPIC, BY_EVENT_ID_TOPIC,
+        *(delta_topic(table) for table in DELTA_TABLES),
+    )
+
+
+def admin_client(settings: Settings, *, wait_s: float = 60.0) -> KafkaAdminClient:
+    """An admin client, waiting for the broker to come up (it may be starting beside us)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return KafkaAdminClient(
+                bootstrap_servers=settings.kafka_bootstrap.split(","), client_id="fin-admin"
+            )
+        except NoBrokersAvailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def ensure_topics(settings: Settings, *, replication: int = 1) -> list[str]:
+    """Create every contract topic that is missing; return the names created."""
+    client = admin_client(settings)
+    try:
+        existing = set(client.list_topics())
+        wanted = [settings.topic(name) for name in contract_topics()]
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            try:
+                client.create_topics(
+                    [NewTopic(name, settings.partitions, replication) for name in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another worker created them at the same moment
+            except KafkaError as exc:
+                if "TopicAlreadyExists" not in repr(exc):
+                    raise
+            log.info("created topics: %s", ", ".join(missing))
+        return missing
+    finally:
+        client.close()

@@ -1,0 +1,296 @@
+"""The faust application: topics, tables and thin agents that carry out ``streams.pipeline``.
+
+Built by ``build_hub(...)`` when the worker starts (never at import time). Each agent runs with
+concurrency 1: a table written by two concurrent actors can lose updates (faust-streaming #606),
+and per-partition order is what makes the position guards of the reducers sound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import faust
+from faust.types import EventT, StreamT, TableT, TopicT
+
+from errors import RegistryUnavailableError
+from ledger.chart import ChartOfAccounts
+from schemas.codec import Decoder, Encoder
+from settings import (
+    ALERTS_TOPIC,
+    BY_EVENT_ID_TOPIC,
+    COMMANDS_TOPIC,
+    DELTA_TABLES,
+    DLQ_TOPIC,
+    LEDGER_TOPIC,
+    SOURCE_TOPICS,
+    Settings,
+    delta_topic,
+)
+from streams.deadletter import SourcePosition
+from streams.metrics import Metrics
+from streams.pipeline import ByIdRecord, Ingest, Posting, Send, StageResult, TableApply
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Backoff for transient failures (registry down, producer errors): capped, with full jitter so
+# that several workers do not hammer a recovering registry in step.
+BACKOFF_INITIAL_S = 0.2
+BACKOFF_MAX_S = 10.0
+
+
+def headers_as_bytes(headers: Any) -> dict[str, bytes]:
+    if not headers:
+        return {}
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {
+        str(key): value if isinstance(value, bytes) else str(value).encode()
+        for key, value in items
+    }
+
+
+def broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    app: faust.App
+    metrics: Metrics
+    tables: dict[str, TableT[Any, Any]]
+    topics: dict[str, TopicT[Any]]
+    contract_topic_of: dict[str, str]
+    decoder: Decoder
+    encoder: Encoder
+    prefetch_schema: Callable[[bytes | None], Awaitable[None]]
+    started_at: float = field(default_factory=time.time)
+
+    def topic(self, contract_name: str) -> TopicT[Any]:
+        return self.topics[contract_name]
+
+
+def build_hub(
+    settings: Settings,
+    *,
+    chart: ChartOfAccounts,
+    decoder: Decoder,
+    encoder: Encoder,
+    prefetch_schema: Callable[[bytes | None], Awaitable[None]],
+    metrics: Metrics,
+) -> Hub:
+    """Wire topics, tables and agents. ``prefetch_schema`` makes sure the writer schema of a
+    value is in the decoder's cache (asking the registry off the event loop, with retries)."""
+    app = faust.App(
+        settings.app_id,
+        broker=broker_url(settings.kafka_bootstrap),
+        store="rocksdict://",
+        datadir=str(settings.data_dir),
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        canonical_url=settings.web_url,
+        topic_partitions=settings.partitions,
+        table_standby_replicas=settings.standby_replicas,
+        processing_guarantee=settings.processing_guarantee,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    def raw_topic(name: str, *, internal: bool) -> TopicT[Any]:
+        return app.topic(
+            settings.topic(name),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+            internal=internal,
+        )
+
+    contract_names = (
+        *SOURCE_TOPICS, COMMANDS_TOPIC, LEDGER_TOPIC, ALERTS_TOPIC, DLQ_TOPIC,
+    )
+    topics: dict[str, TopicT[Any]] = {name: raw_topic(name, internal=False) for name in contract_names}
+    topics[BY_EVENT_ID_TOPIC] = raw_topic(BY_EVENT_ID_TOPIC, internal=True)
+    for table in DELTA_TABLES:
+        topics[delta_topic(table)] = raw_topic(delta_topic(table), internal=True)
+    contract_topic_of = {settings.topic(name): name for name in topics}
+
+    def raw_table(name: str) -> TableT[Any, Any]:
+        return app.Table(
+            name,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    tables: dict[str, TableT[Any, Any]] = {
+        name: raw_table(name) for name in ("processed", "entries", "stats", *DELTA_TABLES)
+    }
+    hub = Hub(settings, app, metrics, tables, topics, contract_topic_of, decoder, encoder,
+              prefetch_schema)
+
+    async def send_all(sends: Iterable[Send]) -> None:
+        for send in sends:
+            await retry(
+                lambda send=send: topics[send.topic].send(  # type: ignore[misc]
+                    key=send.key, value=send.value, headers=list(send.headers) or None
+                ),
+                what="producer",
+                metrics=metrics,
+            )
+
+    def write_tables(result: StageResult) -> None:
+        for table_name, key, value in result.table_writes:
+            tables[table_name][key] = value
+
+    ingest_stage = Ingest(decoder, chart)
+
+    async def ingest_agent(stream: StreamT[Any]) -> None:
+        event: EventT[Any]
+        async for event in stream.events():
+            message = event.message
+            contract = contract_topic_of[message.topic]
+            started = time.perf_counter()
+            position = SourcePosition(
+                contract, message.partition, message.offset,
+                int(message.timestamp * 1000) if message.timestamp else None,
+            )
+            metrics.events_consumed.labels(contract).inc()
+            await prefetch_schema(message.value)
+            result = ingest_stage.process(
+                contract, message.key, message.value, position, datetime.now(UTC)
+            )
+            await send_all(result.sends)
+            count_outcome(result, contract)
+            metrics.processing_seconds.labels("ingest").observe(time.perf_counter() - started)
+
+    def count_outcome(result: StageResult, topic: str) -> None:
+        if result.outcome == "rejected":
+            assert result.reason is not None
+            metrics.events_rejected.labels(topic, result.reason).inc()
+            metrics.dead_letters.labels(result.reason).inc()
+        elif result.outcome == "posted":
+            metrics.events_posted.labels(topic, result.event_type or "").inc()
+        elif result.outcome == "duplicate":
+            metrics.events_duplicate.labels(topic, result.event_type or "").inc()
+        elif result.outcome == "replay":
+            metrics.replays.labels("posting").inc()
+
+    for name in (*SOURCE_TOPICS, COMMANDS_TOPIC):
+        app.agent(topics[name], name=f"ingest-{name}", concurrency=1)(ingest_agent)
+
+    posting_stage = Posting(decoder, encoder, chart)
+    processed = tables["processed"]
+
+    def get_processed(event_id: str) -> bytes | None:
+        value = processed.get(event_id.encode())
+        return value if isinstance(value, bytes) else None
+
+    async def posting_agent(stream: StreamT[Any]) -> None:
+        event: EventT[Any]
+        async for event in stream.events():
+            message = event.message
+            started = time.perf_counter()
+            record = ByIdRecord(
+                key=message.key, value=message.value, headers=headers_as_bytes(message.headers),
+                partition=message.partition, offset=message.offset,
+            )
+            await prefetch_schema(message.value)
+            result = posting_stage.process(record, get_processed, datetime.now(UTC))
+            await send_all(result.sends)
+            write_tables(result)
+            count_outcome(result, record.source.topic)
+            if result.outcome == "posted" and result.event_timestamp is not None:
+                metrics.event_to_posting_seconds.observe(
+                    max(0.0, time.time() - result.event_timestamp.timestamp())
+                )
+            metrics.processing_seconds.labels("posting").observe(time.perf_counter() - started)
+
+    app.agent(topics[BY_EVENT_ID_TOPIC], name="posting", concurrency=1)(posting_agent)
+
+    def make_table_agent(table_name: str) -> Callable[[StreamT[Any]], Awaitable[None]]:
+        stage = TableApply(table_name, encoder, chart)
+        table = tables[table_name]
+
+        async def table_agent(stream: StreamT[Any]) -> None:
+            event: EventT[Any]
+            async for event in stream.events():
+                message = event.message
+                started = time.perf_counter()
+                current = table.get(message.key)
+                result = stage.process(message.value, current if isinstance(current, bytes) else None)
+                if result.outcome == "applied":
+                    await send_all(result.sends)
+                    write_tables(result)
+                    metrics.deltas_applied.labels(table_name).inc()
+                    for alert_type in result.extra.get("alerts", ()):
+                        metrics.alerts.labels(alert_type).inc()
+                else:
+                    metrics.deltas_skipped.labels(table_name).inc()
+                metrics.processing_seconds.labels(f"table_{table_name}").observe(
+                    time.perf_counter() - started
+                )
+
+        return table_agent
+
+    for table_name in DELTA_TABLES:
+        app.agent(topics[delta_topic(table_name)], name=f"table-{table_name}", concurrency=1)(
+            make_table_agent(table_name)
+        )
+
+    entries = tables["entries"]
+
+    async def entries_agent(stream: StreamT[Any]) -> None:
+        # Journal entries keyed by entry id, so GET /ledger/entries/{id} can be routed.
+        event: EventT[Any]
+        async for event in stream.events():
+            entries[event.message.key] = event.message.value
+
+    app.agent(topics[LEDGER_TOPIC], name="entries", concurrency=1)(entries_agent)
+
+    @app.on_rebalance_complete.connect
+    async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:  # noqa: ARG001
+        log.info("rebalance complete; assigned: %s", sorted(map(str, app.consumer.assignment())))
+
+    return hub
+
+
+async def retry(
+    operation: Callable[[], Awaitable[T]], *, what: str, metrics: Metrics,
+    attempts_max: int | None = None,
+) -> T:
+    """Run ``operation`` until it succeeds, backing off exponentially with full jitter.
+
+    Transient failures are never dead-lettered: the record waits, and so does its partition.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except (RegistryUnavailableError, ConnectionError, TimeoutError, OSError) as exc:
+            attempt += 1
+            if attempts_max is not None and attempt >= attempts_max:
+                raise
+            delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2**attempt))
+            metrics.retries.labels(what).inc()
+            log.warning("%s failed (%s); retry %d in %.2fs", what, exc, attempt, delay)
+            await asyncio.sleep(delay)

@@ -1,0 +1,357 @@
+"""What happens to one record at each stage, with no faust in sight.
+
+Each stage takes a record and returns the effects to carry out (records to send, a table row to
+write, an outcome for the metrics). The faust agents in ``streams/hub.py`` only execute these
+effects, so every decision here is unit-testable and the benchmark baseline can reuse it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ledger import idempotency, reducers, rules, validation
+from ledger.chart import ChartOfAccounts
+from ledger.deltas import Delta, delta_from_json_dict, delta_to_json_dict
+from ledger.entries import JournalEntry, SourceRef, assert_balanced, to_avro_dict
+from ledger.events import CompensationRequested, Event
+from ledger.rejections import Reason, Rejection
+from schemas.codec import Decoded, Decoder, Encoder
+from settings import ALERTS_TOPIC, BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC, delta_topic
+from streams.deadletter import SourcePosition, dead_letter_headers
+
+log = logging.getLogger(__name__)
+
+# Headers the ingest stage puts on the by-event-id record so later stages know its origin.
+H_SOURCE_TOPIC = "fin.source.topic"
+H_SOURCE_PARTITION = "fin.source.partition"
+H_SOURCE_OFFSET = "fin.source.offset"
+H_SOURCE_TIMESTAMP_MS = "fin.source.timestamp_ms"
+H_ORIGINAL_KEY = "fin.original_key"
+
+
+@dataclass(frozen=True)
+class Send:
+    """One record to produce. ``topic`` is the contract name; the hub adds any prefix."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class StageResult:
+    outcome: str  # posted | rejected | duplicate | forwarded | replay | applied | skipped
+    sends: tuple[Send, ...] = ()
+    reason: str | None = None
+    event_type: str | None = None
+    event_id: str | None = None
+    table_writes: tuple[tuple[str, str, bytes], ...] = ()  # (table, key, value)
+    event_timestamp: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def dead_letter(
+    rejection: Rejection,
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    source: SourcePosition,
+    now: datetime,
+    event_id: str | None = None,
+) -> Send:
+    headers = dead_letter_headers(
+        reason=str(rejection.reason), detail=rejection.detail, source=source, rejected_at=now,
+        event_id=event_id,
+    )
+    return Send(DLQ_TOPIC, key, value, tuple(headers))
+
+
+class Ingest:
+    """Source record → decoded, validated, re-keyed by event id; or a named rejection."""
+
+    def __init__(self, decoder: Decoder, chart: ChartOfAccounts) -> None:
+        self._decoder = decoder
+        self._chart = chart
+
+    def process(
+        self, topic: str, key: bytes | None, value: bytes | None, position: SourcePosition,
+        now: datetime,
+    ) -> StageResult:
+        decoded = self._decoder.decode(topic, value)
+        if isinstance(decoded, Rejection):
+            return _rejected(decoded, key, value, position, now)
+        received_at = _received_at(position, now)
+        checked = validation.validate(
+            decoded.record, topic=topic, received_at=received_at, chart=self._chart
+        )
+        if isinstance(checked, Rejection):
+            event_id = decoded.record.get("event_id")
+            return _rejected(
+                checked, key, value, position, now,
+                event_id=event_id if isinstance(event_id, str) else None,
+            )
+        routing_key = _routing_key(checked)
+        headers: list[tuple[str, bytes]] = [
+            (H_SOURCE_TOPIC, topic.encode()),
+            (H_SOURCE_PARTITION, str(position.partition).encode()),
+            (H_SOURCE_OFFSET, str(position.offset).encode()),
+            (H_SOURCE_TIMESTAMP_MS, str(int(received_at.timestamp() * 1000)).encode()),
+        ]
+        if key is not None:
+            headers.append((H_ORIGINAL_KEY, key))
+        return StageResult(
+            outcome="forwarded",
+            sends=(Send(BY_EVENT_ID_TOPIC, routing_key.encode(), value, tuple(headers)),),
+            event_type=checked.event_type,
+            event_id=checked.event_id,
+        )
+
+
+def _routing_key(event: Event) -> str:
+    # A compensation travels with the event it reverses: that partition holds the original's
+    # processed record, which the reversal needs.
+    if isinstance(event, CompensationRequested):
+        return event.target_event_id
+    return event.event_id
+
+
+def _received_at(position: SourcePosition, now: datetime) -> datetime:
+    if position.timestamp_ms is None or position.timestamp_ms <= 0:
+        return now
+    return datetime.fromtimestamp(position.timestamp_ms / 1000, UTC)
+
+
+def _rejected(
+    rejection: Rejection, key: bytes | None, value: bytes | None, position: SourcePosition,
+    now: datetime, *, event_id: str | None = None,
+) -> StageResult:
+    log.warning(
+        "rejected %s[%d]@%d event_id=%s reason=%s: %s", position.topic, position.partition,
+        position.offset, event_id or "-", rejection.reason, rejection.detail,
+    )
+    return StageResult(
+        outcome="rejected",
+        reason=str(rejection.reason),
+        event_id=event_id,
+        sends=(dead_letter(rejection, key=key, value=value, source=position, now=now,
+                           event_id=event_id),),
+    )
+
+
+@dataclass(frozen=True)
+class ByIdRecord:
+    """A record of the by-event-id topic, with the origin the ingest stage wrote into headers."""
+
+    key: bytes
+    value: bytes
+    headers: Mapping[str, bytes]
+    partition: int
+    offset: int
+
+    @property
+    def source(self) -> SourcePosition:
+        return SourcePosition(
+            topic=self.headers[H_SOURCE_TOPIC].decode(),
+            partition=int(self.headers[H_SOURCE_PARTITION]),
+            offset=int(self.headers[H_SOURCE_OFFSET]),
+            timestamp_ms=int(self.headers[H_SOURCE_TIMESTAMP_MS]),
+        )
+
+    @property
+    def original_key(self) -> bytes | None:
+        return self.headers.get(H_ORIGINAL_KEY)
+
+
+class Posting:
+    """By-event-id record → journal entry + deltas, exactly once per event id.
+
+    ``processed`` is the table keyed by event id (the caller passes a get function and applies
+    the returned writes), so this class stays free of faust.
+    """
+
+    def __init__(self, decoder: Decoder, encoder: Encoder, chart: ChartOfAccounts) -> None:
+        self._decoder = decoder
+        self._encoder = encoder
+        self._chart = chart
+
+    def process(
+        self, record: ByIdRecord, get_processed: Callable[[str], bytes | None], now: datetime
+    ) -> StageResult:
+        source = record.source
+        decoded = self._decoder.decode(source.topic, record.value)
+        # The ingest stage already decoded and validated these exact bytes; a failure now is a
+        # bug or a registry that forgot a schema, and must not be swallowed.
+        if isinstance(decoded, Rejection):
+            raise RuntimeError(f"by-id record no longer decodes: {decoded}")
+        event = validation.validate(
+            decoded.record, topic=source.topic,
+            received_at=_received_at(source, now), chart=self._chart,
+        )
+        if isinstance(event, Rejection):
+            raise RuntimeError(f"by-id record no longer validates: {event}")
+        source_ref = SourceRef(
+            event_id=event.event_id, event_type=event.event_type, topic=source.topic,
+            partition=source.partition, offset=source.offset,
+        )
+        fingerprint = idempotency.fingerprint(decoded.record)
+        existing_raw = get_processed(event.event_id)
+        existing = (
+            idempotency.ProcessedRecord.from_json_dict(orjson.loads(existing_raw))
+            if existing_raw is not None else None
+        )
+        decision = idempotency.decide(
+            existing, fingerprint=fingerprint, source=source_ref, by_id_offset=record.offset
+        )
+        common = {"event_type": event.event_type, "event_id": event.event_id,
+                  "event_timestamp": event.timestamp}
+        if decision is idempotency.Decision.CONFLICT:
+            rejection = Rejection(
+                Reason.EVENT_ID_CONFLICT,
+                f"event_id {event.event_id} was already posted with a different payload "
+                f"(first seen at {existing.source.topic}[{existing.source.partition}]"
+                f"@{existing.source.offset})" if existing else "event_id conflict",
+            )
+            return _rejected(rejection, record.original_key, record.value, source, now,
+                             event_id=event.event_id)
+        if decision is idempotency.Decision.DUPLICATE:
+            log.info("duplicate event_id=%s from %s[%d]@%d", event.event_id, source.topic,
+                     source.partition, source.offset)
+            return StageResult(outcome="duplicate", **common)  # type: ignore[arg-type]
+        if decision is idempotency.Decision.REPLAY_COPY:
+            return StageResult(outcome="replay", **common)  # type: ignore[arg-type]
+        if decision is idempotency.Decision.REEMIT:
+            assert existing is not None
+            posting = rules.posting_from_json_dict(existing.posting)
+            return self._emit(posting, record, existing, outcome="replay", common=common)
+
+        # Decision.POST
+        if isinstance(event, CompensationRequested):
+            return self._compensate(event, record, source_ref, fingerprint, get_processed, now,
+                                    common)
+        posting = rules.post(event, source_ref, self._chart)
+        processed = idempotency.ProcessedRecord(
+            fingerprint=fingerprint, source=source_ref, by_id_offset=record.offset,
+            posting=rules.posting_to_json_dict(posting), compensated_by=None,
+        )
+        return self._emit(posting, record, processed, outcome="posted", common=common)
+
+    def _compensate(
+        self, event: CompensationRequested, record: ByIdRecord, source_ref: SourceRef,
+        fingerprint: str, get_processed: Callable[[str], bytes | None], now: datetime,
+        common: Mapping[str, Any],
+    ) -> StageResult:
+        target_raw = get_processed(event.target_event_id)
+        if target_raw is None:
+            return _rejected(
+                Rejection(Reason.COMPENSATION_TARGET_UNKNOWN,
+                          f"no posted event with event_id {event.target_event_id}"),
+                record.original_key, record.value, record.source, now, event_id=event.event_id,
+            )
+        target = idempotency.ProcessedRecord.from_json_dict(orjson.loads(target_raw))
+        if target.compensated_by is not None:
+            log.info("compensation %s: event %s was already compensated by %s",
+                     event.event_id, event.target_event_id,
+                     target.compensated_by)
+            return StageResult(outcome="duplicate", **common)  # type: ignore[arg-type]
+        original = rules.posting_from_json_dict(target.posting)
+        try:
+            reversal = rules.reverse(original, event.event_id, source_ref, self._chart)
+        except rules.NotReversibleError as exc:
+            return _rejected(
+                Rejection(Reason.COMPENSATION_TARGET_NOT_REVERSIBLE, str(exc)),
+                record.original_key, record.value, record.source, now, event_id=event.event_id,
+            )
+        processed = idempotency.ProcessedRecord(
+            fingerprint=fingerprint, source=source_ref, by_id_offset=record.offset,
+            posting=rules.posting_to_json_dict(reversal), compensated_by=None,
+        )
+        marked_target = target.with_compensated_by(event.event_id)
+        result = self._emit(reversal, record, processed, outcome="posted", common=common)
+        return StageResult(
+            outcome=result.outcome, sends=result.sends, event_type=result.event_type,
+            event_id=result.event_id, event_timestamp=result.event_timestamp,
+            table_writes=(*result.table_writes,
+                          ("processed", event.target_event_id,
+                           orjson.dumps(marked_target.to_json_dict()))),
+        )
+
+    def _emit(
+        self, posting: rules.Posting, record: ByIdRecord,
+        processed: idempotency.ProcessedRecord, *, outcome: str, common: Mapping[str, Any],
+    ) -> StageResult:
+        sends: list[Send] = []
+        if posting.entry is not None:
+            sends.append(self.entry_send(posting.entry))
+        for index, delta in enumerate(posting.deltas):
+            sends.append(delta_send(delta, (record.partition, record.offset, index),
+                                    processed.source.event_id))
+        return StageResult(
+            outcome=outcome,
+            sends=tuple(sends),
+            table_writes=(("processed", processed.source.event_id,
+                           orjson.dumps(processed.to_json_dict())),),
+            **common,  # type: ignore[arg-type]
+        )
+
+    def entry_send(self, entry: JournalEntry) -> Send:
+        # Second balance check, right before the entry leaves the process (invariant 1).
+        assert_balanced(entry)
+        return Send(LEDGER_TOPIC, entry.entry_id.encode(), self._encoder.encode(to_avro_dict(entry)))
+
+
+def delta_send(delta: Delta, position: reducers.Position, event_id: str) -> Send:
+    body = {"delta": delta_to_json_dict(delta), "position": list(position), "event_id": event_id}
+    return Send(delta_topic(delta.table), delta.key.encode(), orjson.dumps(body))
+
+
+@dataclass(frozen=True)
+class DeltaRecord:
+    delta: Delta
+    position: reducers.Position
+    event_id: str
+
+    @classmethod
+    def parse(cls, value: bytes) -> DeltaRecord:
+        body = orjson.loads(value)
+        partition, offset, index = body["position"]
+        return cls(delta_from_json_dict(body["delta"]), (partition, offset, index), body["event_id"])
+
+
+class TableApply:
+    """Delta → new table row (guarded), plus any alerts, for one table."""
+
+    def __init__(self, table: str, encoder: Encoder, chart: ChartOfAccounts) -> None:
+        self.table = table
+        self._encoder = encoder
+        self._chart = chart
+
+    def process(self, value: bytes, current: bytes | None) -> StageResult:
+        record = DeltaRecord.parse(value)
+        row = reducers.row_from_json_dict(self.table, orjson.loads(current)) if current else None
+        outcome = reducers.apply(row, record.delta, record.position, self._chart)
+        if not outcome.applied:
+            return StageResult(outcome="skipped", event_id=record.event_id)
+        sends = tuple(
+            Send(ALERTS_TOPIC, alert.subject.encode(),
+                 self._encoder.encode(reducers.alert_to_avro_dict(alert)))
+            for alert in outcome.alerts
+        )
+        return StageResult(
+            outcome="applied",
+            event_id=record.event_id,
+            sends=sends,
+            table_writes=((self.table, record.delta.key,
+                           orjson.dumps(reducers.row_to_json_dict(outcome.row))),),
+            extra={"alerts": [alert.alert_type for alert in outcome.alerts]},
+        )
+
+
+def decoded_event_type(decoded: Decoded) -> str:
+    return decoded.event_type

@@ -1,0 +1,71 @@
+"""Writer schemas by id for the decoder, fetched from the registry off the event loop.
+
+The decoder calls ``lookup`` synchronously on its hot path; it must never block the loop on
+HTTP. So the agents ``await prefetch(value)`` first: a cache hit costs a dict lookup; a miss asks
+the registry in a thread, retrying transient failures with backoff. A 404 is remembered for a
+while so a burst of records with an unknown id does not become a burst of registry calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections.abc import Callable
+
+from errors import RegistryUnavailableError
+from schemas.registry import SchemaNotFound
+from streams.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND_REMEMBER_S = 30.0
+BACKOFF_INITIAL_S = 0.2
+BACKOFF_MAX_S = 10.0
+
+
+class SchemaNotCachedError(RegistryUnavailableError):
+    """The decoder asked for a schema nobody prefetched: treat like an outage (retry)."""
+
+
+class SchemaCache:
+    def __init__(self, fetch: Callable[[int], str], metrics: Metrics) -> None:
+        self._fetch = fetch
+        self._metrics = metrics
+        self._texts: dict[int, str] = {}
+        self._not_found_until: dict[int, float] = {}
+
+    def lookup(self, schema_id: int) -> str:
+        text = self._texts.get(schema_id)
+        if text is not None:
+            return text
+        if self._not_found_until.get(schema_id, 0.0) > time.monotonic():
+            raise SchemaNotFound(f"schema id {schema_id} is not registered")
+        raise SchemaNotCachedError(f"schema id {schema_id} was not prefetched")
+
+    async def prefetch(self, value: bytes | None) -> None:
+        if value is None or len(value) < 5 or value[0] != 0:
+            return  # the decoder names this wire_format_invalid
+        schema_id = struct.unpack(">I", value[1:5])[0]
+        if schema_id in self._texts or self._not_found_until.get(schema_id, 0.0) > time.monotonic():
+            return
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            try:
+                text = await loop.run_in_executor(None, self._fetch, schema_id)
+            except SchemaNotFound:
+                log.warning("schema id %d is unknown to the registry", schema_id)
+                self._not_found_until[schema_id] = time.monotonic() + NOT_FOUND_REMEMBER_S
+                return
+            except RegistryUnavailableError as exc:
+                attempt += 1
+                delay = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2**attempt)
+                self._metrics.retries.labels("schema_registry").inc()
+                log.warning("registry unavailable fetching schema id %d (%s); retry %d in %.1fs",
+                            schema_id, exc, attempt, delay)
+                await asyncio.sleep(delay)
+                continue
+            self._texts[schema_id] = text
+            return
