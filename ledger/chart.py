@@ -179,7 +179,7 @@ class _Reader:
 
     def ratio(self, value: Any, where: str) -> Decimal | None:
         if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-            self.problem(f"{where} must be a decimal ratio such as \"0.90\", got {value!r}")
+            self.problem(f'{where} must be a decimal ratio such as "0.90", got {value!r}')
             return None
         try:
             ratio = Decimal(value)

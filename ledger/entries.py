@@ -62,7 +62,12 @@ class JournalLine:
 
     def __post_init__(self) -> None:
         for side, amount in (("debit", self.debit), ("credit", self.credit)):
-            if not (is_money(amount) and fits_precision(amount) and amount >= 0):
+            if not (
+                isinstance(amount, Decimal)
+                and is_money(amount)
+                and fits_precision(amount)
+                and amount >= 0
+            ):
                 raise UnbalancedEntryError(
                     f"line {self.account}: {side} {amount!r} is not a non-negative money amount"
                 )

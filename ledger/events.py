@@ -660,6 +660,42 @@ def parse_event(record: Mapping[str, Any]) -> Event:
     )
 
 
+# --- JSON form of a decoded record ---------------------------------------------------------
+
+
+def to_json_record(record: Any) -> Any:
+    """The JSON-safe form of a decoded record: Decimal as its text, dates as ISO text, the
+    timestamp as ISO text in UTC, UUIDs as text; ``parse_event`` reads this form back.
+
+    Use it for the internal by-event-id topic: ``ledger.idempotency.fingerprint`` is computed
+    on this form, so the fingerprint is the same before and after the JSON round trip.
+    Floats and bytes are refused: neither belongs in a decoded FIN record.
+    """
+    if isinstance(record, Mapping):
+        encoded: dict[str, Any] = {}
+        for key, value in record.items():
+            if not isinstance(key, str):
+                raise TypeError(f"record keys must be text, got {key!r}")
+            encoded[key] = to_json_record(value)
+        return encoded
+    if isinstance(record, list | tuple):
+        return [to_json_record(item) for item in record]
+    if isinstance(record, Decimal):
+        return str(record)
+    if isinstance(record, datetime):
+        if record.tzinfo is None:
+            raise TypeError(f"timestamp without time zone: {record.isoformat()}")
+        return record.astimezone(UTC).isoformat()
+    if isinstance(record, date):
+        return record.isoformat()
+    if isinstance(record, UUID):
+        return str(record)
+    if record is None or isinstance(record, str | int):
+        # bool is an int and passes unchanged, which JSON represents exactly.
+        return record
+    raise TypeError(f"{type(record).__name__} has no place in a decoded FIN record: {record!r}")
+
+
 # --- back to a record ----------------------------------------------------------------------
 
 _ENVELOPE_FIELDS = frozenset({"event_id", "timestamp", "source"})
@@ -679,8 +715,11 @@ def to_record(event: Event) -> dict[str, Any]:
         value = getattr(event, item.name)
         if item.name == "department_lines":
             value = [
-                {"department_id": line.department_id, "category": line.category,
-                 "amount": line.amount}
+                {
+                    "department_id": line.department_id,
+                    "category": line.category,
+                    "amount": line.amount,
+                }
                 for line in value
             ]
         data[_RECORD_NAMES.get(item.name, item.name)] = value

@@ -83,6 +83,7 @@ def _simple(
     event: events.Event,
     source: SourceRef,
     chart: ChartOfAccounts,
+    *,
     amount: Decimal,
     dims: Mapping[str, str],
     state: tuple[Delta, ...],
@@ -117,7 +118,9 @@ def _payroll_shares(
     for line in event.department_lines:
         share_key = (line.department_id, line.category)
         merged[share_key] = merged.get(share_key, ZERO) + money(line.amount)
-    return tuple((department, category, amount) for (department, category), amount in merged.items())
+    return tuple(
+        (department, category, amount) for (department, category), amount in merged.items()
+    )
 
 
 def post_payroll(
@@ -155,7 +158,9 @@ def post_goods_received(
         due_date=event.due_date,
         document_id=event.purchase_order_id,
     )
-    return _simple(event, source, chart, amount, {"vendor": event.vendor_id}, (invoice,))
+    return _simple(
+        event, source, chart, amount=amount, dims={"vendor": event.vendor_id}, state=(invoice,)
+    )
 
 
 def post_sales_order(
@@ -163,7 +168,9 @@ def post_sales_order(
 ) -> Posting:
     amount = money(event.total_amount)
     exposure = deltas.CustomerExposure(customer_id=event.customer_id, amount=amount)
-    return _simple(event, source, chart, amount, {"customer": event.customer_id}, (exposure,))
+    return _simple(
+        event, source, chart, amount=amount, dims={"customer": event.customer_id}, state=(exposure,)
+    )
 
 
 def post_production(
@@ -173,7 +180,9 @@ def post_production(
     cost = deltas.ProductionCost(
         product_code=event.product_code, quantity=event.quantity_produced, cost=amount
     )
-    return _simple(event, source, chart, amount, {"product": event.product_code}, (cost,))
+    return _simple(
+        event, source, chart, amount=amount, dims={"product": event.product_code}, state=(cost,)
+    )
 
 
 def post_time_logged(
@@ -183,7 +192,9 @@ def post_time_logged(
     time = deltas.ProjectTime(
         project_id=event.project_id, hours=money(event.hours), billable_amount=amount
     )
-    return _simple(event, source, chart, amount, {"project": event.project_id}, (time,))
+    return _simple(
+        event, source, chart, amount=amount, dims={"project": event.project_id}, state=(time,)
+    )
 
 
 def post_vendor_payment(
@@ -196,7 +207,9 @@ def post_vendor_payment(
         amount=amount,
         business_date=event.business_date,
     )
-    return _simple(event, source, chart, amount, {"vendor": event.vendor_id}, (payment,))
+    return _simple(
+        event, source, chart, amount=amount, dims={"vendor": event.vendor_id}, state=(payment,)
+    )
 
 
 def post_customer_payment(
@@ -209,7 +222,9 @@ def post_customer_payment(
         payment_id=event.payment_id,
         business_date=event.business_date,
     )
-    return _simple(event, source, chart, amount, {"customer": event.customer_id}, (exposure,))
+    return _simple(
+        event, source, chart, amount=amount, dims={"customer": event.customer_id}, state=(exposure,)
+    )
 
 
 def post_budget_set(event: events.BudgetSet, source: SourceRef, chart: ChartOfAccounts) -> Posting:
@@ -302,4 +317,3 @@ def posting_from_json(encoded: Mapping[str, Any]) -> Posting:
         entry=None if entry_json is None else entry_from_json(entry_json),
         deltas=tuple(deltas.from_json_dict(delta) for delta in encoded["deltas"]),
     )
-

@@ -17,12 +17,12 @@ from uuid import UUID
 
 from ledger.chart import ChartOfAccounts
 from ledger.events import (
+    BudgetSet,
     CompensationRequested,
     Event,
+    GoodsReceived,
     MalformedEventError,
     PayrollProcessed,
-    BudgetSet,
-    GoodsReceived,
     ProductionOrderCompleted,
     UnknownEventTypeError,
     event_types_on,

@@ -60,7 +60,7 @@ find_java() {
   local cand v
   for cand in "${REGISTRY_JAVA:-}" "${JAVA_HOME:+$JAVA_HOME/bin/java}" "$(command -v java || true)" \
               /usr/lib/jvm/*/bin/java; do
-    [ -n "$cand" ] && [ -x "$cand" ] || continue
+    if [ -z "$cand" ] || [ ! -x "$cand" ]; then continue; fi
     v="$(java_major "$cand")"
     case "$v" in ''|1.*) continue ;; esac
     if [ "$v" -ge 21 ]; then echo "$cand"; return 0; fi
@@ -79,11 +79,13 @@ cmd_fetch() {
   exec {lock_fd}>"$CACHE_DIR/.apicurio-$APICURIO_VERSION.lock"
   flock "$lock_fd"
   if [ -f "$MARKER" ]; then
+    exec {lock_fd}>&-
     return 0
   fi
   rm -rf "$CACHE_DIR/.apicurio-$APICURIO_VERSION.tmp."* "$DIST_DIR"
   local tmp
   tmp="$(mktemp -d "$CACHE_DIR/.apicurio-$APICURIO_VERSION.tmp.XXXXXX")"
+  # shellcheck disable=SC2064  # expand $tmp now: it is a local of this function
   trap "rm -rf '$tmp'" EXIT
   log "fetching $ARTIFACT via Maven (~160 MB the first time, then from ~/.m2)"
   # -C: fail on checksum mismatch. Maven reads the artifact from ~/.m2 when it is already there.
@@ -99,6 +101,7 @@ cmd_fetch() {
   mv -T "$tmp/dist" "$DIST_DIR"
   rm -rf "$tmp"
   trap - EXIT
+  exec {lock_fd}>&-   # not to be inherited by the JVM that `start` launches next
   log "installed in $DIST_DIR"
 }
 
@@ -109,7 +112,16 @@ http_code() {
 
 answering() { [ "$(http_code)" = 200 ]; }
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_in_use() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+kafka_reachable() {  # true if any host:port of the bootstrap list accepts a TCP connection
+  local hp host port
+  for hp in ${KAFKA_BOOTSTRAP//,/ }; do
+    host="${hp%:*}"; port="${hp##*:}"
+    timeout 2 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null && return 0
+  done
+  return 1
+}
 
 read_pid() {
   local pid
@@ -190,8 +202,16 @@ cmd_start() {
   fi
   cmd_fetch
   mkdir -p "$STATE_DIR/tmp"
+  # serialize concurrent `start`s (the lock fd is closed for the JVM, so it ends with this shell)
+  exec {start_lock}>"$STATE_DIR/.start.lock"
+  flock "$start_lock"
+  if answering; then
+    echo "registry: already running at $BASE_URL"
+    return 0
+  fi
   if ! pid="$(read_pid)"; then
     port_in_use "$PORT" && die "127.0.0.1:$PORT is in use by something that is not this registry (set REGISTRY_PORT)"
+    kafka_reachable || die "Kafka is not reachable at $KAFKA_BOOTSTRAP (start it first: ops/kafka.sh start)"
     local -a cmd
     mapfile -t cmd < <(java_cmd)
     [ "${#cmd[@]}" -gt 1 ] || exit 1
@@ -200,7 +220,7 @@ cmd_start() {
            "port=$PORT kafka=$KAFKA_BOOTSTRAP topic=$KAFKA_TOPIC"
     } >>"$LOG_FILE"
     cd "$STATE_DIR"
-    setsid "${cmd[@]}" >>"$LOG_FILE" 2>&1 </dev/null &
+    setsid "${cmd[@]}" >>"$LOG_FILE" 2>&1 </dev/null {start_lock}>&- &
     pid=$!
     echo "$pid" >"$PID_FILE"
   else
@@ -242,7 +262,12 @@ cmd_stop() {
   if kill -0 "$pid" 2>/dev/null; then
     log "pid $pid still alive after ${STOP_TIMEOUT}s; SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
-    sleep 1
+    waited=0
+    while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 50 ]; do
+      sleep 0.2
+      waited=$((waited + 1))
+    done
+    kill -0 "$pid" 2>/dev/null && die "pid $pid survived SIGKILL"
   fi
   rm -f "$PID_FILE"
   echo "registry: stopped (pid $pid)"
@@ -251,6 +276,7 @@ cmd_stop() {
 cmd_run() {
   cmd_fetch
   mkdir -p "$STATE_DIR/tmp"
+  kafka_reachable || die "Kafka is not reachable at $KAFKA_BOOTSTRAP (start it first: ops/kafka.sh start)"
   local -a cmd
   mapfile -t cmd < <(java_cmd)
   [ "${#cmd[@]}" -gt 1 ] || exit 1

@@ -60,9 +60,7 @@ def parse_avro(text: str) -> AvroSchema:
 
 def canonical_text(parsed: avro.schema.Schema) -> str:
     """The identity of a schema: its JSON form, compact, keys sorted, non-ASCII kept."""
-    return json.dumps(
-        parsed.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    return json.dumps(parsed.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _refuse_constant(name: str) -> object:
@@ -128,7 +126,7 @@ def _first_default_problem(schema: avro.schema.Schema, seen: set[int]) -> str | 
     return None
 
 
-def _default_problem(schema: avro.schema.Schema, value: object) -> str | None:  # noqa: PLR0911
+def _default_problem(schema: avro.schema.Schema, value: object) -> str | None:
     """Why the JSON `value` is not a valid default for `schema`, or None when it is."""
     expected = _type_label(schema)
     got = _shorten(json.dumps(value, ensure_ascii=False), 80)

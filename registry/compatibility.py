@@ -154,7 +154,8 @@ def reader_writer_problems(reader: avro.schema.Schema, writer: avro.schema.Schem
     """Why `reader` cannot decode what `writer` wrote, per Avro's resolution rules."""
     try:
         # A fresh checker each time: it memoizes by object identity.
-        result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
+        checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+        result = checker.get_compatibility(reader, writer)
     except Exception as exc:  # the checker's own failure must refuse, never accept
         return [f"the Avro compatibility checker failed: {type(exc).__name__}: {exc}"]
     if result.compatibility is SchemaCompatibilityType.compatible:

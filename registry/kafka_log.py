@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
@@ -26,7 +26,6 @@ from registry.store import LogRecord
 
 LOG = logging.getLogger(__name__)
 
-TOPIC_DEFAULT = "_schemas"
 # A schema is at most 1 MiB; escaped inside its JSON record it can nearly double.
 RECORD_BYTES_MAX = 8 * 1024 * 1024
 POLL_TIMEOUT_MS = 500
@@ -34,20 +33,6 @@ CONNECT_ATTEMPT_TIMEOUT_MS = 5_000
 CONNECT_RETRY_DELAY_S = 1.0
 
 T = TypeVar("T")
-
-
-class SchemaLog(Protocol):
-    """What the registry needs from its storage."""
-
-    async def read_from(self, offset: int) -> list[LogRecord]:
-        """Every record from `offset` up to the end of the log as it is now, in order."""
-        ...
-
-    async def append(self, entries: Sequence[tuple[bytes, bytes | None]]) -> list[int]:
-        """Append (key, value) records, in order; return their offsets once all are durable."""
-        ...
-
-    async def close(self) -> None: ...
 
 
 class KafkaSchemaLog:
@@ -89,6 +74,8 @@ class KafkaSchemaLog:
     def _connect_with_retries(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
+            if self._closing:
+                raise StoreError("the registry is stopping")
             try:
                 self._connect_once()
                 return

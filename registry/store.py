@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import avro.schema
 
@@ -99,6 +101,20 @@ def id_watermark_key() -> bytes:
 
 def id_watermark_value(schema_id: int) -> bytes:
     return _encode({"id": schema_id})
+
+
+class SchemaLog(Protocol):
+    """What the registry needs from its storage."""
+
+    async def read_from(self, offset: int) -> list[LogRecord]:
+        """Every record from `offset` up to the end of the log as it is now, in order."""
+        ...
+
+    async def append(self, entries: Sequence[tuple[bytes, bytes | None]]) -> list[int]:
+        """Append (key, value) records, in order; return their offsets once all are durable."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class MalformedRecordError(Exception):

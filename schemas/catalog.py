@@ -248,7 +248,8 @@ def _load_entry(path: Path) -> SchemaEntry:
 
 
 def _check_shape(path: Path, schema_json: Mapping[str, Any], contract: RecordContract) -> None:
-    """The envelope and key field the rest of FIN relies on must be in the file."""
+    """Defaults fit their types; the envelope and key field FIN relies on are in the file."""
+    _check_defaults(path, schema_json)
     fields = {field["name"]: field for field in schema_json["fields"]}
     if contract.has_envelope:
         absent = [name for name in ENVELOPE_FIELDS if name not in fields]
@@ -260,3 +261,54 @@ def _check_shape(path: Path, schema_json: Mapping[str, Any], contract: RecordCon
         if name not in by_name:
             raise SchemaError(f"{path.name}: key field {'.'.join(contract.key_path)} missing")
         level = by_name[name]["type"] if isinstance(by_name[name]["type"], dict) else {}
+
+
+_DEFAULT_TYPES: Mapping[str, type | tuple[type, ...]] = MappingProxyType(
+    {
+        "null": type(None),
+        "boolean": bool,
+        "int": int,
+        "long": int,
+        "float": (int, float),
+        "double": (int, float),
+        "string": str,
+        "bytes": str,
+        "array": list,
+        "map": dict,
+        "record": dict,
+        "enum": str,
+        "fixed": str,
+    }
+)
+
+
+def _check_defaults(path: Path, schema: Any, prefix: str = "") -> None:
+    """A default must fit the field's type, or the first branch of a union (Avro spec).
+
+    Neither parser checks that for unions, and a registry that does refuses the schema only at
+    registration; the usual slip is `["null", "string"]` with a non-null default.
+    """
+    if isinstance(schema, list):
+        for branch in schema:
+            _check_defaults(path, branch, prefix)
+        return
+    if not isinstance(schema, Mapping):
+        return
+    for field in schema.get("fields", ()):
+        field_path = f"{prefix}{field['name']}"
+        field_type = field["type"]
+        if "default" in field:
+            first = field_type[0] if isinstance(field_type, list) else field_type
+            kind = first.get("type") if isinstance(first, Mapping) else first
+            expected = _DEFAULT_TYPES.get(str(kind))
+            default = field["default"]
+            wrong_bool = isinstance(default, bool) and kind not in ("boolean",)
+            if expected is not None and (not isinstance(default, expected) or wrong_bool):
+                raise SchemaError(
+                    f"{path.name}: default of {field_path} ({default!r}) does not fit {kind}"
+                )
+        _check_defaults(path, field_type, field_path + ".")
+    if "items" in schema:
+        _check_defaults(path, schema["items"], prefix)
+    if "values" in schema:
+        _check_defaults(path, schema["values"], prefix)

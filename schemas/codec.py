@@ -57,6 +57,9 @@ class _WriterSchema:
     fullname: str | None
     parsed: Schema | None
     problem: str | None
+    # Floats in fields our reader lacks are skipped by schema resolution; a writer schema with
+    # any float gets a second, writer-only read so a NaN anywhere is still refused.
+    has_floats: bool = False
 
 
 def _rejection(code: str, detail: str) -> Rejection:
@@ -84,6 +87,12 @@ class Decoder:
         self._unknown_id_ttl_seconds = unknown_id_ttl_seconds
         self._unknown_ids: OrderedDict[int, float] = OrderedDict()
         self._clock = clock
+        # Reader schemas as writer schemas are parsed (uuid kept as text), so that a writer
+        # identical to ours is read without the cost of schema resolution.
+        self._readers: dict[str, Schema] = {
+            entry.fullname: fastavro.parse_schema(_without_uuid_logical_type(entry.schema_json))
+            for entry in catalog.entries
+        }
         self.registry_fetches = 0
 
     def decode(self, topic: str, value: bytes | None) -> Decoded | Rejection:
@@ -104,7 +113,13 @@ class Decoder:
                 f"allowed: {', '.join(sorted(allowed)) or 'none'}",
             )
         entry = self._catalog.by_fullname[writer.fullname]
-        return _read_payload(schema_id, payload, writer.parsed, entry)
+        if writer.has_floats:
+            problem = _non_finite_float(payload, writer.parsed)
+            if problem is not None:
+                return _rejection("payload_undecodable", f"{entry.fullname}: {problem}")
+        return _read_payload(
+            schema_id, payload, writer.parsed, self._readers[entry.fullname], entry
+        )
 
     def _writer_schema(self, schema_id: int) -> _WriterSchema | None:
         cached = self._schemas.get(schema_id)
@@ -152,7 +167,19 @@ def _parse_writer_schema(schema_text: str) -> _WriterSchema:
         return _WriterSchema(None, None, f"not a valid Avro schema: {exc}")
     if not isinstance(parsed, dict) or parsed.get("type") != "record":
         return _WriterSchema(None, parsed, "not a record schema")
-    return _WriterSchema(str(parsed["name"]), parsed, None)
+    return _WriterSchema(str(parsed["name"]), parsed, None, _has_floats(schema_json))
+
+
+def _has_floats(schema_json: Any) -> bool:
+    if isinstance(schema_json, str):
+        return schema_json in ("float", "double")
+    if isinstance(schema_json, list):
+        return any(_has_floats(branch) for branch in schema_json)
+    if isinstance(schema_json, dict):
+        return any(
+            _has_floats(schema_json.get(name)) for name in ("type", "items", "values")
+        ) or any(_has_floats(field.get("type")) for field in schema_json.get("fields", ()))
+    return False
 
 
 def _without_uuid_logical_type(schema_json: Any) -> Any:
@@ -163,7 +190,7 @@ def _without_uuid_logical_type(schema_json: Any) -> Any:
     """
     if isinstance(schema_json, list):
         return [_without_uuid_logical_type(branch) for branch in schema_json]
-    if not isinstance(schema_json, dict):
+    if not isinstance(schema_json, Mapping):
         return schema_json
     result = {key: _without_uuid_logical_type(value) for key, value in schema_json.items()}
     if result.get("type") == "string" and result.get("logicalType") == "uuid":
@@ -171,12 +198,40 @@ def _without_uuid_logical_type(schema_json: Any) -> Any:
     return result
 
 
+def _non_finite_float(payload: bytes, writer: Schema) -> str | None:
+    """Where the writer-only reading of `payload` holds a NaN or an infinity, if anywhere.
+
+    A payload this reading cannot decode is left to the resolved read, which names it.
+    """
+    try:
+        everything = fastavro.schemaless_reader(io.BytesIO(payload), writer, None)
+    except Exception:
+        return None
+    return _find_non_finite(everything, "")
+
+
+def _find_non_finite(value: Any, path: str) -> str | None:
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path or 'value'}: {value} is not finite"
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _find_non_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def _read_payload(
-    schema_id: int, payload: bytes, writer: Schema, entry: SchemaEntry
+    schema_id: int, payload: bytes, writer: Schema, reader: Schema, entry: SchemaEntry
 ) -> Decoded | Rejection:
     buffer = io.BytesIO(payload)
     try:
-        record = fastavro.schemaless_reader(buffer, writer, entry.parsed)
+        record = fastavro.schemaless_reader(buffer, writer, reader)
     except Exception as exc:
         # The one place untrusted bytes meet the Avro reader: EOFError, UnicodeDecodeError,
         # IndexError (bad union branch), OverflowError (date out of range),
@@ -189,7 +244,7 @@ def _read_payload(
             "payload_undecodable",
             f"{entry.fullname}: {len(payload) - buffer.tell()} trailing byte(s) after the record",
         )
-    problem = nonconformity(record, entry.parsed)
+    problem = nonconformity(record, reader)
     if problem is not None:
         return _rejection("payload_undecodable", f"{entry.fullname}: {problem}")
     assert isinstance(record, dict)

@@ -9,7 +9,7 @@ answers are transient (`RegistryUnavailableError`, retry); a 404 is `SchemaNotFo
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
@@ -32,6 +32,22 @@ class SchemaNotFound(FinError):  # noqa: N818 - the registry's own name for the 
         self.error_code = error_code
 
 
+class HttpSession(Protocol):
+    """The part of `requests.Session` the client uses (tests pass a hand-written fake)."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class RegisteredSchema:
     """One version of a subject as the registry returns it."""
@@ -49,11 +65,11 @@ class RegistryClient:
         self,
         base_url: str,
         timeout_s: float = 5.0,
-        session: requests.Session | None = None,
+        session: HttpSession | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._session = session if session is not None else requests.Session()
+        self._session: HttpSession = session if session is not None else requests.Session()
 
     def close(self) -> None:
         self._session.close()
@@ -153,7 +169,7 @@ def _segment(text: str) -> str:
     return quote(text, safe="")
 
 
-def _error_of(response: requests.Response) -> tuple[int | None, str]:
+def _error_of(response: Any) -> tuple[int | None, str]:
     try:
         body = response.json()
     except ValueError:

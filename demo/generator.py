@@ -1,0 +1,682 @@
+"""Events for demos, load tests and integration tests, as Avro record dicts.
+
+`specification_samples` are the five sample events of the specification with the FIN commands
+that make them meaningful (a budget for ENG-001, a credit limit for CUS-001). `synthetic_events`
+is an endless, seeded, realistic mix. Money is built from whole cents (`Decimal(cents) / 100`
+exactly), never from a float.
+"""
+
+import copy
+import datetime as dt
+import io
+import itertools
+import random
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import fastavro
+
+from schemas.catalog import SchemaCatalog, key_for
+from schemas.wire import frame
+
+UTC = dt.UTC
+SYNTHETIC_START = dt.datetime(2024, 1, 1, tzinfo=UTC)
+DEPARTMENTS = ("ENG-001", "SALES-001", "OPS-001", "FIN-001", "HR-001")
+CUSTOMER_COUNT = 300
+VENDOR_COUNT = 200
+PROJECT_COUNT = 150
+PRODUCT_COUNT = 80
+EMPLOYEE_COUNT = 600
+ZIPF_EXPONENT = 1.1
+
+# Share of each source event type among source events (per mille).
+EVENT_WEIGHTS = {
+    "hr.payroll.processed": 20,
+    "scm.goods.received": 250,
+    "crm.sales_order.completed": 300,
+    "mfg.production_order.completed": 130,
+    "pm.time.logged": 300,
+}
+# Chance per step (per mille) of a FIN command instead of a source event, when one applies.
+CUSTOMER_PAYMENT_PER_MILLE = 40
+VENDOR_PAYMENT_PER_MILLE = 35
+COMPENSATION_PER_MILLE = 3
+EVENT_GAP_MS_MAX = 6_000  # mean gap 3 s: a million events span about five weeks
+COMPENSABLE_MEMORY = 1_000
+SOURCES = {
+    "hr": "hr-service",
+    "scm": "scm-service",
+    "crm": "crm-service",
+    "mfg": "mfg-service",
+    "pm": "pm-service",
+    "fin": "fin-demo",
+}
+COMPENSATION_REASONS = (
+    "entered twice",
+    "logged against the wrong project",
+    "order cancelled after completion",
+    "quantity corrected by a recount",
+)
+
+
+def money_from_cents(cents: int) -> Decimal:
+    """Exact two-place Decimal of a whole number of cents."""
+    return Decimal(cents).scaleb(-2)
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).astimezone(UTC)
+
+
+# --- the specification's samples -----------------------------------------------------------
+
+SAMPLE_EVENT_IDS = {
+    "fin.budget.set": "5a3c1e6e-0b1f-4c55-9d7a-000000000001",
+    "fin.credit_limit.set": "5a3c1e6e-0b1f-4c55-9d7a-000000000002",
+    "hr.payroll.processed": "5a3c1e6e-0b1f-4c55-9d7a-000000000003",
+    "scm.goods.received": "5a3c1e6e-0b1f-4c55-9d7a-000000000004",
+    "crm.sales_order.completed": "5a3c1e6e-0b1f-4c55-9d7a-000000000005",
+    "mfg.production_order.completed": "5a3c1e6e-0b1f-4c55-9d7a-000000000006",
+    "pm.time.logged": "5a3c1e6e-0b1f-4c55-9d7a-000000000007",
+}
+
+
+def specification_samples() -> list[dict[str, Any]]:
+    """The sample events of the specification, preceded by the commands they rely on.
+
+    Fields the specification leaves out take their schema defaults; the payroll run is charged
+    to department ENG-001 so the SALARY budget of 2024-Q1 has an actual.
+    """
+    ids = SAMPLE_EVENT_IDS
+    return [
+        _envelope(
+            "fin.budget.set", ids["fin.budget.set"], _utc("2024-03-01T09:00:00Z"), "fin-demo",
+            {
+                "department_id": "ENG-001",
+                "category": "SALARY",
+                "period": "2024-Q1",
+                "amount": Decimal("500000.00"),
+            },
+        ),
+        _envelope(
+            "fin.credit_limit.set", ids["fin.credit_limit.set"], _utc("2024-03-01T09:05:00Z"),
+            "fin-demo",
+            {"customer_id": "CUS-001", "credit_limit": Decimal("100000.00")},
+        ),
+        _envelope(
+            "hr.payroll.processed", ids["hr.payroll.processed"], _utc("2024-03-15T10:00:00Z"),
+            "hr-service",
+            {
+                "payroll_id": "PAY-2024-003",
+                "pay_period_start": dt.date(2024, 3, 1),
+                "pay_period_end": dt.date(2024, 3, 15),
+                "total_gross_pay": Decimal("125000.00"),
+                "currency": "USD",
+                "department_id": "ENG-001",
+                "department_lines": [],
+            },
+        ),
+        _envelope(
+            "scm.goods.received", ids["scm.goods.received"], _utc("2024-03-15T14:30:00Z"), "",
+            {
+                "purchase_order_id": "PO-2024-001234",
+                "vendor_id": "VEN-001",
+                "total_amount": Decimal("15750.00"),
+                "currency": "USD",
+                "payment_terms_days": 30,
+                "business_date": None,
+            },
+        ),
+        _envelope(
+            "crm.sales_order.completed", ids["crm.sales_order.completed"],
+            _utc("2024-03-15T11:00:00Z"), "",
+            {
+                "sales_order_id": "SO-2024-001234",
+                "customer_id": "CUS-001",
+                "total_amount": Decimal("25000.00"),
+                "currency": "USD",
+                "business_date": None,
+            },
+        ),
+        _envelope(
+            "mfg.production_order.completed", ids["mfg.production_order.completed"],
+            _utc("2024-03-15T18:00:00Z"), "",
+            {
+                "production_order_id": "PO-MFG-2024-001",
+                "product_code": "WIDGET-A",
+                "quantity_produced": 1000,
+                "total_cost": Decimal("45000.00"),
+                "currency": "USD",
+                "business_date": None,
+            },
+        ),
+        _envelope(
+            "pm.time.logged", ids["pm.time.logged"], _utc("2024-03-15T17:00:00Z"), "",
+            {
+                "project_id": "PROJ-CLIENT-A-001",
+                "employee_id": "EMP-001",
+                "hours": Decimal("8.00"),
+                "billable_amount": Decimal("1125.00"),
+                "currency": "USD",
+                "business_date": None,
+            },
+        ),
+    ]
+
+
+def _envelope(
+    event_type: str, event_id: str, timestamp: dt.datetime, source: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "event_type": event_type,
+        "event_id": event_id,
+        "timestamp": timestamp,
+        "source": source,
+        "data": data,
+    }
+
+
+# --- synthetic traffic -----------------------------------------------------------------------
+
+
+def synthetic_events(seed: int, count: int | None = None) -> Iterator[dict[str, Any]]:
+    """A deterministic, realistic stream of events and commands; endless when `count` is None.
+
+    Keys are skewed (a few customers, vendors, projects and products get most traffic);
+    timestamps increase from 2024-01-01; every quarter starts with SALARY budgets for each
+    department, every customer gets a credit limit before its first order, and payments settle
+    invoices and payables that earlier events opened (oldest first).
+    """
+    assert count is None or count >= 0
+    records = _SyntheticWorld(seed).records()
+    return records if count is None else itertools.islice(records, count)
+
+
+class _Population:
+    """Entity ids drawn with a Zipf-like skew: rank k has weight 1 / k**ZIPF_EXPONENT."""
+
+    def __init__(self, prefix: str, size: int, width: int = 3) -> None:
+        self.ids = tuple(f"{prefix}-{number:0{width}d}" for number in range(1, size + 1))
+        weights = [1 / rank**ZIPF_EXPONENT for rank in range(1, size + 1)]
+        self.cumulative_weights = tuple(itertools.accumulate(weights))
+
+    def draw(self, rng: random.Random) -> str:
+        return rng.choices(self.ids, cum_weights=self.cumulative_weights)[0]
+
+
+class _SyntheticWorld:
+    """The state a believable stream needs: open invoices and payables, limits, budgets."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.now = SYNTHETIC_START
+        self.customers = _Population("CUS", CUSTOMER_COUNT)
+        self.vendors = _Population("VEN", VENDOR_COUNT)
+        self.projects = _Population("PROJ", PROJECT_COUNT, width=4)
+        self.products = _Population("PRD", PRODUCT_COUNT)
+        self.employees = _Population("EMP", EMPLOYEE_COUNT)
+        self.open_receivables: deque[tuple[str, int]] = deque()  # (customer, cents)
+        self.open_payables: deque[tuple[str, int]] = deque()  # (vendor, cents)
+        self.compensable: list[str] = []
+        self.customers_with_limit: set[str] = set()
+        self.budgeted_quarters: set[str] = set()
+        self.sequence = itertools.count(1)
+        self.event_types = tuple(EVENT_WEIGHTS)
+        self.event_cumulative_weights = tuple(itertools.accumulate(EVENT_WEIGHTS.values()))
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        while True:
+            self.now += dt.timedelta(milliseconds=self.rng.randint(1, EVENT_GAP_MS_MAX))
+            quarter = _quarter_of(self.now.date())
+            if quarter not in self.budgeted_quarters:
+                self.budgeted_quarters.add(quarter)
+                yield from self.budgets(quarter)
+            yield from self.step()
+
+    def step(self) -> Iterator[dict[str, Any]]:
+        draw = self.rng.randrange(1000)
+        if draw < CUSTOMER_PAYMENT_PER_MILLE and self.open_receivables:
+            yield self.customer_payment()
+            return
+        draw -= CUSTOMER_PAYMENT_PER_MILLE
+        if draw < VENDOR_PAYMENT_PER_MILLE and self.open_payables:
+            yield self.vendor_payment()
+            return
+        draw -= VENDOR_PAYMENT_PER_MILLE
+        if draw < COMPENSATION_PER_MILLE and self.compensable:
+            yield self.compensation()
+            return
+        event_type = self.rng.choices(
+            self.event_types, cum_weights=self.event_cumulative_weights
+        )[0]
+        if event_type == "hr.payroll.processed":
+            yield self.payroll()
+        elif event_type == "scm.goods.received":
+            yield self.goods_received()
+        elif event_type == "crm.sales_order.completed":
+            yield from self.sales_order()
+        elif event_type == "mfg.production_order.completed":
+            yield self.production_order()
+        else:
+            yield self.time_logged()
+
+    # -- helpers --
+
+    def uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def number(self) -> int:
+        return next(self.sequence)
+
+    def record(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        return _envelope(
+            event_type, self.uuid(), self.now, SOURCES[event_type.split(".", maxsplit=1)[0]], data
+        )
+
+    def amount_cents(self, tiers: Sequence[tuple[int, int, int]]) -> int:
+        """Cents from one of (weight, low dollars, high dollars) tiers: mostly small, some big."""
+        weights = [weight for weight, _, _ in tiers]
+        _, low, high = self.rng.choices(tiers, weights=weights)[0]
+        return self.rng.randint(low * 100, high * 100)
+
+    def business_date(self) -> dt.date | None:
+        """Usually unstated (the timestamp's date); sometimes a day or two back."""
+        if self.rng.randrange(10) != 0:
+            return None
+        stated = self.now.date() - dt.timedelta(days=self.rng.randint(0, 2))
+        return max(stated, SYNTHETIC_START.date())
+
+    # -- FIN commands --
+
+    def budgets(self, quarter: str) -> Iterator[dict[str, Any]]:
+        for department in DEPARTMENTS:
+            yield self.record(
+                "fin.budget.set",
+                {
+                    "department_id": department,
+                    "category": "SALARY",
+                    "period": quarter,
+                    "amount": money_from_cents(self.rng.randint(20_000, 60_000) * 100_000),
+                },
+            )
+
+    def credit_limit(self, customer: str) -> dict[str, Any]:
+        self.customers_with_limit.add(customer)
+        limit_cents = self.rng.choice((50_000, 100_000, 250_000, 500_000, 1_000_000)) * 100
+        return self.record(
+            "fin.credit_limit.set",
+            {"customer_id": customer, "credit_limit": money_from_cents(limit_cents)},
+        )
+
+    def customer_payment(self) -> dict[str, Any]:
+        customer, cents = self.open_receivables.popleft()
+        paid = cents if self.rng.randrange(10) else cents // 2
+        if paid < cents:
+            self.open_receivables.append((customer, cents - paid))
+        return self.record(
+            "fin.customer_payment.received",
+            {
+                "customer_id": customer,
+                "payment_id": f"CP-{self.number():07d}",
+                "amount": money_from_cents(paid),
+                "currency": "USD",
+                "business_date": None,
+            },
+        )
+
+    def vendor_payment(self) -> dict[str, Any]:
+        vendor, cents = self.open_payables.popleft()
+        paid = cents if self.rng.randrange(10) else cents // 2
+        if paid < cents:
+            self.open_payables.append((vendor, cents - paid))
+        return self.record(
+            "fin.vendor_payment.made",
+            {
+                "vendor_id": vendor,
+                "payment_id": f"VP-{self.number():07d}",
+                "amount": money_from_cents(paid),
+                "currency": "USD",
+                "business_date": None,
+            },
+        )
+
+    def compensation(self) -> dict[str, Any]:
+        target = self.compensable.pop(self.rng.randrange(len(self.compensable)))
+        return self.record(
+            "fin.compensation.requested",
+            {"target_event_id": target, "reason": self.rng.choice(COMPENSATION_REASONS)},
+        )
+
+    # -- source events --
+
+    def payroll(self) -> dict[str, Any]:
+        today = self.now.date()
+        if today.day <= 15:
+            start, end = today.replace(day=1), today.replace(day=15)
+        else:
+            start, end = today.replace(day=16), _last_day_of_month(today)
+        split = self.rng.randrange(2) == 0
+        departments = self.rng.sample(DEPARTMENTS, self.rng.randint(2, 3)) if split else []
+        amounts = [
+            money_from_cents(self.rng.randint(5_000, 60_000) * 100) for _ in departments
+        ]
+        lines = [
+            {"department_id": department, "category": "SALARY", "amount": amount}
+            for department, amount in zip(departments, amounts, strict=True)
+        ]
+        if lines:
+            total = sum(amounts, Decimal("0.00"))
+        else:
+            total = money_from_cents(self.rng.randint(5_000, 60_000) * 100)
+        return self.record(
+            "hr.payroll.processed",
+            {
+                "payroll_id": f"PAY-{today.year}-{self.number():06d}",
+                "pay_period_start": start,
+                "pay_period_end": end,
+                "total_gross_pay": total,
+                "currency": "USD",
+                "department_id": None if split else self.rng.choice(DEPARTMENTS),
+                "department_lines": lines,
+            },
+        )
+
+    def goods_received(self) -> dict[str, Any]:
+        vendor = self.vendors.draw(self.rng)
+        cents = self.amount_cents(((70, 200, 5_000), (25, 5_000, 50_000), (5, 50_000, 400_000)))
+        self.open_payables.append((vendor, cents))
+        return self.record(
+            "scm.goods.received",
+            {
+                "purchase_order_id": f"PO-{self.now.year}-{self.number():07d}",
+                "vendor_id": vendor,
+                "total_amount": money_from_cents(cents),
+                "currency": "USD",
+                "payment_terms_days": self.rng.choice((15, 30, 30, 30, 45, 60)),
+                "business_date": self.business_date(),
+            },
+        )
+
+    def sales_order(self) -> Iterator[dict[str, Any]]:
+        customer = self.customers.draw(self.rng)
+        if customer not in self.customers_with_limit:
+            yield self.credit_limit(customer)
+        cents = self.amount_cents(((70, 100, 5_000), (25, 5_000, 50_000), (5, 50_000, 250_000)))
+        self.open_receivables.append((customer, cents))
+        yield self.record(
+            "crm.sales_order.completed",
+            {
+                "sales_order_id": f"SO-{self.now.year}-{self.number():07d}",
+                "customer_id": customer,
+                "total_amount": money_from_cents(cents),
+                "currency": "USD",
+                "business_date": self.business_date(),
+            },
+        )
+
+    def production_order(self) -> dict[str, Any]:
+        quantity = self.rng.randint(10, 5_000)
+        unit_cost_cents = self.rng.randint(50, 20_000)
+        record = self.record(
+            "mfg.production_order.completed",
+            {
+                "production_order_id": f"MO-{self.now.year}-{self.number():07d}",
+                "product_code": self.products.draw(self.rng),
+                "quantity_produced": quantity,
+                "total_cost": money_from_cents(quantity * unit_cost_cents),
+                "currency": "USD",
+                "business_date": self.business_date(),
+            },
+        )
+        self.remember_compensable(record["event_id"])
+        return record
+
+    def time_logged(self) -> dict[str, Any]:
+        quarter_hours = self.rng.randint(1, 40)  # 0.25 .. 10.00 hours
+        hourly_rate_dollars = self.rng.choice((75, 95, 120, 140, 180, 225))
+        record = self.record(
+            "pm.time.logged",
+            {
+                "project_id": self.projects.draw(self.rng),
+                "employee_id": self.employees.draw(self.rng),
+                "hours": money_from_cents(quarter_hours * 25),
+                "billable_amount": money_from_cents(quarter_hours * 25 * hourly_rate_dollars),
+                "currency": "USD",
+                "business_date": self.business_date(),
+            },
+        )
+        self.remember_compensable(record["event_id"])
+        return record
+
+    def remember_compensable(self, event_id: str) -> None:
+        self.compensable.append(event_id)
+        if len(self.compensable) > COMPENSABLE_MEMORY:
+            self.compensable.pop(0)
+
+
+def _quarter_of(day: dt.date) -> str:
+    return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
+
+
+def _last_day_of_month(day: dt.date) -> dt.date:
+    first_of_next = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return first_of_next - dt.timedelta(days=1)
+
+
+# --- bad records -----------------------------------------------------------------------------
+
+UNREGISTERED_SCHEMA_ID = 0x7FFF_FFF0  # far above any id a fresh registry hands out
+WIDE_DECIMAL_PRECISION = 38
+
+
+class BadRecord(NamedTuple):
+    """A Kafka record FIN must refuse, and the reason it must name (contract topic name)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    expected_reason: str
+
+
+def bad_records(
+    seed: int,
+    schema_id_for: Callable[[str], int],
+    catalog: SchemaCatalog | None = None,
+) -> list[BadRecord]:
+    """Hand-built bad records, at least one per decoding and validation reason.
+
+    `schema_id_for` maps a contract subject to its registry id (as for `Encoder`). The byte
+    surgery relies on fastavro's encoding of our own schemas, so each value is otherwise valid:
+    it fails for exactly the reason it names.
+    """
+    catalog = catalog if catalog is not None else SchemaCatalog.load()
+    builder = _BadRecordBuilder(random.Random(seed), schema_id_for, catalog)
+    return builder.all()
+
+
+class _BadRecordBuilder:
+    def __init__(
+        self, rng: random.Random, schema_id_for: Callable[[str], int], catalog: SchemaCatalog
+    ) -> None:
+        self.rng = rng
+        self.schema_id_for = schema_id_for
+        self.catalog = catalog
+        self.samples = {record["event_type"]: record for record in specification_samples()}
+
+    def sample(self, event_type: str, **data_changes: Any) -> dict[str, Any]:
+        """A fresh copy of a specification sample with a new event id and changed data."""
+        record = copy.deepcopy(self.samples[event_type])
+        record["event_id"] = self.uuid()
+        record["data"].update(data_changes)
+        return record
+
+    def uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def framed(
+        self, record: dict[str, Any], payload: bytes | None = None, fullname: str | None = None
+    ) -> bytes:
+        entry = self.catalog.entry_for_record(record, fullname)
+        body = payload if payload is not None else self.payload(record, fullname=fullname)
+        return frame(self.schema_id_for(entry.subject), body)
+
+    def payload(
+        self, record: dict[str, Any], widen_decimals: bool = False, fullname: str | None = None
+    ) -> bytes:
+        """fastavro's plain encoding: none of FIN's own strictness, so bad values get through."""
+        entry = self.catalog.entry_for_record(record, fullname)
+        schema: Any = entry.schema_json
+        if widen_decimals:
+            # Same bytes layout (two's complement of the unscaled value), more digits allowed.
+            schema = _with_decimal_precision(schema, WIDE_DECIMAL_PRECISION)
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, fastavro.parse_schema(schema), record)
+        return buffer.getvalue()
+
+    def bad(
+        self,
+        topic: str,
+        record: dict[str, Any],
+        value: bytes,
+        reason: str,
+        fullname: str | None = None,
+    ) -> BadRecord:
+        return BadRecord(topic, key_for(record, fullname).encode(), value, reason)
+
+    def all(self) -> list[BadRecord]:
+        return [
+            *self.wire_format(),
+            *self.schema_level(),
+            *self.undecodable(),
+            *self.validation(),
+            *self.posting(),
+        ]
+
+    def wire_format(self) -> list[BadRecord]:
+        valid = self.framed(self.sample("crm.sales_order.completed"))
+        reason = "wire_format_invalid"
+        return [
+            BadRecord("crm.events", b"SO-TOMBSTONE", None, reason),
+            BadRecord("crm.events", b"SO-SHORT", valid[:3], reason),
+            BadRecord("crm.events", b"SO-MAGIC", b"\x01" + valid[1:], reason),
+        ]
+
+    def schema_level(self) -> list[BadRecord]:
+        sales = self.sample("crm.sales_order.completed")
+        unknown_id = frame(UNREGISTERED_SCHEMA_ID, self.payload(sales))
+        return [
+            self.bad("crm.events", sales, unknown_id, "schema_unknown"),
+            # A well-formed sales order on the HR topic: its subject is not allowed there.
+            self.bad("hr.events", sales, self.framed(sales), "schema_subject_mismatch"),
+        ]
+
+    def undecodable(self) -> list[BadRecord]:
+        reason = "payload_undecodable"
+        sales = self.sample("crm.sales_order.completed")
+        whole = self.payload(sales)
+        # The customer id is replaced, byte for byte, by invalid UTF-8 of the same length.
+        marked = self.sample("crm.sales_order.completed", customer_id="CUS-MARK")
+        marked_payload = self.payload(marked)
+        assert marked_payload.count(b"CUS-MARK") == 1
+        invalid_utf8 = marked_payload.replace(b"CUS-MARK", b"CUS-\xff\xfe\xfd\xfc")
+        # business_date (null | date) is the last field: its branch index 0 is the last byte;
+        # 4 is the zigzag encoding of branch 2, which the union does not have.
+        goods = self.sample("scm.goods.received")
+        goods_payload = self.payload(goods)
+        assert goods_payload[-1:] == b"\x00"
+        bad_branch = goods_payload[:-1] + b"\x04"
+        return [
+            self.bad("crm.events", sales, self.framed(sales, whole[:-3]), reason),
+            self.bad("crm.events", sales, self.framed(sales, whole + b"\x00\x00"), reason),
+            self.bad("crm.events", marked, self.framed(marked, invalid_utf8), reason),
+            self.bad("scm.events", goods, self.framed(goods, bad_branch), reason),
+            self.bad("crm.events", sales, self.framed(sales, b""), reason),
+        ]
+
+    def validation(self) -> list[BadRecord]:
+        unknown_type = self.sample("hr.payroll.processed")
+        unknown_type["event_type"] = "hr.payroll.reversed"
+        not_uuid = self.sample("crm.sales_order.completed")
+        not_uuid["event_id"] = "not-a-uuid"
+        upper_uuid = self.sample("crm.sales_order.completed")
+        upper_uuid["event_id"] = "5A3C1E6E-0B1F-4C55-9D7A-0000000000FF"  # canonical is lower
+        negative = self.sample("crm.sales_order.completed", total_amount=Decimal("-5.00"))
+        zero = self.sample("scm.goods.received", total_amount=Decimal("0.00"))
+        too_big = self.sample(
+            "crm.sales_order.completed", total_amount=Decimal("12345678901234567.89")
+        )
+        too_early = self.sample("pm.time.logged")
+        too_early["timestamp"] = _utc("1999-12-31T23:59:59Z")
+        too_late = self.sample("pm.time.logged")
+        too_late["timestamp"] = _utc("2999-01-01T00:00:00Z")
+        bad_quarter = self.sample("fin.budget.set", period="2024-Q5")
+        bad_month = self.sample("fin.budget.set", period="2024-13")
+        inverted = self.sample(
+            "hr.payroll.processed",
+            pay_period_start=dt.date(2024, 3, 16),
+            pay_period_end=dt.date(2024, 3, 15),
+        )
+        euro = self.sample("crm.sales_order.completed", currency="EUR")
+        unknown_department = self.sample("fin.budget.set", department_id="XYZ-999")
+        lines_mismatch = self.sample(
+            "hr.payroll.processed",
+            department_id=None,
+            department_lines=[
+                {"department_id": "ENG-001", "category": "SALARY", "amount": Decimal("100000.00")}
+            ],
+        )
+        payroll = "erp.hr.PayrollProcessed"
+        plain = [
+            ("crm.events", not_uuid, "event_id_invalid"),
+            ("crm.events", upper_uuid, "event_id_invalid"),
+            ("crm.events", negative, "amount_must_be_positive"),
+            ("scm.events", zero, "amount_must_be_positive"),
+            ("pm.events", too_early, "timestamp_out_of_range"),
+            ("pm.events", too_late, "timestamp_out_of_range"),
+            ("fin.commands", bad_quarter, "period_invalid"),
+            ("fin.commands", bad_month, "period_invalid"),
+            ("hr.events", inverted, "period_invalid"),
+            ("crm.events", euro, "reference_unknown"),
+            ("fin.commands", unknown_department, "reference_unknown"),
+            ("hr.events", lines_mismatch, "amount_lines_mismatch"),
+        ]
+        widened = self.framed(too_big, self.payload(too_big, widen_decimals=True))
+        return [
+            self.bad(
+                "hr.events",
+                unknown_type,
+                self.framed(unknown_type, fullname=payroll),
+                "event_type_unknown",
+                fullname=payroll,
+            ),
+            *(
+                self.bad(topic, record, self.framed(record), reason)
+                for topic, record, reason in plain
+            ),
+            self.bad("crm.events", too_big, widened, "amount_exceeds_precision"),
+        ]
+
+    def posting(self) -> list[BadRecord]:
+        orphan = _envelope(
+            "fin.compensation.requested",
+            self.uuid(),
+            _utc("2024-03-20T09:00:00Z"),
+            "fin-demo",
+            {"target_event_id": self.uuid(), "reason": "no such event was ever posted"},
+        )
+        reason = "compensation_target_unknown"
+        return [self.bad("fin.commands", orphan, self.framed(orphan), reason)]
+
+
+def _with_decimal_precision(schema_json: Any, precision: int) -> Any:
+    if isinstance(schema_json, list):
+        return [_with_decimal_precision(item, precision) for item in schema_json]
+    if not isinstance(schema_json, Mapping):
+        return schema_json
+    result = {key: _with_decimal_precision(value, precision) for key, value in schema_json.items()}
+    if result.get("logicalType") == "decimal":
+        result["precision"] = precision
+    return result
