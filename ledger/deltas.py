@@ -250,7 +250,7 @@ def negate(delta: Delta) -> Delta:
     """The delta that undoes ``delta``; raises ``NotReversibleError`` for a set command."""
     match delta:
         case BudgetActual() | CustomerExposure() | VendorInvoice() | VendorPayment():
-            return replace(delta, amount=delta.amount)
+            return replace(delta, amount=-delta.amount)
         case PeriodPosting():
             # The reversing entry swaps debit and credit, and the period row records it as
             # posted, so gross turnover grows while every balance returns to where it was.

@@ -157,9 +157,7 @@ def decide(
         return Decision.REEMIT
     if existing.source.position == source.position:
         return Decision.REPLAY_COPY
-    if existing.fingerprint == fingerprint:
-        return Decision.DUPLICATE
-    return Decision.CONFLICT
+    return Decision.DUPLICATE
 
 
 def decide_compensation(

@@ -46,7 +46,10 @@ START_TIMEOUT="${REGISTRY_START_TIMEOUT:-90}"
 STOP_TIMEOUT=30
 PID_FILE="$STATE_DIR/registry.pid"
 LOG_FILE="$STATE_DIR/registry.log"
-BASE_URL="http://127.0.0.1:$PORT/apis/ccompat/v7"
+# Which registry: Apicurio (first choice) needs Java 21+; where there is none, the project's own
+# registry (registry/, Karapace's design: compacted `_schemas` topic, one writer) runs instead.
+IMPL="${REGISTRY_IMPL:-auto}"
+PYTHON="${REGISTRY_PYTHON:-$REPO_ROOT/.venv/bin/python}"
 
 log() { echo "registry: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -68,9 +71,23 @@ find_java() {
   return 1
 }
 
+resolve_impl() {
+  case "$IMPL" in
+    apicurio|python) ;;
+    auto) if find_java >/dev/null; then IMPL=apicurio; else IMPL=python; fi ;;
+    *) die "REGISTRY_IMPL must be auto, apicurio or python (got $IMPL)" ;;
+  esac
+  if [ "$IMPL" = apicurio ]; then
+    BASE_URL="http://127.0.0.1:$PORT/apis/ccompat/v7"
+  else
+    BASE_URL="http://127.0.0.1:$PORT"
+  fi
+}
+resolve_impl
+
 # --- fetch -----------------------------------------------------------------------------------
 cmd_fetch() {
-  if [ -f "$MARKER" ]; then
+  if [ "$IMPL" = python ] || [ -f "$MARKER" ]; then
     return 0
   fi
   command -v mvn >/dev/null || die "mvn not found (needed once to fetch $ARTIFACT)"
@@ -133,7 +150,12 @@ read_pid() {
   echo "$pid"
 }
 
-java_cmd() {  # prints the java command line, one word per line
+server_cmd() {  # prints the registry's command line, one word per line
+  if [ "$IMPL" = python ]; then
+    printf '%s\n' "$PYTHON" "-X" "fin.registry.state=$STATE_DIR" "-m" "registry" \
+      "--port" "$PORT" "--bootstrap" "$KAFKA_BOOTSTRAP" "--topic" "${REGISTRY_KAFKA_TOPIC:-_schemas}"
+    return 0
+  fi
   local java
   java="$(find_java)" || die "no Java 21+ found (Apicurio $APICURIO_VERSION needs it); set REGISTRY_JAVA"
   printf '%s\n' \
@@ -213,13 +235,14 @@ cmd_start() {
     port_in_use "$PORT" && die "127.0.0.1:$PORT is in use by something that is not this registry (set REGISTRY_PORT)"
     kafka_reachable || die "Kafka is not reachable at $KAFKA_BOOTSTRAP (start it first: ops/kafka.sh start)"
     local -a cmd
-    mapfile -t cmd < <(java_cmd)
+    mapfile -t cmd < <(server_cmd)
     [ "${#cmd[@]}" -gt 1 ] || exit 1
     {
-      echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) starting Apicurio Registry $APICURIO_VERSION" \
+      echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) starting registry ($IMPL)" \
            "port=$PORT kafka=$KAFKA_BOOTSTRAP topic=$KAFKA_TOPIC"
     } >>"$LOG_FILE"
     cd "$STATE_DIR"
+    [ "$IMPL" = python ] && export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
     setsid "${cmd[@]}" >>"$LOG_FILE" 2>&1 </dev/null {start_lock}>&- &
     pid=$!
     echo "$pid" >"$PID_FILE"
@@ -278,10 +301,11 @@ cmd_run() {
   mkdir -p "$STATE_DIR/tmp"
   kafka_reachable || die "Kafka is not reachable at $KAFKA_BOOTSTRAP (start it first: ops/kafka.sh start)"
   local -a cmd
-  mapfile -t cmd < <(java_cmd)
+  mapfile -t cmd < <(server_cmd)
   [ "${#cmd[@]}" -gt 1 ] || exit 1
   log "Confluent-compatible base URL: $BASE_URL"
   cd "$STATE_DIR"
+  [ "$IMPL" = python ] && export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
   exec "${cmd[@]}"
 }
 
