@@ -332,3 +332,8 @@ def from_json_dict(encoded: Mapping[str, Any]) -> Delta:
         if item.name in encoded
     }
     return cls(**values)
+
+
+# The names the stream code uses; the same functions.
+delta_to_json_dict = to_json_dict
+delta_from_json_dict = from_json_dict

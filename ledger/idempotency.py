@@ -2,6 +2,10 @@
 
 The decision depends only on the stored ``ProcessedRecord`` and the incoming copy, so it is a
 pure function; the posting agent reads the record, asks ``decide``, and acts.
+
+A compensation is recorded like any event, under its own event id, with the reversal as its
+posting; the target's record additionally names it in ``compensated_by``. Both records live in
+the target's by-id partition, because compensations are keyed by their target.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 
 from ledger.entries import SourceRef
 from ledger.events import to_json_record
-from ledger.rules import Posting, is_reversible, posting_from_json, posting_to_json
+from ledger.rejections import Reason, Rejection
+from ledger.rules import Posting, is_reversible, posting_from_json_dict
 
 
 class Decision(StrEnum):
@@ -33,82 +38,39 @@ class Decision(StrEnum):
     """Same event id, different content: the ``event_id_conflict`` rejection."""
 
 
-class CompensationDecision(StrEnum):
-    REVERSE = "reverse"
-    REEMIT = "reemit"
-    REPLAY_COPY = "replay_copy"
-    DUPLICATE = "duplicate"
-    CONFLICT = "conflict"
-    TARGET_UNKNOWN = "target_unknown"
-    """``compensation_target_unknown``."""
-    NOT_REVERSIBLE = "not_reversible"
-    """``compensation_target_not_reversible``: a set command, or already reversed by another
-    compensation."""
-
-
-@dataclass(frozen=True)
-class CompensationMark:
-    """The compensation that reversed a record, kept on the *target's* record.
-
-    It lives there, not under its own event id, because the compensation travels keyed by the
-    target's event id: the processed table may only be written under keys of the partition
-    being processed.
-    """
-
-    event_id: str
-    fingerprint: str
-    source: SourceRef
-    by_id_offset: int
-
-
 @dataclass(frozen=True)
 class ProcessedRecord:
+    """What ``processed[event_id]`` holds; ``posting`` is the posting's JSON form."""
+
     fingerprint: str
     source: SourceRef
     by_id_offset: int
-    posting: Posting
-    compensation: CompensationMark | None = None
+    posting: Mapping[str, Any]
+    compensated_by: str | None = None
 
-    @property
-    def compensated_by(self) -> str | None:
-        return None if self.compensation is None else self.compensation.event_id
+    def posting_value(self) -> Posting:
+        return posting_from_json_dict(self.posting)
 
-    def compensated(self, mark: CompensationMark) -> ProcessedRecord:
-        return replace(self, compensation=mark)
+    def with_compensated_by(self, compensation_event_id: str) -> ProcessedRecord:
+        return replace(self, compensated_by=compensation_event_id)
 
     def to_json_dict(self) -> dict[str, Any]:
-        mark = self.compensation
         return {
             "fingerprint": self.fingerprint,
             "source": _source_to_json(self.source),
             "by_id_offset": self.by_id_offset,
-            "posting": posting_to_json(self.posting),
-            "compensation": None
-            if mark is None
-            else {
-                "event_id": mark.event_id,
-                "fingerprint": mark.fingerprint,
-                "source": _source_to_json(mark.source),
-                "by_id_offset": mark.by_id_offset,
-            },
+            "posting": dict(self.posting),
+            "compensated_by": self.compensated_by,
         }
 
     @classmethod
     def from_json_dict(cls, encoded: Mapping[str, Any]) -> ProcessedRecord:
-        mark = encoded.get("compensation")
         return cls(
             fingerprint=encoded["fingerprint"],
             source=_source_from_json(encoded["source"]),
             by_id_offset=int(encoded["by_id_offset"]),
-            posting=posting_from_json(encoded["posting"]),
-            compensation=None
-            if mark is None
-            else CompensationMark(
-                event_id=mark["event_id"],
-                fingerprint=mark["fingerprint"],
-                source=_source_from_json(mark["source"]),
-                by_id_offset=int(mark["by_id_offset"]),
-            ),
+            posting=encoded["posting"],
+            compensated_by=encoded.get("compensated_by"),
         )
 
 
@@ -157,32 +119,38 @@ def decide(
         return Decision.REEMIT
     if existing.source.position == source.position:
         return Decision.REPLAY_COPY
-    return Decision.DUPLICATE
+    if existing.fingerprint == fingerprint:
+        return Decision.DUPLICATE
+    return Decision.CONFLICT
 
 
-def decide_compensation(
-    target: ProcessedRecord | None,
-    *,
-    compensation_event_id: str,
-    fingerprint: str,
-    source: SourceRef,
-    by_id_offset: int,
-) -> CompensationDecision:
-    """``decide`` for a compensation, judged on the target's record and its mark."""
+def check_compensation(
+    target: ProcessedRecord | None, *, compensation_event_id: str
+) -> Rejection | None:
+    """Why a compensation, new to ``decide`` (POST), cannot reverse its target; None if it can.
+
+    A target already reversed is refused whoever reversed it: a second reversal would overshoot,
+    and if this very compensation marked it, its own record is missing and emitting the
+    reversal again from a new position would apply its deltas twice.
+    """
     if target is None:
-        return CompensationDecision.TARGET_UNKNOWN
-    mark = target.compensation
-    if mark is None:
-        if not is_reversible(target.posting):
-            return CompensationDecision.NOT_REVERSIBLE
-        return CompensationDecision.REVERSE
-    if mark.by_id_offset == by_id_offset:
-        return CompensationDecision.REEMIT
-    if mark.source.position == source.position:
-        return CompensationDecision.REPLAY_COPY
-    if mark.event_id == compensation_event_id:
-        if mark.fingerprint == fingerprint:
-            return CompensationDecision.DUPLICATE
-        return CompensationDecision.CONFLICT
-    # A second, different compensation of the same event: reversing twice would overshoot.
-    return CompensationDecision.NOT_REVERSIBLE
+        return Rejection(
+            Reason.COMPENSATION_TARGET_UNKNOWN, "no posted event has this target_event_id"
+        )
+    if target.compensated_by is not None:
+        by_whom = (
+            "this same compensation"
+            if target.compensated_by == compensation_event_id
+            else f"compensation {target.compensated_by}"
+        )
+        return Rejection(
+            Reason.COMPENSATION_TARGET_NOT_REVERSIBLE,
+            f"event {target.source.event_id} was already reversed by {by_whom}",
+        )
+    if not is_reversible(target.posting_value()):
+        return Rejection(
+            Reason.COMPENSATION_TARGET_NOT_REVERSIBLE,
+            f"{target.source.event_type} {target.source.event_id} sets a value and has no "
+            "journal entry to reverse; send a new set command instead",
+        )
+    return None

@@ -148,7 +148,7 @@ def month_rows(periods: Mapping[str, PeriodRow]) -> dict[str, PeriodRow]:
     return {text: row for text, row in periods.items() if parse_period(text).kind == "month"}
 
 
-def account_balance(periods: Mapping[str, PeriodRow], account: str) -> Decimal:
+def balance_over_months(periods: Mapping[str, PeriodRow], account: str) -> Decimal:
     """Debit-normal balance of ``account`` over all month rows."""
     balance = ZERO
     for row in month_rows(periods).values():
@@ -166,7 +166,7 @@ def _trial_balances(snapshot: LedgerSnapshot, chart: ChartOfAccounts) -> list[In
 
 def _ar_control(snapshot: LedgerSnapshot, chart: ChartOfAccounts) -> list[IntegrityError]:
     exposures = {customer: row.exposure for customer, row in snapshot.customers.items()}
-    balance = account_balance(snapshot.periods, chart.ar_control_account)
+    balance = balance_over_months(snapshot.periods, chart.ar_control_account)
     return check_ar_control(exposures, balance, account=chart.ar_control_account)
 
 
@@ -176,7 +176,7 @@ def _ap_control(snapshot: LedgerSnapshot, chart: ChartOfAccounts) -> list[Integr
         for vendor, row in snapshot.vendors.items()
     }
     # AP is a liability: its balance is credit-normal, the negation of the debit-normal one.
-    balance = -account_balance(snapshot.periods, chart.ap_control_account)
+    balance = -balance_over_months(snapshot.periods, chart.ap_control_account)
     return check_ap_control(open_payables, balance, account=chart.ap_control_account)
 
 

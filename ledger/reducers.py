@@ -52,15 +52,16 @@ def _no_watermarks() -> Watermarks:
 class _JsonRow:
     """``to_json_dict`` / ``from_json_dict`` on every row class (see ``row_to_json_dict``)."""
 
+    table: ClassVar[str]
+
     def to_json_dict(self) -> dict[str, Any]:
         assert isinstance(self, ROW_TYPES)
         return row_to_json_dict(self)
 
     @classmethod
     def from_json_dict(cls, encoded: Mapping[str, Any]) -> Self:
-        row = row_from_json_dict(encoded)
-        if not isinstance(row, cls):
-            raise ValueError(f"{cls.__name__} cannot be read from a {encoded.get('table')!r} row")
+        row = row_from_json_dict(cls.table, encoded)
+        assert isinstance(row, cls)
         return row
 
 
@@ -616,37 +617,51 @@ class TrialBalanceLine:
     account: str
     debit: Decimal
     credit: Decimal
-
-    @property
-    def balance(self) -> Decimal:
-        """Debit-normal balance: positive for a net debit, negative for a net credit."""
-        return self.debit - self.credit
+    balance: Decimal
+    """Debit-normal: positive for a net debit, negative for a net credit."""
 
 
 @dataclass(frozen=True)
 class TrialBalance:
+    # Plain fields, no properties, so dataclasses.asdict() gives the whole view.
     lines: tuple[TrialBalanceLine, ...]
     total_debit: Decimal
     total_credit: Decimal
     entry_count: int
-
-    @property
-    def balanced(self) -> bool:
-        return self.total_debit == self.total_credit
+    balanced: bool
 
 
 def trial_balance(row: PeriodRow | None) -> TrialBalance:
     current = row if row is not None else PeriodRow()
     lines = tuple(
-        TrialBalanceLine(account, debit, credit)
+        TrialBalanceLine(account, debit, credit, debit - credit)
         for account, (debit, credit) in sorted(current.accounts.items())
     )
+    total_debit = sum((line.debit for line in lines), ZERO)
+    total_credit = sum((line.credit for line in lines), ZERO)
     return TrialBalance(
         lines=lines,
-        total_debit=sum((line.debit for line in lines), ZERO),
-        total_credit=sum((line.credit for line in lines), ZERO),
+        total_debit=total_debit,
+        total_credit=total_credit,
         entry_count=current.entry_count,
+        balanced=total_debit == total_credit,
     )
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    debit: Decimal
+    credit: Decimal
+    balance: Decimal
+    """Debit-normal: positive for a net debit, negative for a net credit."""
+
+
+def account_balance(row: PeriodRow | None, account: str) -> AccountBalance | None:
+    """One account's turnover and balance in a period row; None if it has no postings there."""
+    if row is None or account not in row.accounts:
+        return None
+    debit, credit = row.accounts[account]
+    return AccountBalance(debit=debit, credit=credit, balance=debit - credit)
 
 
 # --- JSON ----------------------------------------------------------------------------------
@@ -807,8 +822,12 @@ _ROW_READERS: Mapping[str, Callable[[Mapping[str, Any], Watermarks], Row]] = {
 }
 
 
-def row_from_json_dict(encoded: Mapping[str, Any]) -> Row:
-    reader = _ROW_READERS.get(encoded.get("table", ""))
+def row_from_json_dict(table: str, encoded: Mapping[str, Any]) -> Row:
+    """Read a row of ``table`` from its JSON form (the form's own tag must agree if present)."""
+    reader = _ROW_READERS.get(table)
     if reader is None:
-        raise ValueError(f"unknown row table {encoded.get('table')!r}")
+        raise ValueError(f"unknown table {table!r}")
+    tag = encoded.get("table", table)
+    if tag != table:
+        raise ValueError(f"a {tag!r} row cannot be read as a {table!r} row")
     return reader(encoded, _watermarks_from_json(encoded.get("watermarks", {})))

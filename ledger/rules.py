@@ -32,6 +32,19 @@ from ledger.entries import to_json_dict as entry_to_json
 from ledger.money import ZERO, money
 from ledger.periods import month_of, quarter_of
 
+__all__ = [
+    "RULES",
+    "NotReversibleError",
+    "Posting",
+    "is_reversible",
+    "period_postings",
+    "post",
+    "posting_from_json_dict",
+    "posting_to_json_dict",
+    "reverse",
+    "rule_version",
+]
+
 
 def rule_version(chart: ChartOfAccounts) -> str:
     return chart.rule_version
@@ -304,14 +317,14 @@ def reverse(original: Posting, compensation_event_id: str, source: SourceRef) ->
 # --- JSON ----------------------------------------------------------------------------------
 
 
-def posting_to_json(posting: Posting) -> dict[str, Any]:
+def posting_to_json_dict(posting: Posting) -> dict[str, Any]:
     return {
         "entry": None if posting.entry is None else entry_to_json(posting.entry),
         "deltas": [deltas.to_json_dict(delta) for delta in posting.deltas],
     }
 
 
-def posting_from_json(encoded: Mapping[str, Any]) -> Posting:
+def posting_from_json_dict(encoded: Mapping[str, Any]) -> Posting:
     entry_json = encoded.get("entry")
     return Posting(
         entry=None if entry_json is None else entry_from_json(entry_json),

@@ -19,29 +19,23 @@ from ledger.deltas import Delta
 from ledger.entries import JournalEntry, SourceRef, assert_balanced
 from ledger.events import CompensationRequested, Event, parse_event, topic_of
 from ledger.idempotency import (
-    CompensationDecision,
-    CompensationMark,
     Decision,
     ProcessedRecord,
+    check_compensation,
     decide,
-    decide_compensation,
     fingerprint,
 )
 from ledger.integrity import OutcomeCounts
 from ledger.reducers import Position, Row, apply
-from ledger.rules import Posting, post, reverse
+from ledger.rejections import Reason, Rejection
+from ledger.rules import Posting, post, posting_to_json_dict, reverse
 from ledger.validation import validate
 
 PARTITIONS = 3
 
-POSTED = {Decision.POST, CompensationDecision.REVERSE}
-REJECTED = {
-    Decision.CONFLICT,
-    CompensationDecision.CONFLICT,
-    CompensationDecision.NOT_REVERSIBLE,
-    CompensationDecision.TARGET_UNKNOWN,
-}
-DUPLICATES = {Decision.DUPLICATE, CompensationDecision.DUPLICATE}
+# What the posting agent did with one by-id record: a decision, or the reason it rejected a
+# compensation that ``decide`` let through.
+Outcome = Decision | Reason
 
 
 @dataclass(frozen=True)
@@ -67,7 +61,7 @@ class FakePipeline:
         self.source_offsets: Counter[str] = Counter()
         self.by_id_offsets: Counter[int] = Counter()
         self.by_id_log: list[ByIdRecord] = []
-        self.decisions: list[Decision | CompensationDecision] = []
+        self.decisions: list[Outcome] = []
         self.pending: list[deque[PendingDelta]] = [deque() for _ in range(PARTITIONS)]
         self.applied: list[PendingDelta] = []
         self.rows: dict[tuple[str, str], Row] = {}
@@ -76,7 +70,7 @@ class FakePipeline:
 
     # --- ingest ------------------------------------------------------------------------------
 
-    def ingest(self, record: Mapping[str, Any]) -> Decision | CompensationDecision:
+    def ingest(self, record: Mapping[str, Any]) -> Outcome:
         """A new input record on its source topic."""
         self.counts["events_in"] += 1
         topic = topic_of(record["event_type"])
@@ -87,19 +81,17 @@ class FakePipeline:
         source = SourceRef(event.event_id, event.event_type, topic, 0, offset)
         return self._to_by_id(record, event, source)
 
-    def replay_source_copy(self, index: int) -> Decision | CompensationDecision:
+    def replay_source_copy(self, index: int) -> Outcome:
         """The source record of by-id record ``index`` ingested again (an upstream replay)."""
         earlier = self.by_id_log[index]
         return self._to_by_id(earlier.record, parse_event(earlier.record), earlier.source)
 
-    def crash_and_reprocess(self, index: int) -> Decision | CompensationDecision:
+    def crash_and_reprocess(self, index: int) -> Outcome:
         """The posting agent reprocesses by-id record ``index`` (offset not committed)."""
         earlier = self.by_id_log[index]
         return self._process(earlier)
 
-    def _to_by_id(
-        self, record: Mapping[str, Any], event: Event, source: SourceRef
-    ) -> Decision | CompensationDecision:
+    def _to_by_id(self, record: Mapping[str, Any], event: Event, source: SourceRef) -> Outcome:
         # Compensations travel keyed by their target, so they meet its processed record.
         key = event.target_event_id if isinstance(event, CompensationRequested) else event.event_id
         partition = UUID(key).int % PARTITIONS
@@ -113,57 +105,43 @@ class FakePipeline:
 
     # --- posting agent -----------------------------------------------------------------------
 
-    def _process(self, by_id: ByIdRecord) -> Decision | CompensationDecision:
+    def _process(self, by_id: ByIdRecord) -> Outcome:
         event = parse_event(by_id.record)
         print_ = fingerprint(by_id.record)
-        if isinstance(event, CompensationRequested):
-            decision: Decision | CompensationDecision = self._compensate(event, print_, by_id)
-        else:
-            decision = self._post(event, print_, by_id)
-        if decision in POSTED:
-            self.counts["postings"] += 1
-        elif decision in REJECTED:
-            self.counts["rejections"] += 1
-        elif decision in DUPLICATES:
-            self.counts["duplicates"] += 1
-        return decision
-
-    def _post(self, event: Event, print_: str, by_id: ByIdRecord) -> Decision:
         existing = self.processed.get(event.event_id)
         decision = decide(
             existing, fingerprint=print_, source=by_id.source, by_id_offset=by_id.offset
         )
+        outcome: Outcome = decision
         if decision is Decision.POST:
-            posting = post(event, by_id.source, self.chart)
-            self.processed[event.event_id] = ProcessedRecord(
-                print_, by_id.source, by_id.offset, posting
-            )
-            self._emit(by_id, posting, event.event_id)
+            outcome = self._post(event, print_, by_id)
         elif decision is Decision.REEMIT:
             assert existing is not None
-            self._emit(by_id, existing.posting, event.event_id)
-        return decision
+            self._emit(by_id, existing.posting_value(), event.event_id)
+        if outcome is Decision.POST:
+            self.counts["postings"] += 1
+        elif outcome is Decision.DUPLICATE:
+            self.counts["duplicates"] += 1
+        elif outcome is Decision.CONFLICT or isinstance(outcome, Reason):
+            self.counts["rejections"] += 1
+        return outcome
 
-    def _compensate(
-        self, event: CompensationRequested, print_: str, by_id: ByIdRecord
-    ) -> CompensationDecision:
-        target = self.processed.get(event.target_event_id)
-        decision = decide_compensation(
-            target,
-            compensation_event_id=event.event_id,
-            fingerprint=print_,
-            source=by_id.source,
-            by_id_offset=by_id.offset,
-        )
-        if decision in {CompensationDecision.REVERSE, CompensationDecision.REEMIT}:
+    def _post(self, event: Event, print_: str, by_id: ByIdRecord) -> Outcome:
+        if isinstance(event, CompensationRequested):
+            target = self.processed.get(event.target_event_id)
+            rejection = check_compensation(target, compensation_event_id=event.event_id)
+            if isinstance(rejection, Rejection):
+                return rejection.reason
             assert target is not None
-            # Rebuilt, not stored: reverse() is pure, so the re-emitted copy is identical.
-            posting = reverse(target.posting, event.event_id, by_id.source)
-            if decision is CompensationDecision.REVERSE:
-                mark = CompensationMark(event.event_id, print_, by_id.source, by_id.offset)
-                self.processed[event.target_event_id] = target.compensated(mark)
-            self._emit(by_id, posting, event.event_id)
-        return decision
+            posting = reverse(target.posting_value(), event.event_id, by_id.source)
+            self.processed[event.target_event_id] = target.with_compensated_by(event.event_id)
+        else:
+            posting = post(event, by_id.source, self.chart)
+        self.processed[event.event_id] = ProcessedRecord(
+            print_, by_id.source, by_id.offset, posting_to_json_dict(posting)
+        )
+        self._emit(by_id, posting, event.event_id)
+        return Decision.POST
 
     def _emit(self, by_id: ByIdRecord, posting: Posting, source_event_id: str) -> None:
         if posting.entry is not None:

@@ -30,8 +30,9 @@ def chart() -> ChartOfAccounts:
     return load_chart(default_chart_path())
 
 
-def envelope(event_type: str, event_id: str, timestamp: datetime, data: dict[str, Any],
-             source: str = "") -> dict[str, Any]:
+def envelope(
+    event_type: str, event_id: str, timestamp: datetime, data: dict[str, Any], source: str = ""
+) -> dict[str, Any]:
     return {
         "event_type": event_type,
         "event_id": event_id,

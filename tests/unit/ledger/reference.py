@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,11 +30,13 @@ POSTING_TABLE: Mapping[str, tuple[str, str, str]] = {
 
 def business_date(record: Mapping[str, Any]) -> date:
     data = record["data"]
+    stated: date | None = data.get("business_date")
     if record["event_type"] == "hr.payroll.processed":
-        return data["pay_period_end"]
-    if data.get("business_date") is not None:
-        return data["business_date"]
-    return record["timestamp"].astimezone(UTC).date()
+        stated = data["pay_period_end"]
+    if stated is not None:
+        return stated
+    timestamp: datetime = record["timestamp"]
+    return timestamp.astimezone(UTC).date()
 
 
 def month_text(day: date) -> str:
@@ -90,11 +92,14 @@ class ReferenceLedger:
         self.balances[(month, debit_account)] += amount
         self.balances[(month, credit_account)] -= amount
         if event_type == "hr.payroll.processed":
-            shares = [(line["department_id"], line.get("category", "SALARY"), line["amount"])
-                      for line in data.get("department_lines") or []]
+            shares = [
+                (line["department_id"], line.get("category", "SALARY"), line["amount"])
+                for line in data.get("department_lines") or []
+            ]
             if not shares:
-                shares = [(data.get("department_id") or "UNALLOCATED", "SALARY",
-                           data["total_gross_pay"])]
+                shares = [
+                    (data.get("department_id") or "UNALLOCATED", "SALARY", data["total_gross_pay"])
+                ]
             for department, category, share in shares:
                 for period in (month, quarter_text(day)):
                     self.budget_actuals[f"{department}|{category}|{period}"] += sign * share

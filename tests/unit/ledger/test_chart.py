@@ -25,7 +25,12 @@ def test_the_shipped_chart_loads_with_the_default_posting_map():
     assert chart.account(chart.cash_account).name == "Cash"
     assert chart.payroll_default_department == "UNALLOCATED"
     assert chart.departments == {
-        "ENG-001", "SALES-001", "OPS-001", "FIN-001", "HR-001", "UNALLOCATED"
+        "ENG-001",
+        "SALES-001",
+        "OPS-001",
+        "FIN-001",
+        "HR-001",
+        "UNALLOCATED",
     }
     salary = chart.category("SALARY")
     assert (salary.warn, salary.stop) == (Decimal("0.90"), Decimal("1.00"))
@@ -37,8 +42,13 @@ def test_default_chart_path_points_at_the_config_directory():
 
 
 def test_an_unknown_account_in_the_posting_map_is_named():
-    with pytest.raises(ConfigurationError, match=r"posting\.'pm\.time\.logged'\.debit: unknown account '9999'"):
-        chart_with('[posting."pm.time.logged"]\ndebit = "1150"', '[posting."pm.time.logged"]\ndebit = "9999"')
+    with pytest.raises(
+        ConfigurationError, match=r"posting\.'pm\.time\.logged'\.debit: unknown account '9999'"
+    ):
+        chart_with(
+            '[posting."pm.time.logged"]\ndebit = "1150"',
+            '[posting."pm.time.logged"]\ndebit = "9999"',
+        )
 
 
 def test_a_duplicate_account_code_is_named():
@@ -47,7 +57,10 @@ def test_a_duplicate_account_code_is_named():
 
 
 def test_a_warn_threshold_above_stop_is_refused():
-    with pytest.raises(ConfigurationError, match=r"budget_categories\.SALARY: warn 1\.20 must not be above stop 1\.00"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"budget_categories\.SALARY: warn 1\.20 must not be above stop 1\.00",
+    ):
         chart_with('warn = "0.90"', 'warn = "1.20"')
 
 
@@ -64,7 +77,7 @@ def test_a_threshold_written_as_a_toml_number_never_becomes_a_float():
 
 
 def test_an_unknown_event_type_in_the_posting_map_is_refused():
-    with pytest.raises(ConfigurationError, match="unknown event type 'hr.bonus.paid'"):
+    with pytest.raises(ConfigurationError, match=r"unknown event type 'hr\.bonus\.paid'"):
         parse_chart(DEFAULT_TEXT + '\n[posting."hr.bonus.paid"]\ndebit = "6100"\ncredit = "2100"\n')
 
 
@@ -74,7 +87,7 @@ def test_a_missing_posting_rule_is_refused():
 
 
 def test_sales_must_post_to_the_receivables_control_account():
-    with pytest.raises(ConfigurationError, match="must be the control.accounts_receivable"):
+    with pytest.raises(ConfigurationError, match=r"must be the control\.accounts_receivable"):
         chart_with(
             '[posting."crm.sales_order.completed"]\ndebit = "1100"',
             '[posting."crm.sales_order.completed"]\ndebit = "1150"',
@@ -87,7 +100,9 @@ def test_the_payroll_default_department_must_be_known():
 
 
 def test_a_control_account_of_the_wrong_type_is_refused():
-    with pytest.raises(ConfigurationError, match="control.accounts_payable: account '1200' is asset"):
+    with pytest.raises(
+        ConfigurationError, match=r"control\.accounts_payable: account '1200' is asset"
+    ):
         chart_with('accounts_payable = "2000"', 'accounts_payable = "1200"')
 
 

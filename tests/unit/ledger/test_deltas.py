@@ -9,17 +9,19 @@ from ledger.deltas import NotReversibleError, from_json_dict, negate, to_json_di
 
 D = Decimal
 
-EVERY_DELTA = [
+EVERY_DELTA: list[deltas.Delta] = [
     deltas.BudgetActual("ENG-001", "SALARY", "2024-03", D("125000.00")),
     deltas.BudgetSet("ENG-001", "SALARY", "2024-Q1", D("500000.00")),
     deltas.CustomerExposure("CUS-001", D("25000.00")),
     deltas.CustomerExposure("CUS-001", D("-25000.00"), "RCPT-001", date(2024, 3, 22)),
     deltas.CreditLimitSet("CUS-001", D("30000.00")),
-    deltas.VendorInvoice("VEN-001", "item-1", D("15750.00"), date(2024, 3, 15),
-                         date(2024, 4, 14), "PO-2024-001234"),
+    deltas.VendorInvoice(
+        "VEN-001", "item-1", D("15750.00"), date(2024, 3, 15), date(2024, 4, 14), "PO-2024-001234"
+    ),
     deltas.VendorPayment("VEN-001", "PAY-1", D("15750.00"), date(2024, 3, 20)),
-    deltas.PeriodPosting("2024-Q1", (("1100", D("25000.00"), D("0.00")),
-                                     ("4000", D("0.00"), D("25000.00")))),
+    deltas.PeriodPosting(
+        "2024-Q1", (("1100", D("25000.00"), D("0.00")), ("4000", D("0.00"), D("25000.00")))
+    ),
     deltas.ProjectTime("PROJ-CLIENT-A-001", D("8.00"), D("1125.00")),
     deltas.ProductionCost("WIDGET-A", 1000, D("45000.00")),
 ]
@@ -65,8 +67,10 @@ def test_negation_flips_amounts_and_swaps_period_sides():
 
 @pytest.mark.parametrize(
     "delta",
-    [deltas.BudgetSet("ENG-001", "SALARY", "2024-Q1", D("1.00")),
-     deltas.CreditLimitSet("CUS-001", D("1.00"))],
+    [
+        deltas.BudgetSet("ENG-001", "SALARY", "2024-Q1", D("1.00")),
+        deltas.CreditLimitSet("CUS-001", D("1.00")),
+    ],
     ids=lambda delta: type(delta).__name__,
 )
 def test_a_set_cannot_be_negated(delta):

@@ -3,6 +3,7 @@ import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -23,12 +24,13 @@ from ledger.entries import (
 )
 
 SCHEMA_DIR = Path(__file__).parents[3] / "schemas"
-SOURCE = SourceRef("2d8b4d30-6f2c-4e77-9c79-3b208dbf4c03", "crm.sales_order.completed",
-                   "crm.events", 2, 41)
+SOURCE = SourceRef(
+    "2d8b4d30-6f2c-4e77-9c79-3b208dbf4c03", "crm.sales_order.completed", "crm.events", 2, 41
+)
 
 
 def sales_entry(**changes):
-    values = {
+    values: dict[str, Any] = {
         "entry_id": entry_id_for(SOURCE.event_id, "2026.1"),
         "source": SOURCE,
         "rule_version": "2026.1",
@@ -59,9 +61,13 @@ def test_a_balanced_entry_is_built():
 
 
 def test_an_unbalanced_entry_cannot_be_built():
-    with pytest.raises(UnbalancedEntryError, match="debits 25000.00 != credits 24999.99"):
-        sales_entry(lines=(debit_line("1100", Decimal("25000.00")),
-                           credit_line("4000", Decimal("24999.99"))))
+    with pytest.raises(UnbalancedEntryError, match=r"debits 25000\.00 != credits 24999\.99"):
+        sales_entry(
+            lines=(
+                debit_line("1100", Decimal("25000.00")),
+                credit_line("4000", Decimal("24999.99")),
+            )
+        )
 
 
 def test_an_entry_without_lines_cannot_be_built():

@@ -8,7 +8,7 @@ from ledger.integrity import (
     TRIAL_BALANCE,
     LedgerSnapshot,
     OutcomeCounts,
-    account_balance,
+    balance_over_months,
     check_ap_control,
     check_ar_control,
     check_outcome_counts,
@@ -24,13 +24,18 @@ D = Decimal
 
 
 def period(**accounts):
-    return PeriodRow(accounts={code.lstrip("a"): (D(debit), D(credit))
-                               for code, (debit, credit) in accounts.items()}, entry_count=1)
+    return PeriodRow(
+        accounts={
+            code.lstrip("a"): (D(debit), D(credit)) for code, (debit, credit) in accounts.items()
+        },
+        entry_count=1,
+    )
 
 
 def test_a_period_whose_debits_equal_its_credits_passes():
-    assert check_trial_balance("2024-03", period(a1100=("5.00", "0.00"),
-                                                 a4000=("0.00", "5.00"))) == []
+    assert (
+        check_trial_balance("2024-03", period(a1100=("5.00", "0.00"), a4000=("0.00", "5.00"))) == []
+    )
 
 
 def test_a_period_that_does_not_net_to_zero_is_reported():
@@ -64,8 +69,15 @@ def consistent_snapshot():
     return LedgerSnapshot(
         periods={"2024-03": both, "2024-Q1": both},
         customers={"CUS-001": CustomerRow(exposure=D("25000.00"))},
-        vendors={"VEN-001": VendorRow(items={"r": OpenItem(D("15750.00"), fixtures.RECEIVED_AT.date(),
-                                                           fixtures.RECEIVED_AT.date())})},
+        vendors={
+            "VEN-001": VendorRow(
+                items={
+                    "r": OpenItem(
+                        D("15750.00"), fixtures.RECEIVED_AT.date(), fixtures.RECEIVED_AT.date()
+                    )
+                }
+            )
+        },
         counts=OutcomeCounts(2, 2, 0, 0),
     )
 
@@ -76,14 +88,16 @@ def test_a_consistent_snapshot_passes_every_check():
 
 def test_balances_are_summed_over_months_only():
     snapshot = consistent_snapshot()
-    assert account_balance(snapshot.periods, "1100") == D("25000.00")
+    assert balance_over_months(snapshot.periods, "1100") == D("25000.00")
 
 
 def test_a_snapshot_with_a_drifted_sub_ledger_and_quarter_reports_both():
     snapshot = consistent_snapshot()
     drifted = LedgerSnapshot(
-        periods={**snapshot.periods, "2024-Q1": period(a1100=("1.00", "0.00"),
-                                                       a4000=("0.00", "1.00"))},
+        periods={
+            **snapshot.periods,
+            "2024-Q1": period(a1100=("1.00", "0.00"), a4000=("0.00", "1.00")),
+        },
         customers={"CUS-001": CustomerRow(exposure=D("24000.00"))},
         vendors=snapshot.vendors,
     )

@@ -26,8 +26,21 @@ def test_parse_period_reads_months_and_quarters():
 
 
 @pytest.mark.parametrize(
-    "text", ["2024-13", "2024-00", "2024-Q5", "2024-Q0", "2024-3", "24-03", " 2024-03",
-             "2024-q1", "2024/03", "", "2024-03-01", "0000-01"],
+    "text",
+    [
+        "2024-13",
+        "2024-00",
+        "2024-Q5",
+        "2024-Q0",
+        "2024-3",
+        "24-03",
+        " 2024-03",
+        "2024-q1",
+        "2024/03",
+        "",
+        "2024-03-01",
+        "0000-01",
+    ],
 )
 def test_parse_period_refuses_anything_but_canonical_text(text):
     with pytest.raises(ValueError):

@@ -3,12 +3,14 @@ import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ledger import deltas
 from ledger.deltas import negate
 from ledger.reducers import (
+    AccountBalance,
     Aging,
     BudgetRow,
     CustomerRow,
@@ -16,7 +18,7 @@ from ledger.reducers import (
     PeriodRow,
     ProductRow,
     ProjectRow,
-    VendorRow,
+    account_balance,
     alert_from_json_dict,
     alert_to_avro_dict,
     alert_to_json_dict,
@@ -40,7 +42,7 @@ class Table:
     """A hand-written fake of one table key: applies deltas at increasing positions."""
 
     def __init__(self, partition=0):
-        self.row = None
+        self.row: Any = None
         self.partition = partition
         self.offset = 0
         self.alerts = []
@@ -214,8 +216,9 @@ def test_a_very_old_item_ages_past_ninety_days():
 
 def test_an_overpaid_vendor_shows_negative_open_and_no_aging():
     table = Table()
-    table.apply(deltas.VendorInvoice("VEN-001", "r", D("10.00"), date(2024, 1, 1),
-                                     date(2024, 1, 31)))
+    table.apply(
+        deltas.VendorInvoice("VEN-001", "r", D("10.00"), date(2024, 1, 1), date(2024, 1, 31))
+    )
     table.apply(deltas.VendorPayment("VEN-001", "p", D("15.00"), date(2024, 1, 5)))
     status = vendor_status(table.row, as_of=date(2024, 3, 1))
     assert status.open == D("-5.00")
@@ -236,7 +239,9 @@ def test_budget_status_reports_available_utilisation_and_fit():
     salary = fixtures.chart().category("SALARY")
     status = budget_status(row, D("375000.00"), category=salary)
     assert (status.budget, status.actual, status.available) == (
-        D("500000.00"), D("125000.00"), D("375000.00")
+        D("500000.00"),
+        D("125000.00"),
+        D("375000.00"),
     )
     assert status.utilisation == D("0.2500")
     assert status.status == "ok"
@@ -248,7 +253,10 @@ def test_budget_status_reports_available_utilisation_and_fit():
 def test_budget_status_without_a_budget_says_so():
     status = budget_status(None, D("1.00"), category=fixtures.chart().category("SALARY"))
     assert (status.status, status.budget, status.fits, status.actual) == (
-        "no_budget", None, None, D("0.00")
+        "no_budget",
+        None,
+        None,
+        D("0.00"),
     )
 
 
@@ -282,10 +290,16 @@ def test_credit_status_compares_exposure_with_the_limit(limit, exposure, status,
 
 def test_trial_balance_lists_accounts_and_nets_to_zero():
     table = Table()
-    table.apply(deltas.PeriodPosting("2024-03", (("1100", D("25000.00"), D("0.00")),
-                                                 ("4000", D("0.00"), D("25000.00")))))
-    table.apply(deltas.PeriodPosting("2024-03", (("1000", D("25000.00"), D("0.00")),
-                                                 ("1100", D("0.00"), D("25000.00")))))
+    table.apply(
+        deltas.PeriodPosting(
+            "2024-03", (("1100", D("25000.00"), D("0.00")), ("4000", D("0.00"), D("25000.00")))
+        )
+    )
+    table.apply(
+        deltas.PeriodPosting(
+            "2024-03", (("1000", D("25000.00"), D("0.00")), ("1100", D("0.00"), D("25000.00")))
+        )
+    )
     balance = trial_balance(table.row)
     assert [(line.account, line.balance) for line in balance.lines] == [
         ("1000", D("25000.00")),
@@ -298,15 +312,20 @@ def test_trial_balance_lists_accounts_and_nets_to_zero():
 
 def test_a_delta_for_another_table_is_a_bug():
     with pytest.raises(TypeError):
-        apply(BudgetRow(), deltas.CustomerExposure("CUS-001", D("1.00")), (0, 1, 0),
-              fixtures.chart())
+        apply(
+            BudgetRow(), deltas.CustomerExposure("CUS-001", D("1.00")), (0, 1, 0), fixtures.chart()
+        )
 
 
 ROWS = [
     BudgetRow(),
     BudgetRow(amount=D("500000.00"), actual=D("125000.00"), watermarks={0: (5, 1), 3: (9, 0)}),
-    CustomerRow(credit_limit=D("30000.00"), exposure=D("25000.00"), payments_total=D("1.00"),
-                last_payment=Payment("RCPT-1", D("1.00"), date(2024, 3, 22))),
+    CustomerRow(
+        credit_limit=D("30000.00"),
+        exposure=D("25000.00"),
+        payments_total=D("1.00"),
+        last_payment=Payment("RCPT-1", D("1.00"), date(2024, 3, 22)),
+    ),
     vendor_table().row,
     PeriodRow(accounts={"1100": (D("1.00"), D("0.00"))}, entry_count=1),
     ProjectRow(hours=D("8.00"), billable_amount=D("1125.00")),
@@ -317,13 +336,24 @@ ROWS = [
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: type(row).__name__)
 def test_every_row_round_trips_through_json(row):
     encoded = json.loads(json.dumps(row_to_json_dict(row)))
-    assert row_from_json_dict(encoded) == row
+    assert row_from_json_dict(row.table, encoded) == row
     assert type(row).from_json_dict(row.to_json_dict()) == row
 
 
 def test_a_row_of_another_table_is_refused():
     with pytest.raises(ValueError):
         CustomerRow.from_json_dict(BudgetRow().to_json_dict())
+    with pytest.raises(ValueError):
+        row_from_json_dict("ledgers", BudgetRow().to_json_dict())
+
+
+def test_account_balance_reads_one_account_of_a_period():
+    row = PeriodRow(accounts={"1100": (D("25000.00"), D("10000.00"))}, entry_count=2)
+    assert account_balance(row, "1100") == AccountBalance(
+        debit=D("25000.00"), credit=D("10000.00"), balance=D("15000.00")
+    )
+    assert account_balance(row, "4000") is None
+    assert account_balance(None, "1100") is None
 
 
 def test_an_alert_matches_the_alert_schema_and_round_trips_through_json():
