@@ -2,9 +2,9 @@
 
     python app.py worker                      run a worker (configured by FIN_* environment)
     python app.py topics create               create the contract topics
-    python app.py schemas register|check      register local schemas / check them against the registry
+    python app.py schemas register|check      register local schemas / check against the registry
     python app.py produce --file F.jsonl      publish JSON events (Avro, Confluent wire format)
-    python app.py produce --demo [--rate N]   publish the specification's samples, then synthetic traffic
+    python app.py produce --demo [--rate N]   the specification's samples, then synthetic traffic
 
 Settings are read once, here, into one frozen object; nothing happens at import time.
 """

@@ -15,13 +15,26 @@ from errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
-SOURCE_TOPICS: tuple[str, ...] = ("hr.events", "scm.events", "crm.events", "mfg.events", "pm.events")
+SOURCE_TOPICS: tuple[str, ...] = (
+    "hr.events",
+    "scm.events",
+    "crm.events",
+    "mfg.events",
+    "pm.events",
+)
 COMMANDS_TOPIC = "fin.commands"
 LEDGER_TOPIC = "fin.ledger.postings"
 ALERTS_TOPIC = "fin.alerts"
 DLQ_TOPIC = "fin.dlq"
 BY_EVENT_ID_TOPIC = "fin.internal.by-event-id"
-DELTA_TABLES: tuple[str, ...] = ("budgets", "customers", "vendors", "periods", "projects", "products")
+DELTA_TABLES: tuple[str, ...] = (
+    "budgets",
+    "customers",
+    "vendors",
+    "periods",
+    "projects",
+    "products",
+)
 
 
 def delta_topic(table: str) -> str:

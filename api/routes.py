@@ -23,9 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ledger import reducers
 from ledger.chart import ChartOfAccounts
-from ledger.rejections import Rejection
 from ledger.money import fits_precision
 from ledger.periods import parse_period
+from ledger.rejections import Rejection
 from schemas.catalog import SchemaCatalog
 from schemas.registry import RegistryClient
 from settings import LEDGER_TOPIC
@@ -64,7 +64,9 @@ def json_response(view: View, body: Any, status: int = 200) -> Response:
 
 
 def problem(view: View, status: int, title: str, detail: str, **extra: Any) -> Response:
-    return json_response(view, {"status": status, "title": title, "detail": detail, **extra}, status)
+    return json_response(
+        view, {"status": status, "title": title, "detail": detail, **extra}, status
+    )
 
 
 def parse_amount(raw: str | None, name: str) -> Decimal | None:
@@ -77,7 +79,9 @@ def parse_amount(raw: str | None, name: str) -> Decimal | None:
     if not amount.is_finite() or amount < 0:
         raise BadParameterError(name, f"must be a finite non-negative amount: {raw!r}")
     if amount != amount.quantize(Decimal("0.01")) or not fits_precision(amount):
-        raise BadParameterError(name, f"must have at most 16 integer digits and 2 decimals: {raw!r}")
+        raise BadParameterError(
+            name, f"must have at most 16 integer digits and 2 decimals: {raw!r}"
+        )
     return amount
 
 
@@ -115,7 +119,7 @@ def register_routes(
         given = request.headers.get("X-API-Key", "")
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
-            given = auth[len("Bearer "):]
+            given = auth[len("Bearer ") :]
         # A write key may also read; compare in constant time against each accepted key.
         accepted = [expected] if write or write_key is None else [expected, write_key]
         return any(hmac.compare_digest(given.encode(), key.encode()) for key in accepted)
@@ -129,11 +133,18 @@ def register_routes(
     def freshness(table: str, key: str) -> dict[str, Any]:
         topic_name = settings.topic(f"fin.internal.deltas.{table}")
         partition = app.producer.key_partition(topic_name, key.encode()).partition
-        return {"table": table, "partition": partition, "worker": settings.web_url,
-                "as_of": datetime.now(UTC).isoformat()}
+        return {
+            "table": table,
+            "partition": partition,
+            "worker": settings.web_url,
+            "as_of": datetime.now(UTC).isoformat(),
+        }
 
     async def routed(
-        view: View, request: Request, table: str, key: str,
+        view: View,
+        request: Request,
+        table: str,
+        key: str,
         local: Callable[[], Awaitable[Response]],
     ) -> Response:
         if not authorised(request, write=False):
@@ -151,6 +162,8 @@ def register_routes(
         async def get(self, request: Request, dept: str) -> Response:
             try:
                 category = request.query.get("category", "SALARY")
+                if not chart.is_category(category):
+                    raise BadParameterError("category", f"unknown budget category {category!r}")
                 period = parse_period_param(request.query.get("period"))
                 amount = parse_amount(request.query.get("amount"), "amount")
             except BadParameterError as exc:
@@ -160,14 +173,24 @@ def register_routes(
             async def local() -> Response:
                 row = row_of("budgets", key)
                 if row is None:
-                    return problem(self, 404, "not found",
-                                   f"no budget or actuals for department {dept}, category "
-                                   f"{category}, period {period}")
-                status = reducers.budget_status(row, amount)
-                return json_response(self, {
-                    "department": dept, "category": category, "period": period,
-                    **to_jsonable(status), "freshness": freshness("budgets", key),
-                })
+                    return problem(
+                        self,
+                        404,
+                        "not found",
+                        f"no budget or actuals for department {dept}, category "
+                        f"{category}, period {period}",
+                    )
+                status = reducers.budget_status(row, amount, category=chart.category(category))
+                return json_response(
+                    self,
+                    {
+                        "department": dept,
+                        "category": category,
+                        "period": period,
+                        **to_jsonable(status),
+                        "freshness": freshness("budgets", key),
+                    },
+                )
 
             return await routed(self, request, "budgets", key, local)
 
@@ -175,8 +198,9 @@ def register_routes(
     class VendorView(View):
         async def get(self, request: Request, vendor: str) -> Response:
             try:
-                as_of = parse_date_param(request.query.get("as_of"), "as_of",
-                                         datetime.now(UTC).date())
+                as_of = parse_date_param(
+                    request.query.get("as_of"), "as_of", datetime.now(UTC).date()
+                )
             except BadParameterError as exc:
                 return problem(self, 400, "bad parameter", exc.detail, parameter=exc.name)
 
@@ -185,10 +209,15 @@ def register_routes(
                 if row is None:
                     return problem(self, 404, "not found", f"no payables for vendor {vendor}")
                 status = reducers.vendor_status(row, as_of)
-                return json_response(self, {
-                    "vendor_id": vendor, "as_of": as_of, **to_jsonable(status),
-                    "freshness": freshness("vendors", vendor),
-                })
+                return json_response(
+                    self,
+                    {
+                        "vendor_id": vendor,
+                        "as_of": as_of,
+                        **to_jsonable(status),
+                        "freshness": freshness("vendors", vendor),
+                    },
+                )
 
             return await routed(self, request, "vendors", vendor, local)
 
@@ -198,12 +227,18 @@ def register_routes(
             async def local() -> Response:
                 row = row_of("customers", customer)
                 if row is None:
-                    return problem(self, 404, "not found", f"no credit data for customer {customer}")
-                status = reducers.credit_status(row)
-                return json_response(self, {
-                    "customer_id": customer, **to_jsonable(status),
-                    "freshness": freshness("customers", customer),
-                })
+                    return problem(
+                        self, 404, "not found", f"no credit data for customer {customer}"
+                    )
+                status = reducers.credit_status(row, near_ratio=chart.credit_near_ratio)
+                return json_response(
+                    self,
+                    {
+                        "customer_id": customer,
+                        **to_jsonable(status),
+                        "freshness": freshness("customers", customer),
+                    },
+                )
 
             return await routed(self, request, "customers", customer, local)
 
@@ -219,10 +254,14 @@ def register_routes(
                 row = row_of("periods", period)
                 if row is None:
                     return problem(self, 404, "not found", f"no postings in period {period}")
-                return json_response(self, {
-                    "period": period, **to_jsonable(reducers.trial_balance(row)),
-                    "freshness": freshness("periods", period),
-                })
+                return json_response(
+                    self,
+                    {
+                        "period": period,
+                        **to_jsonable(reducers.trial_balance(row)),
+                        "freshness": freshness("periods", period),
+                    },
+                )
 
             return await routed(self, request, "periods", period, local)
 
@@ -238,12 +277,21 @@ def register_routes(
                 row = row_of("periods", period)
                 balance = reducers.account_balance(row, account) if row is not None else None
                 if balance is None:
-                    return problem(self, 404, "not found",
-                                   f"no postings to account {account} in period {period}")
-                return json_response(self, {
-                    "account": account, "period": period, **to_jsonable(balance),
-                    "freshness": freshness("periods", period),
-                })
+                    return problem(
+                        self,
+                        404,
+                        "not found",
+                        f"no postings to account {account} in period {period}",
+                    )
+                return json_response(
+                    self,
+                    {
+                        "account": account,
+                        "period": period,
+                        **to_jsonable(balance),
+                        "freshness": freshness("periods", period),
+                    },
+                )
 
             return await routed(self, request, "periods", period, local)
 
@@ -266,13 +314,14 @@ def register_routes(
     @app.page("/health")
     class HealthView(View):
         async def get(self, request: Request) -> Response:
-            return json_response(self, {"status": "alive",
-                                        "uptime_s": round(time.time() - hub.started_at, 1)})
+            return json_response(
+                self, {"status": "alive", "uptime_s": round(time.time() - hub.started_at, 1)}
+            )
 
     @app.page("/ready")
     class ReadyView(View):
         async def get(self, request: Request) -> Response:
-            recovered = bool(app.tables.recovery.completed.is_set())
+            recovered = bool(app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
             hub.metrics.recovery_complete.set(1 if recovered else 0)
             body = {"tables_recovered": recovered}
             return json_response(self, {"ready": recovered, **body}, 200 if recovered else 503)
@@ -282,5 +331,7 @@ def register_routes(
         async def get(self, request: Request) -> Response:
             if not authorised(request, write=False):
                 return problem(self, 401, "unauthorised", "a valid X-API-Key header is required")
-            return self.bytes(generate_latest(hub.metrics.registry),
-                              content_type=CONTENT_TYPE_LATEST.split(";")[0])
+            return self.bytes(
+                generate_latest(hub.metrics.registry),
+                content_type=CONTENT_TYPE_LATEST.split(";")[0],
+            )

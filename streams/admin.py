@@ -6,7 +6,7 @@ import logging
 import time
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from settings import (
     ALERTS_TOPIC,
@@ -25,7 +25,12 @@ log = logging.getLogger(__name__)
 
 def contract_topics() -> tuple[str, ...]:
     return (
-        *SOURCE_TOPICS, COMMANDS_TOPIC, LEDGER_TOPIC, ALERTS_TOPIC, DLQ_TOPIC, BY_EVENT_ID_TOPIC,
+        *SOURCE_TOPICS,
+        COMMANDS_TOPIC,
+        LEDGER_TOPIC,
+        ALERTS_TOPIC,
+        DLQ_TOPIC,
+        BY_EVENT_ID_TOPIC,
         *(delta_topic(table) for table in DELTA_TABLES),
     )
 
@@ -38,7 +43,7 @@ def admin_client(settings: Settings, *, wait_s: float = 60.0) -> KafkaAdminClien
             return KafkaAdminClient(
                 bootstrap_servers=settings.kafka_bootstrap.split(","), client_id="fin-admin"
             )
-        except NoBrokersAvailable:
+        except KafkaError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1.0)

@@ -52,8 +52,7 @@ def headers_as_bytes(headers: Any) -> dict[str, bytes]:
         return {}
     items = headers.items() if isinstance(headers, Mapping) else headers
     return {
-        str(key): value if isinstance(value, bytes) else str(value).encode()
-        for key, value in items
+        str(key): value if isinstance(value, bytes) else str(value).encode() for key, value in items
     }
 
 
@@ -67,14 +66,14 @@ class Hub:
     app: faust.App
     metrics: Metrics
     tables: dict[str, TableT[Any, Any]]
-    topics: dict[str, TopicT[Any]]
+    topics: dict[str, TopicT]
     contract_topic_of: dict[str, str]
     decoder: Decoder
     encoder: Encoder
     prefetch_schema: Callable[[bytes | None], Awaitable[None]]
     started_at: float = field(default_factory=time.time)
 
-    def topic(self, contract_name: str) -> TopicT[Any]:
+    def topic(self, contract_name: str) -> TopicT:
         return self.topics[contract_name]
 
 
@@ -92,7 +91,7 @@ def build_hub(
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap),
-        store="rocksdict://",
+        store="rocksdb://",
         datadir=str(settings.data_dir),
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -112,7 +111,7 @@ def build_hub(
         value_serializer="raw",
     )
 
-    def raw_topic(name: str, *, internal: bool) -> TopicT[Any]:
+    def raw_topic(name: str, *, internal: bool) -> TopicT:
         return app.topic(
             settings.topic(name),
             key_type=bytes,
@@ -124,9 +123,13 @@ def build_hub(
         )
 
     contract_names = (
-        *SOURCE_TOPICS, COMMANDS_TOPIC, LEDGER_TOPIC, ALERTS_TOPIC, DLQ_TOPIC,
+        *SOURCE_TOPICS,
+        COMMANDS_TOPIC,
+        LEDGER_TOPIC,
+        ALERTS_TOPIC,
+        DLQ_TOPIC,
     )
-    topics: dict[str, TopicT[Any]] = {name: raw_topic(name, internal=False) for name in contract_names}
+    topics: dict[str, TopicT] = {name: raw_topic(name, internal=False) for name in contract_names}
     topics[BY_EVENT_ID_TOPIC] = raw_topic(BY_EVENT_ID_TOPIC, internal=True)
     for table in DELTA_TABLES:
         topics[delta_topic(table)] = raw_topic(delta_topic(table), internal=True)
@@ -138,15 +141,14 @@ def build_hub(
             partitions=settings.partitions,
             key_type=bytes,
             value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
         )
 
     tables: dict[str, TableT[Any, Any]] = {
         name: raw_table(name) for name in ("processed", "entries", "stats", *DELTA_TABLES)
     }
-    hub = Hub(settings, app, metrics, tables, topics, contract_topic_of, decoder, encoder,
-              prefetch_schema)
+    hub = Hub(
+        settings, app, metrics, tables, topics, contract_topic_of, decoder, encoder, prefetch_schema
+    )
 
     async def send_all(sends: Iterable[Send]) -> None:
         for send in sends:
@@ -171,7 +173,9 @@ def build_hub(
             contract = contract_topic_of[message.topic]
             started = time.perf_counter()
             position = SourcePosition(
-                contract, message.partition, message.offset,
+                contract,
+                message.partition,
+                message.offset,
                 int(message.timestamp * 1000) if message.timestamp else None,
             )
             metrics.events_consumed.labels(contract).inc()
@@ -210,9 +214,13 @@ def build_hub(
         async for event in stream.events():
             message = event.message
             started = time.perf_counter()
+            assert message.key is not None and message.value is not None
             record = ByIdRecord(
-                key=message.key, value=message.value, headers=headers_as_bytes(message.headers),
-                partition=message.partition, offset=message.offset,
+                key=message.key,
+                value=message.value,
+                headers=headers_as_bytes(message.headers),
+                partition=message.partition,
+                offset=message.offset,
             )
             await prefetch_schema(message.value)
             result = posting_stage.process(record, get_processed, datetime.now(UTC))
@@ -236,8 +244,11 @@ def build_hub(
             async for event in stream.events():
                 message = event.message
                 started = time.perf_counter()
+                assert message.value is not None, "deltas are never tombstones"
                 current = table.get(message.key)
-                result = stage.process(message.value, current if isinstance(current, bytes) else None)
+                result = stage.process(
+                    message.value, current if isinstance(current, bytes) else None
+                )
                 if result.outcome == "applied":
                     await send_all(result.sends)
                     write_tables(result)
@@ -267,15 +278,14 @@ def build_hub(
 
     app.agent(topics[LEDGER_TOPIC], name="entries", concurrency=1)(entries_agent)
 
-    @app.on_rebalance_complete.connect
-    async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:  # noqa: ARG001
-        log.info("rebalance complete; assigned: %s", sorted(map(str, app.consumer.assignment())))
-
     return hub
 
 
 async def retry(
-    operation: Callable[[], Awaitable[T]], *, what: str, metrics: Metrics,
+    operation: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    metrics: Metrics,
     attempts_max: int | None = None,
 ) -> T:
     """Run ``operation`` until it succeeds, backing off exponentially with full jitter.

@@ -21,69 +21,91 @@ class Metrics:
             "fin_events_consumed_total", "Records read from source topics.", ["topic"], registry=r
         )
         self.events_posted = Counter(
-            "fin_events_posted_total", "Events that became a journal entry or state change.",
-            ["topic", "event_type"], registry=r,
+            "fin_events_posted_total",
+            "Events that became a journal entry or state change.",
+            ["topic", "event_type"],
+            registry=r,
         )
         self.events_rejected = Counter(
-            "fin_events_rejected_total", "Records refused with a named reason (sent to fin.dlq).",
-            ["topic", "reason"], registry=r,
+            "fin_events_rejected_total",
+            "Records refused with a named reason (sent to fin.dlq).",
+            ["topic", "reason"],
+            registry=r,
         )
         self.events_duplicate = Counter(
-            "fin_events_duplicate_total", "Events whose event_id was already posted.",
-            ["topic", "event_type"], registry=r,
+            "fin_events_duplicate_total",
+            "Events whose event_id was already posted.",
+            ["topic", "event_type"],
+            registry=r,
         )
         self.replays = Counter(
             "fin_replayed_records_total",
             "Records seen again after a crash or rebalance (harmless by design).",
-            ["stage"], registry=r,
+            ["stage"],
+            registry=r,
         )
         self.dead_letters = Counter(
-            "fin_dead_letters_total", "Records written to the dead-letter topic.", ["reason"],
+            "fin_dead_letters_total",
+            "Records written to the dead-letter topic.",
+            ["reason"],
             registry=r,
         )
         self.retries = Counter(
             "fin_retries_total", "Retries of transient failures.", ["dependency"], registry=r
         )
         self.breaker_state = Gauge(
-            "fin_circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ["dependency"],
+            "fin_circuit_breaker_state",
+            "0 closed, 1 half-open, 2 open.",
+            ["dependency"],
             registry=r,
         )
         self.deltas_applied = Counter(
-            "fin_table_deltas_applied_total", "State changes applied to tables.", ["table"],
+            "fin_table_deltas_applied_total",
+            "State changes applied to tables.",
+            ["table"],
             registry=r,
         )
         self.deltas_skipped = Counter(
             "fin_table_deltas_skipped_total",
-            "State changes skipped by the position guard (already applied).", ["table"],
+            "State changes skipped by the position guard (already applied).",
+            ["table"],
             registry=r,
         )
         self.alerts = Counter(
             "fin_alerts_total", "Alerts published on fin.alerts.", ["alert_type"], registry=r
         )
         self.processing_seconds = Histogram(
-            "fin_processing_seconds", "Time inside the worker per record and stage.", ["stage"],
-            buckets=_WORKER_BUCKETS, registry=r,
+            "fin_processing_seconds",
+            "Time inside the worker per record and stage.",
+            ["stage"],
+            buckets=_WORKER_BUCKETS,
+            registry=r,
         )
         self.event_to_posting_seconds = Histogram(
             "fin_event_to_posting_seconds",
             "From the event's own timestamp to the moment its posting was sent.",
-            buckets=_EVENT_AGE_BUCKETS, registry=r,
+            buckets=_EVENT_AGE_BUCKETS,
+            registry=r,
         )
         self.consumer_lag = Gauge(
-            "fin_consumer_lag_records", "End offset minus committed offset, per partition.",
-            ["topic", "partition"], registry=r,
+            "fin_consumer_lag_records",
+            "End offset minus committed offset, per partition.",
+            ["topic", "partition"],
+            registry=r,
         )
         self.table_keys = Gauge(
             "fin_table_keys", "Keys held locally per table.", ["table"], registry=r
         )
         self.trial_balance_imbalance = Gauge(
-            "fin_trial_balance_imbalance", "Sum of debits minus credits over local periods.",
+            "fin_trial_balance_imbalance",
+            "Sum of debits minus credits over local periods.",
             registry=r,
         )
         self.integrity_failures = Counter(
             "fin_integrity_failures_total", "Integrity checks that failed.", ["check"], registry=r
         )
         self.recovery_complete = Gauge(
-            "fin_table_recovery_complete", "1 once tables have been recovered from changelogs.",
+            "fin_table_recovery_complete",
+            "1 once tables have been recovered from changelogs.",
             registry=r,
         )

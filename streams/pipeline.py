@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,7 +67,10 @@ def dead_letter(
     event_id: str | None = None,
 ) -> Send:
     headers = dead_letter_headers(
-        reason=str(rejection.reason), detail=rejection.detail, source=source, rejected_at=now,
+        reason=str(rejection.reason),
+        detail=rejection.detail,
+        source=source,
+        rejected_at=now,
         event_id=event_id,
     )
     return Send(DLQ_TOPIC, key, value, tuple(headers))
@@ -81,7 +84,11 @@ class Ingest:
         self._chart = chart
 
     def process(
-        self, topic: str, key: bytes | None, value: bytes | None, position: SourcePosition,
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        position: SourcePosition,
         now: datetime,
     ) -> StageResult:
         decoded = self._decoder.decode(topic, value)
@@ -94,7 +101,11 @@ class Ingest:
         if isinstance(checked, Rejection):
             event_id = decoded.record.get("event_id")
             return _rejected(
-                checked, key, value, position, now,
+                checked,
+                key,
+                value,
+                position,
+                now,
                 event_id=event_id if isinstance(event_id, str) else None,
             )
         routing_key = _routing_key(checked)
@@ -129,19 +140,32 @@ def _received_at(position: SourcePosition, now: datetime) -> datetime:
 
 
 def _rejected(
-    rejection: Rejection, key: bytes | None, value: bytes | None, position: SourcePosition,
-    now: datetime, *, event_id: str | None = None,
+    rejection: Rejection,
+    key: bytes | None,
+    value: bytes | None,
+    position: SourcePosition,
+    now: datetime,
+    *,
+    event_id: str | None = None,
 ) -> StageResult:
     log.warning(
-        "rejected %s[%d]@%d event_id=%s reason=%s: %s", position.topic, position.partition,
-        position.offset, event_id or "-", rejection.reason, rejection.detail,
+        "rejected %s[%d]@%d event_id=%s reason=%s: %s",
+        position.topic,
+        position.partition,
+        position.offset,
+        event_id or "-",
+        rejection.reason,
+        rejection.detail,
     )
     return StageResult(
         outcome="rejected",
         reason=str(rejection.reason),
         event_id=event_id,
-        sends=(dead_letter(rejection, key=key, value=value, source=position, now=now,
-                           event_id=event_id),),
+        sends=(
+            dead_letter(
+                rejection, key=key, value=value, source=position, now=now, event_id=event_id
+            ),
+        ),
     )
 
 
@@ -191,119 +215,166 @@ class Posting:
         if isinstance(decoded, Rejection):
             raise RuntimeError(f"by-id record no longer decodes: {decoded}")
         event = validation.validate(
-            decoded.record, topic=source.topic,
-            received_at=_received_at(source, now), chart=self._chart,
+            decoded.record,
+            topic=source.topic,
+            received_at=_received_at(source, now),
+            chart=self._chart,
         )
         if isinstance(event, Rejection):
             raise RuntimeError(f"by-id record no longer validates: {event}")
         source_ref = SourceRef(
-            event_id=event.event_id, event_type=event.event_type, topic=source.topic,
-            partition=source.partition, offset=source.offset,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            topic=source.topic,
+            partition=source.partition,
+            offset=source.offset,
         )
         fingerprint = idempotency.fingerprint(decoded.record)
         existing_raw = get_processed(event.event_id)
         existing = (
             idempotency.ProcessedRecord.from_json_dict(orjson.loads(existing_raw))
-            if existing_raw is not None else None
+            if existing_raw is not None
+            else None
         )
         decision = idempotency.decide(
             existing, fingerprint=fingerprint, source=source_ref, by_id_offset=record.offset
         )
-        common = {"event_type": event.event_type, "event_id": event.event_id,
-                  "event_timestamp": event.timestamp}
+        common = {
+            "event_type": event.event_type,
+            "event_id": event.event_id,
+            "event_timestamp": event.timestamp,
+        }
         if decision is idempotency.Decision.CONFLICT:
             rejection = Rejection(
                 Reason.EVENT_ID_CONFLICT,
                 f"event_id {event.event_id} was already posted with a different payload "
                 f"(first seen at {existing.source.topic}[{existing.source.partition}]"
-                f"@{existing.source.offset})" if existing else "event_id conflict",
+                f"@{existing.source.offset})"
+                if existing
+                else "event_id conflict",
             )
-            return _rejected(rejection, record.original_key, record.value, source, now,
-                             event_id=event.event_id)
+            return _rejected(
+                rejection, record.original_key, record.value, source, now, event_id=event.event_id
+            )
         if decision is idempotency.Decision.DUPLICATE:
-            log.info("duplicate event_id=%s from %s[%d]@%d", event.event_id, source.topic,
-                     source.partition, source.offset)
+            log.info(
+                "duplicate event_id=%s from %s[%d]@%d",
+                event.event_id,
+                source.topic,
+                source.partition,
+                source.offset,
+            )
             return StageResult(outcome="duplicate", **common)  # type: ignore[arg-type]
         if decision is idempotency.Decision.REPLAY_COPY:
             return StageResult(outcome="replay", **common)  # type: ignore[arg-type]
         if decision is idempotency.Decision.REEMIT:
             assert existing is not None
-            posting = rules.posting_from_json_dict(existing.posting)
-            return self._emit(posting, record, existing, outcome="replay", common=common)
+            result = self._emit(
+                existing.posting_value(), record, existing, outcome="replay", common=common
+            )
+            if isinstance(event, CompensationRequested):
+                # The crash may have come between the two table writes of the first attempt:
+                # mark the target again (idempotent) so it can never be reversed twice.
+                target_raw = get_processed(event.target_event_id)
+                if target_raw is not None:
+                    target = idempotency.ProcessedRecord.from_json_dict(orjson.loads(target_raw))
+                    result = _with_target_mark(result, target, event.event_id)
+            return result
 
         # Decision.POST
         if isinstance(event, CompensationRequested):
-            return self._compensate(event, record, source_ref, fingerprint, get_processed, now,
-                                    common)
+            return self._compensate(
+                event, record, source_ref, fingerprint, get_processed, now, common
+            )
         posting = rules.post(event, source_ref, self._chart)
         processed = idempotency.ProcessedRecord(
-            fingerprint=fingerprint, source=source_ref, by_id_offset=record.offset,
-            posting=rules.posting_to_json_dict(posting), compensated_by=None,
+            fingerprint=fingerprint,
+            source=source_ref,
+            by_id_offset=record.offset,
+            posting=rules.posting_to_json_dict(posting),
+            compensated_by=None,
         )
         return self._emit(posting, record, processed, outcome="posted", common=common)
 
     def _compensate(
-        self, event: CompensationRequested, record: ByIdRecord, source_ref: SourceRef,
-        fingerprint: str, get_processed: Callable[[str], bytes | None], now: datetime,
+        self,
+        event: CompensationRequested,
+        record: ByIdRecord,
+        source_ref: SourceRef,
+        fingerprint: str,
+        get_processed: Callable[[str], bytes | None],
+        now: datetime,
         common: Mapping[str, Any],
     ) -> StageResult:
         target_raw = get_processed(event.target_event_id)
-        if target_raw is None:
+        target = (
+            idempotency.ProcessedRecord.from_json_dict(orjson.loads(target_raw))
+            if target_raw is not None
+            else None
+        )
+        refusal = idempotency.check_compensation(target, compensation_event_id=event.event_id)
+        if refusal is not None:
             return _rejected(
-                Rejection(Reason.COMPENSATION_TARGET_UNKNOWN,
-                          f"no posted event with event_id {event.target_event_id}"),
-                record.original_key, record.value, record.source, now, event_id=event.event_id,
+                refusal,
+                record.original_key,
+                record.value,
+                record.source,
+                now,
+                event_id=event.event_id,
             )
-        target = idempotency.ProcessedRecord.from_json_dict(orjson.loads(target_raw))
-        if target.compensated_by is not None:
-            log.info("compensation %s: event %s was already compensated by %s",
-                     event.event_id, event.target_event_id,
-                     target.compensated_by)
-            return StageResult(outcome="duplicate", **common)  # type: ignore[arg-type]
-        original = rules.posting_from_json_dict(target.posting)
-        try:
-            reversal = rules.reverse(original, event.event_id, source_ref, self._chart)
-        except rules.NotReversibleError as exc:
-            return _rejected(
-                Rejection(Reason.COMPENSATION_TARGET_NOT_REVERSIBLE, str(exc)),
-                record.original_key, record.value, record.source, now, event_id=event.event_id,
-            )
+        assert target is not None
+        reversal = rules.reverse(target.posting_value(), event.event_id, source_ref)
         processed = idempotency.ProcessedRecord(
-            fingerprint=fingerprint, source=source_ref, by_id_offset=record.offset,
-            posting=rules.posting_to_json_dict(reversal), compensated_by=None,
+            fingerprint=fingerprint,
+            source=source_ref,
+            by_id_offset=record.offset,
+            posting=rules.posting_to_json_dict(reversal),
+            compensated_by=None,
         )
-        marked_target = target.with_compensated_by(event.event_id)
         result = self._emit(reversal, record, processed, outcome="posted", common=common)
-        return StageResult(
-            outcome=result.outcome, sends=result.sends, event_type=result.event_type,
-            event_id=result.event_id, event_timestamp=result.event_timestamp,
-            table_writes=(*result.table_writes,
-                          ("processed", event.target_event_id,
-                           orjson.dumps(marked_target.to_json_dict()))),
-        )
+        return _with_target_mark(result, target, event.event_id)
 
     def _emit(
-        self, posting: rules.Posting, record: ByIdRecord,
-        processed: idempotency.ProcessedRecord, *, outcome: str, common: Mapping[str, Any],
+        self,
+        posting: rules.Posting,
+        record: ByIdRecord,
+        processed: idempotency.ProcessedRecord,
+        *,
+        outcome: str,
+        common: Mapping[str, Any],
     ) -> StageResult:
         sends: list[Send] = []
         if posting.entry is not None:
             sends.append(self.entry_send(posting.entry))
         for index, delta in enumerate(posting.deltas):
-            sends.append(delta_send(delta, (record.partition, record.offset, index),
-                                    processed.source.event_id))
+            sends.append(
+                delta_send(
+                    delta, (record.partition, record.offset, index), processed.source.event_id
+                )
+            )
         return StageResult(
             outcome=outcome,
             sends=tuple(sends),
-            table_writes=(("processed", processed.source.event_id,
-                           orjson.dumps(processed.to_json_dict())),),
+            table_writes=(
+                ("processed", processed.source.event_id, orjson.dumps(processed.to_json_dict())),
+            ),
             **common,  # type: ignore[arg-type]
         )
 
     def entry_send(self, entry: JournalEntry) -> Send:
         # Second balance check, right before the entry leaves the process (invariant 1).
         assert_balanced(entry)
-        return Send(LEDGER_TOPIC, entry.entry_id.encode(), self._encoder.encode(to_avro_dict(entry)))
+        return Send(
+            LEDGER_TOPIC, entry.entry_id.encode(), self._encoder.encode(to_avro_dict(entry))
+        )
+
+
+def _with_target_mark(
+    result: StageResult, target: idempotency.ProcessedRecord, compensation_event_id: str
+) -> StageResult:
+    marked = target.with_compensated_by(compensation_event_id)
+    write = ("processed", target.source.event_id, orjson.dumps(marked.to_json_dict()))
+    return replace(result, table_writes=(*result.table_writes, write))
 
 
 def delta_send(delta: Delta, position: reducers.Position, event_id: str) -> Send:
@@ -321,7 +392,9 @@ class DeltaRecord:
     def parse(cls, value: bytes) -> DeltaRecord:
         body = orjson.loads(value)
         partition, offset, index = body["position"]
-        return cls(delta_from_json_dict(body["delta"]), (partition, offset, index), body["event_id"])
+        return cls(
+            delta_from_json_dict(body["delta"]), (partition, offset, index), body["event_id"]
+        )
 
 
 class TableApply:
@@ -334,21 +407,35 @@ class TableApply:
 
     def process(self, value: bytes, current: bytes | None) -> StageResult:
         record = DeltaRecord.parse(value)
-        row = reducers.row_from_json_dict(self.table, orjson.loads(current)) if current else None
-        outcome = reducers.apply(row, record.delta, record.position, self._chart)
+        row = (
+            reducers.row_from_json_dict(self.table, orjson.loads(current))
+            if current is not None
+            else None
+        )
+        outcome = reducers.apply(
+            row, record.delta, record.position, self._chart, source_event_id=record.event_id
+        )
         if not outcome.applied:
             return StageResult(outcome="skipped", event_id=record.event_id)
         sends = tuple(
-            Send(ALERTS_TOPIC, alert.subject.encode(),
-                 self._encoder.encode(reducers.alert_to_avro_dict(alert)))
+            Send(
+                ALERTS_TOPIC,
+                alert.subject.encode(),
+                self._encoder.encode(reducers.alert_to_avro_dict(alert)),
+            )
             for alert in outcome.alerts
         )
         return StageResult(
             outcome="applied",
             event_id=record.event_id,
             sends=sends,
-            table_writes=((self.table, record.delta.key,
-                           orjson.dumps(reducers.row_to_json_dict(outcome.row))),),
+            table_writes=(
+                (
+                    self.table,
+                    record.delta.key,
+                    orjson.dumps(reducers.row_to_json_dict(outcome.row)),
+                ),
+            ),
             extra={"alerts": [alert.alert_type for alert in outcome.alerts]},
         )
 

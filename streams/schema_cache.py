@@ -63,8 +63,13 @@ class SchemaCache:
                 attempt += 1
                 delay = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2**attempt)
                 self._metrics.retries.labels("schema_registry").inc()
-                log.warning("registry unavailable fetching schema id %d (%s); retry %d in %.1fs",
-                            schema_id, exc, attempt, delay)
+                log.warning(
+                    "registry unavailable fetching schema id %d (%s); retry %d in %.1fs",
+                    schema_id,
+                    exc,
+                    attempt,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 continue
             self._texts[schema_id] = text

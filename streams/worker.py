@@ -50,8 +50,12 @@ def create_hub(settings: Settings) -> Hub:
     decoder = Decoder(catalog, cache.lookup)
     encoder = Encoder(catalog, lambda subject: subject_ids[subject])
     hub = build_hub(
-        settings, chart=chart, decoder=decoder, encoder=encoder,
-        prefetch_schema=cache.prefetch, metrics=metrics,
+        settings,
+        chart=chart,
+        decoder=decoder,
+        encoder=encoder,
+        prefetch_schema=cache.prefetch,
+        metrics=metrics,
     )
     from api.routes import register_routes
 

@@ -33,9 +33,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run(args: list[str], env: Mapping[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, env={**os.environ, **env}, cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout, check=False)
+def _run(
+    args: list[str], env: Mapping[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @dataclass
@@ -63,8 +72,11 @@ def _status_ok(script: str, env: Mapping[str, str]) -> bool:
 @contextlib.contextmanager
 def infrastructure() -> Iterator[Infra]:
     """Reuse `make up` when it answers on the default ports, else start a private pair."""
-    if os.environ.get("FIN_TEST_PRIVATE_INFRA") != "1" and _status_ok("kafka.sh", {}) and \
-            _status_ok("registry.sh", {}):
+    if (
+        os.environ.get("FIN_TEST_PRIVATE_INFRA") != "1"
+        and _status_ok("kafka.sh", {})
+        and _status_ok("registry.sh", {})
+    ):
         url = _run([str(OPS / "registry.sh"), "url"], {}).stdout.strip()
         yield Infra("127.0.0.1:9092", url)
         return
@@ -110,8 +122,11 @@ class Worker:
     def start(self) -> Worker:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "worker"], cwd=ROOT,
-            env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, str(ROOT / "app.py"), "worker"],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -120,7 +135,9 @@ class Worker:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"worker exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
             with contextlib.suppress(requests.RequestException):
                 response = requests.get(f"{self.url}/ready", headers=self.headers, timeout=2)
                 if response.status_code == 200:
@@ -191,7 +208,8 @@ class Deployment:
         data_dir = self.root / f"worker-{index}"
         worker = Worker(
             env=self.env(FIN_WEB_PORT=str(port), FIN_DATA_DIR=str(data_dir)),
-            port=port, log_path=self.root / f"worker-{index}.log",
+            port=port,
+            log_path=self.root / f"worker-{index}.log",
         )
         self.workers.append(worker)
         if start:
