@@ -48,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # kafka-python narrates every connection at INFO; only its warnings help an operator.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.command == "worker":
         from streams.worker import run_worker
 
