@@ -21,6 +21,14 @@ from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.integrity import (
+    PARTIAL_PATH,
+    PeriodicIntegrity,
+    build_report,
+    gather_parts,
+    local_partial,
+)
+from api.status import LAG_SAMPLE_INTERVAL_S, render_status_page, sample_lag, status_snapshot
 from ledger import reducers
 from ledger.chart import ChartOfAccounts
 from ledger.money import fits_precision
@@ -34,6 +42,7 @@ from streams.hub import Hub
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/fin"
+INTEGRITY_INTERVAL_S = 60.0
 
 
 class BadParameterError(Exception):
@@ -310,6 +319,59 @@ def register_routes(
                 return json_response(self, decoded.record)
 
             return await routed(self, request, "entries", entry_id, local)
+
+    @app.page(PARTIAL_PATH)
+    class IntegrityPartialView(View):
+        async def get(self, request: Request) -> Response:
+            if not authorised(request, write=False):
+                return problem(self, 401, "unauthorised", "a valid X-API-Key header is required")
+            return json_response(self, local_partial(hub))
+
+    forward_headers = {"X-API-Key": read_key} if read_key else {}
+    periodic = PeriodicIntegrity(hub, chart, forward_headers)
+
+    @app.page(PREFIX + "/ledger/integrity")
+    class IntegrityView(View):
+        async def get(self, request: Request) -> Response:
+            if not authorised(request, write=False):
+                return problem(self, 401, "unauthorised", "a valid X-API-Key header is required")
+            report = build_report(await gather_parts(hub, forward_headers), chart)
+            return json_response(self, report.to_json())
+
+    @app.timer(interval=INTEGRITY_INTERVAL_S, on_leader=True)  # type: ignore[untyped-decorator]
+    async def integrity_check() -> None:
+        if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+            return
+        try:
+            await periodic.run()
+        except Exception:
+            # A check that cannot run (a worker unreachable mid-rebalance) is retried next time;
+            # it must not take the worker down.
+            log.exception("periodic integrity check could not run")
+
+    lags: dict[tuple[str, int], int] = {}
+
+    @app.timer(interval=LAG_SAMPLE_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def lag_sampler() -> None:
+        try:
+            lags.clear()
+            lags.update(await sample_lag(hub))
+        except Exception:
+            log.exception("consumer lag could not be sampled")
+
+    @app.page(PREFIX + "/status")
+    class StatusView(View):
+        async def get(self, request: Request) -> Response:
+            if not authorised(request, write=False):
+                return problem(self, 401, "unauthorised", "a valid X-API-Key header is required")
+            return json_response(self, status_snapshot(hub, lags))
+
+    @app.page("/")
+    class StatusPage(View):
+        async def get(self, request: Request) -> Response:
+            if not authorised(request, write=False):
+                return problem(self, 401, "unauthorised", "a valid X-API-Key header is required")
+            return self.html(render_status_page(status_snapshot(hub, lags)))
 
     @app.page("/health")
     class HealthView(View):

@@ -35,7 +35,18 @@ from settings import (
 )
 from streams.deadletter import SourcePosition
 from streams.metrics import Metrics
-from streams.pipeline import ByIdRecord, Ingest, Posting, Send, StageResult, TableApply
+from streams.pipeline import (
+    ByIdRecord,
+    Ingest,
+    Posting,
+    Send,
+    StageResult,
+    TableApply,
+    count_ingest,
+    count_posting,
+    stats_key_ingest,
+    stats_key_posting,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +173,7 @@ def build_hub(
 
     def write_tables(result: StageResult) -> None:
         for table_name, key, value in result.table_writes:
-            tables[table_name][key] = value
+            tables[table_name][key.encode()] = value
 
     ingest_stage = Ingest(decoder, chart)
 
@@ -184,8 +195,27 @@ def build_hub(
                 contract, message.key, message.value, position, datetime.now(UTC)
             )
             await send_all(result.sends)
+            count_durably(
+                stats_key_ingest(contract, message.partition),
+                message.offset,
+                count_ingest,
+                result.outcome,
+            )
             count_outcome(result, contract)
             metrics.processing_seconds.labels("ingest").observe(time.perf_counter() - started)
+
+    stats = tables["stats"]
+
+    def count_durably(
+        key: str,
+        offset: int,
+        counter: Callable[[bytes | None, int, str], bytes | None],
+        outcome: str,
+    ) -> None:
+        current = stats.get(key.encode())
+        updated = counter(current if isinstance(current, bytes) else None, offset, outcome)
+        if updated is not None:
+            stats[key.encode()] = updated
 
     def count_outcome(result: StageResult, topic: str) -> None:
         if result.outcome == "rejected":
@@ -226,6 +256,9 @@ def build_hub(
             result = posting_stage.process(record, get_processed, datetime.now(UTC))
             await send_all(result.sends)
             write_tables(result)
+            count_durably(
+                stats_key_posting(message.partition), message.offset, count_posting, result.outcome
+            )
             count_outcome(result, record.source.topic)
             if result.outcome == "posted" and result.event_timestamp is not None:
                 metrics.event_to_posting_seconds.observe(

@@ -442,3 +442,40 @@ class TableApply:
 
 def decoded_event_type(decoded: Decoded) -> str:
     return decoded.event_type
+
+
+# --- outcome counts: invariant 3, durable and replay-proof ------------------------------------
+# One `stats` row per stage and partition counts outcomes, with the offset it has counted up to:
+# a record at or below that offset was counted before a crash and is not counted again.
+def stats_key_ingest(topic: str, partition: int) -> str:
+    return f"in|{topic}|{partition}"
+
+
+def stats_key_posting(partition: int) -> str:
+    return f"post|{partition}"
+
+
+def _counted(current: bytes | None, offset: int, names: tuple[str, ...]) -> bytes | None:
+    row: dict[str, int] = orjson.loads(current) if current is not None else {"watermark": -1}
+    if offset <= row["watermark"]:
+        return None
+    row["watermark"] = offset
+    for name in names:
+        row[name] = row.get(name, 0) + 1
+    return orjson.dumps(row)
+
+
+def count_ingest(current: bytes | None, offset: int, outcome: str) -> bytes | None:
+    """The ingest stats row after counting the record at ``offset``; None if already counted."""
+    return _counted(
+        current, offset, ("consumed", "rejected") if outcome == "rejected" else ("consumed",)
+    )
+
+
+POSTING_COUNTERS = {"posted": "posted", "duplicate": "duplicates", "rejected": "rejected"}
+
+
+def count_posting(current: bytes | None, offset: int, outcome: str) -> bytes | None:
+    """The posting stats row after counting ``outcome``; a replayed record counts nothing."""
+    name = POSTING_COUNTERS.get(outcome)
+    return _counted(current, offset, (name,) if name else ())

@@ -1,0 +1,142 @@
+"""Integrity over the whole cluster: every worker contributes the rows of its partitions.
+
+Tables are partitioned over workers, so no single worker can check the books alone. Each worker
+serves its local rows at ``/api/v1/fin/internal/integrity-partial``; the worker asked for
+``/api/v1/fin/ledger/integrity`` gathers every worker's part (the hosts come from faust's
+partition assignor), merges them into one ``LedgerSnapshot`` and runs the pure checks of
+``ledger.integrity``. The leader also runs the check periodically: a failure seen twice in a row
+(so not a delta still in flight between two tables) is logged as an error, counted in metrics
+and published on ``fin.alerts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ledger import integrity, reducers
+from ledger.chart import ChartOfAccounts
+from settings import ALERTS_TOPIC
+from streams.hub import Hub
+
+log = logging.getLogger(__name__)
+
+PARTIAL_PATH = "/api/v1/fin/internal/integrity-partial"
+SNAPSHOT_TABLES = ("periods", "customers", "vendors")
+
+
+def local_partial(hub: Hub) -> dict[str, Any]:
+    """The rows this worker holds as active partitions, as JSON-ready dicts."""
+    part: dict[str, Any] = {}
+    for name in (*SNAPSHOT_TABLES, "stats"):
+        rows: dict[str, Any] = {}
+        for key, value in hub.tables[name].items():
+            if isinstance(key, bytes) and isinstance(value, bytes):
+                rows[key.decode()] = orjson.loads(value)
+        part[name] = rows
+    return part
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    ok: bool
+    errors: tuple[integrity.IntegrityError, ...]
+    counts: integrity.OutcomeCounts
+    workers: int
+    periods: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "errors": [{"check": error.check, "detail": error.detail} for error in self.errors],
+            "counts": {
+                "events_in": self.counts.events_in,
+                "postings": self.counts.postings,
+                "rejections": self.counts.rejections,
+                "duplicates": self.counts.duplicates,
+            },
+            "workers": self.workers,
+            "periods_checked": self.periods,
+        }
+
+
+def outcome_counts(stats_rows: Mapping[str, Mapping[str, int]]) -> integrity.OutcomeCounts:
+    events_in = postings = rejections = duplicates = 0
+    for key, row in stats_rows.items():
+        if key.startswith("in|"):
+            events_in += row.get("consumed", 0)
+            rejections += row.get("rejected", 0)
+        elif key.startswith("post|"):
+            postings += row.get("posted", 0)
+            duplicates += row.get("duplicates", 0)
+            rejections += row.get("rejected", 0)
+    return integrity.OutcomeCounts(events_in, postings, rejections, duplicates)
+
+
+def build_report(parts: list[Mapping[str, Any]], chart: ChartOfAccounts) -> IntegrityReport:
+    merged: dict[str, dict[str, Any]] = {name: {} for name in (*SNAPSHOT_TABLES, "stats")}
+    for part in parts:
+        for name, rows in part.items():
+            merged.setdefault(name, {}).update(rows)
+    snapshot = integrity.LedgerSnapshot(
+        periods={
+            key: reducers.PeriodRow.from_json_dict(row) for key, row in merged["periods"].items()
+        },
+        customers={
+            key: reducers.CustomerRow.from_json_dict(row)
+            for key, row in merged["customers"].items()
+        },
+        vendors={
+            key: reducers.VendorRow.from_json_dict(row) for key, row in merged["vendors"].items()
+        },
+        counts=outcome_counts(merged["stats"]),
+    )
+    errors = tuple(integrity.run_checks(snapshot, chart))
+    assert snapshot.counts is not None
+    return IntegrityReport(
+        not errors, errors, snapshot.counts, workers=len(parts), periods=len(snapshot.periods)
+    )
+
+
+async def gather_parts(hub: Hub, headers: Mapping[str, str]) -> list[Mapping[str, Any]]:
+    """Every worker's partial, this one's read locally."""
+    app = hub.app
+    own = str(app.conf.canonical_url).rstrip("/")
+    hosts = {str(url).rstrip("/") for url in app.router.tables_metadata()} - {own}
+    parts: list[Mapping[str, Any]] = [local_partial(hub)]
+    for host in sorted(hosts):
+        async with app.http_client.get(host + PARTIAL_PATH, headers=dict(headers)) as response:
+            if response.status != 200:
+                raise RuntimeError(f"integrity partial from {host}: HTTP {response.status}")
+            parts.append(orjson.loads(await response.read()))
+    return parts
+
+
+class PeriodicIntegrity:
+    """Alert on a failure seen in two consecutive runs, so in-flight deltas do not alarm."""
+
+    def __init__(self, hub: Hub, chart: ChartOfAccounts, headers: Mapping[str, str]) -> None:
+        self._hub = hub
+        self._chart = chart
+        self._headers = dict(headers)
+        self._previous: frozenset[integrity.IntegrityError] = frozenset()
+
+    async def run(self) -> IntegrityReport:
+        report = build_report(await gather_parts(self._hub, self._headers), self._chart)
+        metrics = self._hub.metrics
+        current = frozenset(report.errors)
+        persistent = current & self._previous
+        self._previous = current
+        for error in sorted(persistent, key=lambda e: (e.check, e.detail)):
+            log.error("INTEGRITY FAILURE %s: %s", error.check, error.detail)
+            metrics.integrity_failures.labels(error.check).inc()
+            alert = integrity.integrity_alert(error)
+            await self._hub.topic(ALERTS_TOPIC).send(
+                key=alert.subject.encode(),
+                value=self._hub.encoder.encode(reducers.alert_to_avro_dict(alert)),
+            )
+        return report
