@@ -15,6 +15,9 @@ from urllib.parse import quote
 import requests
 
 from errors import FinError, RegistryRequestError, RegistryUnavailableError
+from registry.avro_schema import parse_avro
+from registry.compatibility import logical_type_changes, reader_writer_problems
+from registry.errors import RegistryError
 from schemas.catalog import SchemaCatalog, SchemaEntry, subject_for
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -252,26 +255,43 @@ def register_all(
     return ids
 
 
+class SubjectReader(Protocol):
+    """What `check_all` asks of a registry (a `RegistryClient`, or a test's fake)."""
+
+    def latest(self, subject: str) -> RegisteredSchema: ...
+
+    def check_compatibility(self, subject: str, schema_str: str) -> tuple[bool, list[str]]: ...
+
+    def get_compatibility(self, subject: str) -> str: ...
+
+
 def check_all(
-    catalog: SchemaCatalog, client: RegistryClient, topic_prefix: str = ""
+    catalog: SchemaCatalog, client: SubjectReader, topic_prefix: str = ""
 ) -> list[str]:
     """Problems between the local schemas and the registry; empty when all is well.
 
     Reports a subject that is missing, a local schema that is incompatible with the registered
-    versions (with the registry's messages), and a subject whose level is not FULL_TRANSITIVE.
+    versions (with the registry's messages, or ours when it gives none), a field whose logical
+    type, decimal precision or decimal scale differs from the registry's latest version, and a
+    subject whose level is not FULL_TRANSITIVE.
     """
     problems: list[str] = []
     for entry in catalog.entries:
         subject = registered_subject(entry, topic_prefix)
         try:
-            client.latest(subject)
+            latest = client.latest(subject)
         except SchemaNotFound:
             problems.append(f"{subject}: not registered")
             continue
         compatible, messages = client.check_compatibility(subject, entry.schema_str)
         if not compatible:
-            detail = "; ".join(messages) if messages else "no detail from the registry"
+            detail = "; ".join(messages) if messages else _local_detail(entry, latest)
             problems.append(f"{subject}: {entry.path.name} is incompatible: {detail}")
+        problems.extend(
+            f"{subject}: {entry.path.name} differs from registered version {latest.version}: "
+            f"{change}"
+            for change in _logical_type_changes(entry, latest)
+        )
         try:
             level = client.get_compatibility(subject)
         except SchemaNotFound:
@@ -279,3 +299,40 @@ def check_all(
         if level != FULL_TRANSITIVE:
             problems.append(f"{subject}: compatibility is {level}, expected {FULL_TRANSITIVE}")
     return problems
+
+
+def _logical_type_changes(entry: SchemaEntry, latest: RegisteredSchema) -> list[str]:
+    """Changes of logical type, decimal precision or scale from the registered version to ours.
+
+    Avro's resolution rules look only at the underlying types, so a registry may accept a
+    decimal(18,2) that became decimal(18,3) (Apicurio does): the bytes still decode, but every
+    amount would be read ten times smaller.
+    """
+    try:
+        registered = parse_avro(latest.schema_str).parsed
+    except RegistryError as exc:
+        return [f"the registered schema cannot be parsed: {exc}"]
+    return logical_type_changes(new=parse_avro(entry.schema_str).parsed, old=registered)
+
+
+def _local_detail(entry: SchemaEntry, latest: RegisteredSchema) -> str:
+    """Why ours and the latest registered version cannot read each other's data, for a
+    registry that says "incompatible" without saying why (Apicurio)."""
+    try:
+        registered = parse_avro(latest.schema_str).parsed
+    except RegistryError as exc:
+        return f"the registered schema cannot be parsed: {exc}"
+    ours = parse_avro(entry.schema_str).parsed
+    reasons = [
+        *(
+            f"ours cannot read version {latest.version}: {problem}"
+            for problem in reader_writer_problems(reader=ours, writer=registered)
+        ),
+        *(
+            f"version {latest.version} cannot read ours: {problem}"
+            for problem in reader_writer_problems(reader=registered, writer=ours)
+        ),
+    ]
+    if not reasons:
+        return "no detail from the registry (the latest version reads and is read by ours)"
+    return "; ".join(reasons)

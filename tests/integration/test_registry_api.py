@@ -127,9 +127,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def registry(
-    tmp_path_factory: pytest.TempPathFactory, infra: Infra
-) -> Iterator[RegistryProcess]:
+def registry(tmp_path_factory: pytest.TempPathFactory, infra: Infra) -> Iterator[RegistryProcess]:
     bootstrap = infra.bootstrap
     port = int(os.environ.get("FIN_TEST_REGISTRY_PORT") or free_port())
     topic = f"_schemas_it_{uuid.uuid4().hex[:12]}"

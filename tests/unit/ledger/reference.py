@@ -56,6 +56,15 @@ class ReferenceLedger:
         self.exposures: defaultdict[str, Decimal] = defaultdict(lambda: ZERO)
         self.credit_limits: dict[str, Decimal] = {}
         self.vendor_open: defaultdict[str, Decimal] = defaultdict(lambda: ZERO)
+        self.vendor_paid: defaultdict[str, Decimal] = defaultdict(lambda: ZERO)
+        # (month or quarter, account) -> gross (debit, credit) turnover; a reversal adds the
+        # swapped amounts, so turnover grows while the balance returns to where it was.
+        self.turnover: defaultdict[tuple[str, str], tuple[Decimal, Decimal]] = defaultdict(
+            lambda: (ZERO, ZERO)
+        )
+        # month or quarter -> journal entries booked there (a reversal is an entry too)
+        self.period_entries: defaultdict[str, int] = defaultdict(int)
+        self.entries = 0
         self.project_hours: defaultdict[str, Decimal] = defaultdict(lambda: ZERO)
         self.project_billable: defaultdict[str, Decimal] = defaultdict(lambda: ZERO)
         self.product_quantity: defaultdict[str, int] = defaultdict(int)
@@ -91,6 +100,17 @@ class ReferenceLedger:
         month = month_text(day)
         self.balances[(month, debit_account)] += amount
         self.balances[(month, credit_account)] -= amount
+        self.entries += 1
+        gross = data[amount_field]
+        debited, credited = (
+            (debit_account, credit_account) if sign > 0 else (credit_account, debit_account)
+        )
+        for period in (month, quarter_text(day)):
+            self.period_entries[period] += 1
+            debit, credit = self.turnover[(period, debited)]
+            self.turnover[(period, debited)] = (debit + gross, credit)
+            debit, credit = self.turnover[(period, credited)]
+            self.turnover[(period, credited)] = (debit, credit + gross)
         if event_type == "hr.payroll.processed":
             shares = [
                 (line["department_id"], line.get("category", "SALARY"), line["amount"])
@@ -107,6 +127,7 @@ class ReferenceLedger:
             self.vendor_open[data["vendor_id"]] += amount
         elif event_type == "fin.vendor_payment.made":
             self.vendor_open[data["vendor_id"]] -= amount
+            self.vendor_paid[data["vendor_id"]] += amount
         elif event_type == "crm.sales_order.completed":
             self.exposures[data["customer_id"]] += amount
         elif event_type == "fin.customer_payment.received":
@@ -121,6 +142,18 @@ class ReferenceLedger:
     def account_balances(self) -> dict[tuple[str, str], Decimal]:
         """Non-zero (month, account) balances."""
         return {key: value for key, value in self.balances.items() if value != 0}
+
+    def trial_balance(self, period: str) -> dict[str, tuple[Decimal, Decimal]]:
+        """Gross (debit, credit) turnover per account in one month or quarter."""
+        return {
+            account: amounts
+            for (booked, account), amounts in self.turnover.items()
+            if booked == period
+        }
+
+    def periods(self) -> set[str]:
+        """Every month and quarter with at least one journal entry."""
+        return set(self.period_entries)
 
 
 def nonzero(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
