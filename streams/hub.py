@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -47,15 +46,15 @@ from streams.pipeline import (
     stats_key_ingest,
     stats_key_posting,
 )
+from streams.resilience import Backoff
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Backoff for transient failures (registry down, producer errors): capped, with full jitter so
-# that several workers do not hammer a recovering registry in step.
-BACKOFF_INITIAL_S = 0.2
-BACKOFF_MAX_S = 10.0
+# Transient failures (producer errors) back off exponentially, capped, with full jitter so that
+# several workers do not hammer a recovering broker in step.
+PRODUCER_BACKOFF = Backoff(initial_s=0.2, maximum_s=10.0)
 
 
 def headers_as_bytes(headers: Any) -> dict[str, bytes]:
@@ -333,7 +332,7 @@ async def retry(
             attempt += 1
             if attempts_max is not None and attempt >= attempts_max:
                 raise
-            delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2**attempt))
+            delay = PRODUCER_BACKOFF.delay_s(attempt)
             metrics.retries.labels(what).inc()
             log.warning("%s failed (%s); retry %d in %.2fs", what, exc, attempt, delay)
             await asyncio.sleep(delay)

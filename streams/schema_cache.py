@@ -17,12 +17,12 @@ from collections.abc import Callable
 from errors import RegistryUnavailableError
 from schemas.registry import SchemaNotFound
 from streams.metrics import Metrics
+from streams.resilience import Backoff, BreakerState, CircuitBreaker
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND_REMEMBER_S = 30.0
-BACKOFF_INITIAL_S = 0.2
-BACKOFF_MAX_S = 10.0
+DEPENDENCY = "schema_registry"
 
 
 class SchemaNotCachedError(RegistryUnavailableError):
@@ -30,9 +30,25 @@ class SchemaNotCachedError(RegistryUnavailableError):
 
 
 class SchemaCache:
-    def __init__(self, fetch: Callable[[int], str], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[int], str],
+        metrics: Metrics,
+        *,
+        backoff: Backoff | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self._fetch = fetch
         self._metrics = metrics
+        self._backoff = backoff or Backoff()
+        gauge = metrics.breaker_state.labels(DEPENDENCY)
+        gauge.set(int(BreakerState.CLOSED))
+
+        def on_change(state: BreakerState) -> None:
+            gauge.set(int(state))
+            log.warning("circuit breaker for the schema registry is now %s", state.name)
+
+        self.breaker = breaker or CircuitBreaker(DEPENDENCY, time.monotonic, on_change=on_change)
         self._texts: dict[int, str] = {}
         self._not_found_until: dict[int, float] = {}
 
@@ -44,7 +60,15 @@ class SchemaCache:
             raise SchemaNotFound(f"schema id {schema_id} is not registered")
         raise SchemaNotCachedError(f"schema id {schema_id} was not prefetched")
 
+    def is_known(self, schema_id: int) -> bool:
+        return schema_id in self._texts
+
     async def prefetch(self, value: bytes | None) -> None:
+        """Make sure the writer schema of ``value`` is cached; wait out registry outages.
+
+        While the registry fails, the calling agent waits here: its record is not acknowledged,
+        so no offset past it is committed and nothing is dead-lettered for an outage.
+        """
         if value is None or len(value) < 5 or value[0] != 0:
             return  # the decoder names this wire_format_invalid
         schema_id = struct.unpack(">I", value[1:5])[0]
@@ -53,18 +77,23 @@ class SchemaCache:
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
+            if not self.breaker.allow():
+                await asyncio.sleep(self.breaker.wait_s())
+                continue
             try:
                 text = await loop.run_in_executor(None, self._fetch, schema_id)
             except SchemaNotFound:
+                self.breaker.record_success()  # the registry answered
                 log.warning("schema id %d is unknown to the registry", schema_id)
                 self._not_found_until[schema_id] = time.monotonic() + NOT_FOUND_REMEMBER_S
                 return
             except RegistryUnavailableError as exc:
                 attempt += 1
-                delay = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2**attempt)
-                self._metrics.retries.labels("schema_registry").inc()
+                self.breaker.record_failure()
+                delay = self._backoff.delay_s(attempt)
+                self._metrics.retries.labels(DEPENDENCY).inc()
                 log.warning(
-                    "registry unavailable fetching schema id %d (%s); retry %d in %.1fs",
+                    "registry unavailable fetching schema id %d (%s); retry %d in %.2fs",
                     schema_id,
                     exc,
                     attempt,
@@ -72,5 +101,6 @@ class SchemaCache:
                 )
                 await asyncio.sleep(delay)
                 continue
+            self.breaker.record_success()
             self._texts[schema_id] = text
             return
