@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -256,14 +255,14 @@ def assert_balanced(entry: Mapping[str, Any], amount: Decimal) -> None:
 # --- the worker's metrics ------------------------------------------------------------------
 
 
-def metric_totals(worker: Worker) -> Counter[str]:
+def metric_totals(worker: Worker) -> dict[str, float]:
     """Every sample of the worker's /metrics, summed over labels, by sample name."""
     response = worker.get("/metrics")
     assert response.status_code == 200, response.text
-    totals: Counter[str] = Counter()
+    totals: dict[str, float] = {}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
-            totals[sample.name] += sample.value
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     return totals
 
 
