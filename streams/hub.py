@@ -35,6 +35,7 @@ from settings import (
 from streams.deadletter import SourcePosition
 from streams.metrics import Metrics
 from streams.pipeline import (
+    PARK_DELAY_S,
     ByIdRecord,
     Ingest,
     Posting,
@@ -225,6 +226,8 @@ def build_hub(
             metrics.events_posted.labels(topic, result.event_type or "").inc()
         elif result.outcome == "duplicate":
             metrics.events_duplicate.labels(topic, result.event_type or "").inc()
+        elif result.outcome == "parked":
+            metrics.parked.inc()
         elif result.outcome == "replay":
             metrics.replays.labels("posting").inc()
 
@@ -251,6 +254,12 @@ def build_hub(
                 partition=message.partition,
                 offset=message.offset,
             )
+            not_before_ms = record.park_not_before_ms
+            if not_before_ms is not None:
+                # A parked compensation: give its target time to arrive (bounded wait).
+                wait_s = not_before_ms / 1000 - time.time()
+                if wait_s > 0:
+                    await asyncio.sleep(min(wait_s, PARK_DELAY_S))
             await prefetch_schema(message.value)
             result = posting_stage.process(record, get_processed, datetime.now(UTC))
             await send_all(result.sends)

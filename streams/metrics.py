@@ -44,6 +44,10 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.parked = Counter(
+            "fin_compensations_parked_total",
+            "Compensations held back because their target was not posted yet.", registry=r,
+        )
         self.dead_letters = Counter(
             "fin_dead_letters_total",
             "Records written to the dead-letter topic.",

@@ -33,6 +33,14 @@ H_SOURCE_PARTITION = "fin.source.partition"
 H_SOURCE_OFFSET = "fin.source.offset"
 H_SOURCE_TIMESTAMP_MS = "fin.source.timestamp_ms"
 H_ORIGINAL_KEY = "fin.original_key"
+# A compensation whose target has not been posted yet is parked: sent again to the end of its
+# by-event-id partition, to be looked at no earlier than H_PARK_NOT_BEFORE_MS. Its target travels
+# through another topic and may simply be a little behind; only after PARK_ATTEMPTS_MAX tries
+# (about PARK_ATTEMPTS_MAX * PARK_DELAY_S) is it rejected as compensation_target_unknown.
+H_PARK_ATTEMPT = "fin.park.attempt"
+H_PARK_NOT_BEFORE_MS = "fin.park.not_before_ms"
+PARK_ATTEMPTS_MAX = 10
+PARK_DELAY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,24 @@ class ByIdRecord:
     def original_key(self) -> bytes | None:
         return self.headers.get(H_ORIGINAL_KEY)
 
+    @property
+    def park_attempt(self) -> int:
+        return int(self.headers.get(H_PARK_ATTEMPT, b"0"))
+
+    @property
+    def park_not_before_ms(self) -> int | None:
+        raw = self.headers.get(H_PARK_NOT_BEFORE_MS)
+        return int(raw) if raw is not None else None
+
+    def parked(self, now: datetime) -> Send:
+        """This record again, at the end of its partition, to be retried after a delay."""
+        headers = {
+            **self.headers,
+            H_PARK_ATTEMPT: str(self.park_attempt + 1).encode(),
+            H_PARK_NOT_BEFORE_MS: str(int((now.timestamp() + PARK_DELAY_S) * 1000)).encode(),
+        }
+        return Send(BY_EVENT_ID_TOPIC, self.key, self.value, tuple(headers.items()))
+
 
 class Posting:
     """By-event-id record → journal entry + deltas, exactly once per event id.
@@ -313,6 +339,18 @@ class Posting:
             else None
         )
         refusal = idempotency.check_compensation(target, compensation_event_id=event.event_id)
+        if (
+            refusal is not None
+            and refusal.reason is Reason.COMPENSATION_TARGET_UNKNOWN
+            and record.park_attempt < PARK_ATTEMPTS_MAX
+        ):
+            log.info(
+                "compensation %s: target %s not posted yet; parked (attempt %d)",
+                event.event_id,
+                event.target_event_id,
+                record.park_attempt + 1,
+            )
+            return StageResult(outcome="parked", sends=(record.parked(now),), **common)  # type: ignore[arg-type]
         if refusal is not None:
             return _rejected(
                 refusal,
