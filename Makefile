@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down run worker test lint typecheck unit integration bench compose-check clean
+.PHONY: help venv up down run worker test system-deps lint unit bench compose-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,8 +38,11 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 
-test: $(STAMP) lint ## the whole suite: lint, unit, integration and end-to-end (starts what it needs)
+test: $(STAMP) system-deps lint compose-check ## the whole suite: lint, types, compose file, unit, integration, end-to-end
 	$(PY) -m pytest -q -p no:cacheprovider
+
+system-deps: ## Debian packages the tests need (chromium for the status page, docker-compose to validate the compose file)
+	ops/system-deps.sh
 
 unit: $(STAMP) ## unit tests only (no Kafka)
 	$(PY) -m pytest -q tests/unit
@@ -47,8 +50,10 @@ unit: $(STAMP) ## unit tests only (no Kafka)
 bench: $(STAMP) ## benchmarks (not part of make test)
 	$(PY) -m bench
 
-compose-check: ## validate docker-compose.yml (needs the docker CLI)
-	docker compose -f docker-compose.yml config --quiet
+compose-check: ## validate docker-compose.yml (docker compose v2, or Debian's docker-compose)
+	@if docker compose version >/dev/null 2>&1; then docker compose -f docker-compose.yml config --quiet; \
+	else docker-compose -f docker-compose.yml config --quiet; fi
+	@echo "compose-check: docker-compose.yml is valid"
 
 clean: down ## remove local state (not the download cache)
 	rm -rf .state
