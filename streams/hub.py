@@ -13,13 +13,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import faust
+import orjson
 from faust.types import EventT, StreamT, TableT, TopicT
 
 from errors import RegistryUnavailableError
 from ledger.chart import ChartOfAccounts
+from ledger.reducers import PeriodRow, trial_balance
 from schemas.codec import Decoder, Encoder
 from settings import (
     ALERTS_TOPIC,
@@ -56,6 +59,7 @@ T = TypeVar("T")
 # Transient failures (producer errors) back off exponentially, capped, with full jitter so that
 # several workers do not hammer a recovering broker in step.
 PRODUCER_BACKOFF = Backoff(initial_s=0.2, maximum_s=10.0)
+TABLE_GAUGES_INTERVAL_S = 30.0
 
 
 def headers_as_bytes(headers: Any) -> dict[str, bytes]:
@@ -308,6 +312,19 @@ def build_hub(
         app.agent(topics[delta_topic(table_name)], name=f"table-{table_name}", concurrency=1)(
             make_table_agent(table_name)
         )
+
+    @app.timer(interval=TABLE_GAUGES_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def table_gauges() -> None:
+        # Counting keys walks RocksDB, so it runs now and then, not per event.
+        for name, table in tables.items():
+            metrics.table_keys.labels(name).set(len(table))
+        imbalance = Decimal(0)
+        for raw in tables["periods"].values():
+            if isinstance(raw, bytes):
+                balance = trial_balance(PeriodRow.from_json_dict(orjson.loads(raw)))
+                imbalance += balance.total_debit - balance.total_credit
+        # A gauge is a float by nature; the books themselves stay Decimal.
+        metrics.trial_balance_imbalance.set(float(imbalance))
 
     entries = tables["entries"]
 
