@@ -5,6 +5,7 @@
     python app.py schemas register|check      register local schemas / check against the registry
     python app.py produce --file F.jsonl      publish JSON events (Avro, Confluent wire format)
     python app.py produce --demo [--rate N]   the specification's samples, then synthetic traffic
+    python app.py dlq list|show|replay        inspect dead letters and replay them after a fix
 
 Settings are read once, here, into one frozen object; nothing happens at import time.
 """
@@ -42,6 +43,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     produce.add_argument("--count", type=int, default=None, help="synthetic events to send")
     produce.add_argument("--seed", type=int, default=7)
 
+    dlq = commands.add_parser("dlq", help="list, show and replay dead letters")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True)
+    dlq_list = dlq_actions.add_parser("list", help="one line per dead letter, counts by reason")
+    dlq_show = dlq_actions.add_parser("show", help="headers, key and decoded payload of one")
+    dlq_show.add_argument("position", metavar="PARTITION:OFFSET")
+    dlq_replay = dlq_actions.add_parser("replay", help="re-publish to the source topic")
+    for action in (dlq_list, dlq_replay):
+        action.add_argument("--reason", action="append", default=[], help="repeatable")
+        action.add_argument("--since", help="ISO 8601, inclusive (fin.rejected_at)")
+        action.add_argument("--until", help="ISO 8601, exclusive (fin.rejected_at)")
+        action.add_argument(
+            "--topic", action="append", default=[], help="source topic (contract name)"
+        )
+    dlq_list.add_argument("--limit", type=int, default=1000, help="lines to print at most")
+    dlq_list.add_argument("--json", action="store_true", help="one JSON document")
+    dlq_replay.add_argument(
+        "--id", action="append", default=[], metavar="PARTITION:OFFSET", help="repeatable"
+    )
+    dlq_replay.add_argument("--dry-run", action="store_true", help="say what would be replayed")
+    dlq_replay.add_argument("--max-attempts", type=int, default=3, help="cap per record")
+
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(
@@ -64,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _schemas(settings, args.action)
     if args.command == "produce":
         return _produce(settings, args)
+    if args.command == "dlq":
+        return _dlq(settings, args)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -102,6 +126,35 @@ def _produce(settings: Settings, args: argparse.Namespace) -> int:
         return 130
     finally:
         producer.close()
+
+
+def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import dlq
+
+    try:
+        if args.action == "show":
+            return dlq.show_command(settings, dlq.DlqPosition.parse(args.position), sys.stdout)
+        selection = dlq.Selection.from_arguments(
+            reasons=args.reason,
+            since=args.since,
+            until=args.until,
+            source_topics=args.topic,
+            positions=getattr(args, "id", []),
+        )
+        if args.action == "list":
+            return dlq.list_command(
+                settings, selection, sys.stdout, limit=args.limit, as_json=args.json
+            )
+        return dlq.replay_command(
+            settings,
+            selection,
+            sys.stdout,
+            max_attempts=args.max_attempts,
+            dry_run=args.dry_run,
+        )
+    except dlq.DlqError as exc:
+        print(f"dlq {args.action}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

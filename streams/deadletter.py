@@ -15,6 +15,9 @@ HEADER_SOURCE_TIMESTAMP_MS = "fin.source.timestamp_ms"
 HEADER_REJECTED_AT = "fin.rejected_at"
 HEADER_ATTEMPTS = "fin.attempts"
 HEADER_EVENT_ID = "fin.event_id"
+# Written by `app.py dlq replay` on the record it re-publishes to the source topic.
+HEADER_REPLAY_ATTEMPT = "fin.replay.attempt"
+HEADER_REPLAY_OF = "fin.replay.of"
 
 # A detail longer than this is cut: headers travel with every record and must stay small.
 DETAIL_LENGTH_MAX = 1000
@@ -62,3 +65,12 @@ def header_map(headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
         key: (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
         for key, value in items
     }
+
+
+def processing_attempt(headers: Mapping[str, bytes]) -> int:
+    """Which attempt at processing a source record this is: 1, or what a replay wrote on it."""
+    raw = headers.get(HEADER_REPLAY_ATTEMPT)
+    try:
+        return max(1, int(raw)) if raw is not None else 1
+    except ValueError:
+        return 1

@@ -40,6 +40,8 @@ from streams.deadletter import (
     HEADER_EVENT_ID,
     HEADER_REASON,
     HEADER_REJECTED_AT,
+    HEADER_REPLAY_ATTEMPT,
+    HEADER_REPLAY_OF,
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
@@ -49,8 +51,6 @@ from streams.deadletter import (
 
 log = logging.getLogger(__name__)
 
-HEADER_REPLAY_ATTEMPT = "fin.replay.attempt"
-HEADER_REPLAY_OF = "fin.replay.of"
 REPLAYED_TOPIC = "fin.dlq.replayed"
 # Only the topics FIN's ingest agents read: a replay anywhere else would go unseen.
 REPLAYABLE_TOPICS = frozenset((*SOURCE_TOPICS, COMMANDS_TOPIC))
@@ -287,9 +287,10 @@ def _before(
     consumer: Consumer, partition: TopicPartition, end: Mapping[TopicPartition, int]
 ) -> bool:
     # The position, not the last record's offset, says whether the end was reached: transaction
-    # markers occupy offsets that never come back as records.
+    # markers occupy offsets that never come back as records. An unknown position is not the
+    # end; the read's deadline bounds the wait for it.
     position = consumer.position(partition)
-    return position is not None and position < end[partition]
+    return position is None or position < end[partition]
 
 
 def read_dead_letters(

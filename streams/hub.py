@@ -35,7 +35,7 @@ from settings import (
     Settings,
     delta_topic,
 )
-from streams.deadletter import SourcePosition
+from streams.deadletter import SourcePosition, processing_attempt
 from streams.metrics import Metrics
 from streams.pipeline import (
     PARK_DELAY_S,
@@ -196,7 +196,12 @@ def build_hub(
             metrics.events_consumed.labels(contract).inc()
             await prefetch_schema(message.value)
             result = ingest_stage.process(
-                contract, message.key, message.value, position, datetime.now(UTC)
+                contract,
+                message.key,
+                message.value,
+                position,
+                datetime.now(UTC),
+                attempts=processing_attempt(headers_as_bytes(message.headers)),
             )
             await send_all(result.sends)
             count_durably(

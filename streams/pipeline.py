@@ -23,7 +23,12 @@ from ledger.events import CompensationRequested, Event
 from ledger.rejections import Reason, Rejection
 from schemas.codec import Decoded, Decoder, Encoder
 from settings import ALERTS_TOPIC, BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC, delta_topic
-from streams.deadletter import SourcePosition, dead_letter_headers
+from streams.deadletter import (
+    HEADER_REPLAY_ATTEMPT,
+    SourcePosition,
+    dead_letter_headers,
+    processing_attempt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +78,14 @@ def dead_letter(
     source: SourcePosition,
     now: datetime,
     event_id: str | None = None,
+    attempts: int = 1,
 ) -> Send:
     headers = dead_letter_headers(
         reason=str(rejection.reason),
         detail=rejection.detail,
         source=source,
         rejected_at=now,
+        attempts=attempts,
         event_id=event_id,
     )
     return Send(DLQ_TOPIC, key, value, tuple(headers))
@@ -98,10 +105,11 @@ class Ingest:
         value: bytes | None,
         position: SourcePosition,
         now: datetime,
+        attempts: int = 1,
     ) -> StageResult:
         decoded = self._decoder.decode(topic, value)
         if isinstance(decoded, Rejection):
-            return _rejected(decoded, key, value, position, now)
+            return _rejected(decoded, key, value, position, now, attempts=attempts)
         received_at = _received_at(position, now)
         checked = validation.validate(
             decoded.record, topic=topic, received_at=received_at, chart=self._chart
@@ -115,6 +123,7 @@ class Ingest:
                 position,
                 now,
                 event_id=event_id if isinstance(event_id, str) else None,
+                attempts=attempts,
             )
         routing_key = _routing_key(checked)
         headers: list[tuple[str, bytes]] = [
@@ -125,6 +134,8 @@ class Ingest:
         ]
         if key is not None:
             headers.append((H_ORIGINAL_KEY, key))
+        if attempts > 1:
+            headers.append((HEADER_REPLAY_ATTEMPT, str(attempts).encode()))
         return StageResult(
             outcome="forwarded",
             sends=(Send(BY_EVENT_ID_TOPIC, routing_key.encode(), value, tuple(headers)),),
@@ -155,6 +166,7 @@ def _rejected(
     now: datetime,
     *,
     event_id: str | None = None,
+    attempts: int = 1,
 ) -> StageResult:
     log.warning(
         "rejected %s[%d]@%d event_id=%s reason=%s: %s",
@@ -171,7 +183,13 @@ def _rejected(
         event_id=event_id,
         sends=(
             dead_letter(
-                rejection, key=key, value=value, source=position, now=now, event_id=event_id
+                rejection,
+                key=key,
+                value=value,
+                source=position,
+                now=now,
+                event_id=event_id,
+                attempts=attempts,
             ),
         ),
     )
@@ -199,6 +217,10 @@ class ByIdRecord:
     @property
     def original_key(self) -> bytes | None:
         return self.headers.get(H_ORIGINAL_KEY)
+
+    @property
+    def attempts(self) -> int:
+        return processing_attempt(self.headers)
 
     @property
     def park_attempt(self) -> int:
@@ -280,7 +302,13 @@ class Posting:
                 else "event_id conflict",
             )
             return _rejected(
-                rejection, record.original_key, record.value, source, now, event_id=event.event_id
+                rejection,
+                record.original_key,
+                record.value,
+                source,
+                now,
+                event_id=event.event_id,
+                attempts=record.attempts,
             )
         if decision is idempotency.Decision.DUPLICATE:
             log.info(
@@ -359,6 +387,7 @@ class Posting:
                 record.source,
                 now,
                 event_id=event.event_id,
+                attempts=record.attempts,
             )
         assert target is not None
         reversal = rules.reverse(target.posting_value(), event.event_id, source_ref)
