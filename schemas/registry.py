@@ -238,6 +238,20 @@ class SchemaIds:
         return schema_id
 
 
+def ensure_compatibility(client: RegistryClient, subject: str, level: str) -> None:
+    """Set the subject's level, tolerating a concurrent setter.
+
+    Apicurio answers 409 "rule already exists" to all but one of several simultaneous PUTs on a
+    new subject (two workers starting together): then the level is read back, and set once more
+    only if it is not already the one we want.
+    """
+    try:
+        client.set_compatibility(subject, level)
+    except RegistryRequestError:
+        if client.get_compatibility(subject) != level:
+            client.set_compatibility(subject, level)
+
+
 def register_all(
     catalog: SchemaCatalog, client: RegistryClient, topic_prefix: str = ""
 ) -> dict[str, int]:
@@ -250,7 +264,7 @@ def register_all(
     ids: dict[str, int] = {}
     for entry in catalog.entries:
         subject = registered_subject(entry, topic_prefix)
-        client.set_compatibility(subject, FULL_TRANSITIVE)
+        ensure_compatibility(client, subject, FULL_TRANSITIVE)
         ids[entry.subject] = client.register(subject, entry.schema_str)
     return ids
 

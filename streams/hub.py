@@ -107,7 +107,9 @@ def build_hub(
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap),
         store="rocksdb://",
-        datadir=str(settings.data_dir),
+        # One folder per app id: tables of another deployment in the same FIN_DATA_DIR must never
+        # be taken for ours (their persisted changelog offsets would not match our changelogs).
+        datadir=str(settings.data_dir / settings.app_id),
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,

@@ -41,6 +41,7 @@ from tests.integration.ledger_helpers import (
     metric_sum,
     months_in,
     read_topic,
+    register_schemas,
     wait_for_stable_group,
     wait_until_settled,
     without_clock,
@@ -49,7 +50,7 @@ from tests.integration.ledger_helpers import (
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 SEED = 4
-SYNTHETIC_EVENTS = 3000
+SYNTHETIC_EVENTS = 4000
 WORKERS = 2
 PREFIX = "/api/v1/fin"
 AR_CONTROL = "1100"
@@ -97,6 +98,7 @@ def requests_for(scenario: Scenario, entry_ids: list[str]) -> dict[tuple[str, An
             )
     for entry_id in entry_ids:
         wanted[("entry", entry_id)] = Request(f"{PREFIX}/ledger/entries/{entry_id}")
+    wanted[("integrity", "all")] = Request(f"{PREFIX}/ledger/integrity")
     # Keys no event ever touched: every worker must say so, not invent an empty row.
     never = {
         ("budget", "ENG-001|SALARY|2024-12"): Request(
@@ -131,6 +133,7 @@ def run(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Obse
     root: Path = tmp_path_factory.mktemp("ledger-end-to-end")
     deployment = Deployment(infra=infra, root=root)
     deployment.create_topics()
+    register_schemas(deployment)
     cluster = Cluster(deployment)
     publisher = Publisher(deployment)
     client = RegistryClient(infra.registry_url)
@@ -226,6 +229,11 @@ def one_answer(answers: tuple[Answer, ...], status: int = 200) -> Answer:
     return first
 
 
+def agreed(run: Observed, kind: str) -> dict[Any, Answer]:
+    """Per key of ``kind``, the one answer every worker gave."""
+    return {key: one_answer(answers) for key, answers in run.of_kind(kind).items()}
+
+
 # --- REST ----------------------------------------------------------------------------------
 
 
@@ -244,52 +252,64 @@ def test_both_workers_answer_every_key_alike_from_the_worker_that_owns_it(run: O
 
 def test_every_budget_row_has_the_reference_budget_and_actual(run: Observed) -> None:
     reference = run.scenario.reference
-    budgets = run.of_kind("budget")
-    assert set(budgets) == set(reference.budgets) | set(reference.budget_actuals)
-    assert len(budgets) > 50
-    for key, answers in budgets.items():
-        answer = one_answer(answers)
-        assert answer.money("budget") == reference.budgets.get(key), key
-        assert answer.money("actual") == reference.budget_actuals.get(key, ZERO), key
+    found = {
+        key: (answer.money("budget"), answer.money("actual"))
+        for key, answer in agreed(run, "budget").items()
+    }
+    expected = {
+        key: (reference.budgets.get(key), reference.budget_actuals.get(key, ZERO))
+        for key in set(reference.budgets) | set(reference.budget_actuals)
+    }
+    assert found == expected
+    assert len(found) > 50
+    assert any(budget is None for budget, _ in found.values())
+    assert any(budget is not None and actual == 0 for budget, actual in found.values())
 
 
 def test_every_customer_has_the_reference_credit_limit_and_exposure(run: Observed) -> None:
     reference = run.scenario.reference
-    customers = run.of_kind("customer")
-    assert set(customers) == set(reference.exposures) | set(reference.credit_limits)
-    assert len(customers) > 100
-    for customer, answers in customers.items():
-        answer = one_answer(answers)
-        assert answer.money("limit") == reference.credit_limits.get(customer), customer
-        assert answer.money("exposure") == reference.exposures.get(customer, ZERO), customer
+    found = {
+        customer: (answer.money("limit"), answer.money("exposure"))
+        for customer, answer in agreed(run, "customer").items()
+    }
+    expected = {
+        customer: (reference.credit_limits.get(customer), reference.exposures.get(customer, ZERO))
+        for customer in set(reference.exposures) | set(reference.credit_limits)
+    }
+    assert found == expected
+    assert len(found) > 100
 
 
 def test_every_vendor_has_the_reference_open_and_paid_totals(run: Observed) -> None:
     reference = run.scenario.reference
-    vendors = run.of_kind("vendor")
-    assert set(vendors) == set(reference.vendor_open) | set(reference.vendor_paid)
-    assert len(vendors) > 50
-    for vendor, answers in vendors.items():
-        answer = one_answer(answers)
-        assert answer.money("open") == reference.vendor_open.get(vendor, ZERO), vendor
-        assert answer.money("paid") == reference.vendor_paid.get(vendor, ZERO), vendor
+    found = {
+        vendor: (answer.money("open"), answer.money("paid"))
+        for vendor, answer in agreed(run, "vendor").items()
+    }
+    expected = {
+        vendor: (reference.vendor_open.get(vendor, ZERO), reference.vendor_paid.get(vendor, ZERO))
+        for vendor in set(reference.vendor_open) | set(reference.vendor_paid)
+    }
+    assert found == expected
+    assert len(found) > 50
 
 
 def test_every_month_and_quarter_has_the_reference_trial_balance_netting_to_zero(
     run: Observed,
 ) -> None:
     reference = run.scenario.reference
-    periods = run.of_kind("period")
-    assert set(periods) == reference.periods()
-    assert len(months_in(periods)) >= 9 and len(set(periods) - set(months_in(periods))) >= 3
-    for period, answers in periods.items():
-        answer = one_answer(answers)
+    periods = agreed(run, "period")
+    found = {period: as_decimal_pairs(answer.field("lines")) for period, answer in periods.items()}
+    assert found == {period: reference.trial_balance(period) for period in reference.periods()}
+    entry_counts = {period: answer.field("entry_count") for period, answer in periods.items()}
+    assert entry_counts == dict(reference.period_entries)
+    for period, answer in periods.items():
         lines = answer.field("lines")
-        assert as_decimal_pairs(lines) == reference.trial_balance(period), period
-        assert answer.field("entry_count") == reference.period_entries[period], period
         assert answer.money("total_debit") == answer.money("total_credit"), period
         assert answer.field("balanced") is True, period
         assert sum((Decimal(line["balance"]) for line in lines), ZERO) == 0, period
+    months = months_in(periods)
+    assert len(months) >= 9 and len(set(periods) - set(months)) >= 3
 
 
 def test_keys_no_event_touched_are_not_found_on_either_worker(run: Observed) -> None:
@@ -312,12 +332,8 @@ def test_the_ar_and_ap_sub_ledgers_equal_their_control_accounts(run: Observed) -
         assert balance is not None
         assert balance == answer.money("debit") - answer.money("credit")  # type: ignore[operator]
         control[account] += balance
-    exposures = sum(
-        (one_answer(a).money("exposure") or ZERO for a in run.of_kind("customer").values()), ZERO
-    )
-    vendor_open = sum(
-        (one_answer(a).money("open") or ZERO for a in run.of_kind("vendor").values()), ZERO
-    )
+    exposures = sum((a.money("exposure") or ZERO for a in agreed(run, "customer").values()), ZERO)
+    vendor_open = sum((a.money("open") or ZERO for a in agreed(run, "vendor").values()), ZERO)
     assert exposures == control[AR_CONTROL] == sum(reference.exposures.values(), ZERO)
     # Accounts payable is a liability: its debit-normal balance is minus what is owed.
     assert vendor_open == -control[AP_CONTROL] == sum(reference.vendor_open.values(), ZERO)
@@ -392,8 +408,29 @@ def test_every_bad_record_and_refused_command_is_dead_lettered_once_with_its_rea
     expected = Counter((d.key, d.value, d.reason) for d in run.scenario.dead_letters)
     assert found == expected
     assert run.rejections == Counter(d.reason for d in run.scenario.dead_letters)
-    refused = [r for r in run.dead_letters if HEADER_EVENT_ID in header_map(r.headers)]
-    assert len(refused) >= 8  # compensations refused and conflicts carry the event id
+    # A refusal by the posting agent names the event it refused.
+    refused = {
+        (record.key, record.value): header_map(record.headers).get(HEADER_EVENT_ID)
+        for record in run.dead_letters
+    }
+    made_up = [d for d in run.scenario.dead_letters if d.event_id is not None]
+    assert len(made_up) == 8
+    assert {(d.key, d.value): d.event_id for d in made_up}.items() <= refused.items()
+
+
+def test_the_integrity_query_of_either_worker_finds_the_books_whole(run: Observed) -> None:
+    report = agreed(run, "integrity")["all"]
+    scenario = run.scenario
+    assert report.field("errors") == []
+    assert report.field("ok") is True
+    assert report.field("workers") == len(run.workers)
+    assert report.field("periods_checked") == len(scenario.reference.periods())
+    assert report.field("counts") == {
+        "events_in": scenario.sent,
+        "postings": scenario.posted,
+        "rejections": len(scenario.dead_letters),
+        "duplicates": scenario.duplicates,
+    }
 
 
 def test_records_in_equal_postings_plus_dead_letters_plus_duplicates(run: Observed) -> None:
@@ -407,4 +444,4 @@ def test_records_in_equal_postings_plus_dead_letters_plus_duplicates(run: Observ
     assert metrics["events_consumed"] == (
         metrics["events_posted"] + metrics["dead_letters"] + metrics["events_duplicate"]
     )
-    assert scenario.sent > 3000 and scenario.duplicates > 100
+    assert scenario.sent > SYNTHETIC_EVENTS and scenario.duplicates > 100

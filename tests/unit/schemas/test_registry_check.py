@@ -7,7 +7,14 @@ import copy
 import json
 from typing import Any
 
-from schemas.registry import FULL_TRANSITIVE, RegisteredSchema, SchemaNotFound, check_all
+from errors import RegistryRequestError
+from schemas.registry import (
+    FULL_TRANSITIVE,
+    RegisteredSchema,
+    SchemaNotFound,
+    check_all,
+    ensure_compatibility,
+)
 from tests.unit.schemas.fixtures import GOODS, PAYROLL, SALES, catalog, entry
 
 
@@ -108,3 +115,32 @@ def test_check_all_reports_a_registered_schema_it_cannot_parse():
     assert len(problems) == 1
     assert problems[0].startswith(f"{subject}: crm_sales_order_completed.avsc differs")
     assert "the registered schema cannot be parsed" in problems[0]
+
+
+class RacingConfig:
+    """A registry where another worker set the subject's level a moment before us (409)."""
+
+    def __init__(self, level_set_by_the_other: str) -> None:
+        self.level = level_set_by_the_other
+        self.puts: list[str] = []
+
+    def set_compatibility(self, subject: str, level: str) -> None:
+        self.puts.append(level)
+        if len(self.puts) == 1:
+            raise RegistryRequestError("HTTP 409: A rule named 'COMPATIBILITY' already exists.")
+        self.level = level
+
+    def get_compatibility(self, subject: str) -> str:
+        return self.level
+
+
+def test_a_409_from_a_concurrent_worker_setting_the_same_level_is_accepted() -> None:
+    registry = RacingConfig("FULL_TRANSITIVE")
+    ensure_compatibility(registry, "hr.events-erp.hr.PayrollProcessed", "FULL_TRANSITIVE")  # type: ignore[arg-type]
+    assert registry.puts == ["FULL_TRANSITIVE"]
+
+
+def test_a_409_leaving_another_level_in_place_is_followed_by_one_more_put() -> None:
+    registry = RacingConfig("BACKWARD")
+    ensure_compatibility(registry, "hr.events-erp.hr.PayrollProcessed", "FULL_TRANSITIVE")  # type: ignore[arg-type]
+    assert registry.level == "FULL_TRANSITIVE" and len(registry.puts) == 2
