@@ -21,7 +21,7 @@ from schemas.catalog import SchemaCatalog, key_for
 from schemas.codec import Encoder
 from schemas.registry import RegistryClient, SchemaIds
 from streams.deadletter import HEADER_REASON, header_map
-from streams.dlq import HEADER_REPLAY_ATTEMPT, HEADER_REPLAY_OF
+from streams.deadletter import HEADER_REPLAY_ATTEMPT, HEADER_REPLAY_OF
 from tests.fixtures import Deployment, Worker
 from tests.integration.helpers import (
     LedgerReader,

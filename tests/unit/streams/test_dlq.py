@@ -19,10 +19,13 @@ from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoder, Encoder
 from schemas.registry import SchemaNotFound
 from settings import Settings
-from streams.deadletter import SourcePosition, dead_letter_headers
-from streams.dlq import (
+from streams.deadletter import (
     HEADER_REPLAY_ATTEMPT,
     HEADER_REPLAY_OF,
+    SourcePosition,
+    dead_letter_headers,
+)
+from streams.dlq import (
     REPLAYED_TOPIC,
     DeadLetter,
     DlqError,
