@@ -20,8 +20,7 @@ from demo.generator import BadRecord, bad_records
 from schemas.catalog import SchemaCatalog, key_for
 from schemas.codec import Encoder
 from schemas.registry import RegistryClient, SchemaIds
-from streams.deadletter import HEADER_REASON, header_map
-from streams.deadletter import HEADER_REPLAY_ATTEMPT, HEADER_REPLAY_OF
+from streams.deadletter import HEADER_REASON, HEADER_REPLAY_ATTEMPT, HEADER_REPLAY_OF, header_map
 from tests.fixtures import Deployment, Worker
 from tests.integration.helpers import (
     LedgerReader,
