@@ -103,13 +103,15 @@ def build_hub(
 ) -> Hub:
     """Wire topics, tables and agents. ``prefetch_schema`` makes sure the writer schema of a
     value is in the decoder's cache (asking the registry off the event loop, with retries)."""
+    data_dir = settings.data_dir / settings.app_id
+    data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap),
         store="rocksdb://",
         # One folder per app id: tables of another deployment in the same FIN_DATA_DIR must never
         # be taken for ours (their persisted changelog offsets would not match our changelogs).
-        datadir=str(settings.data_dir / settings.app_id),
+        datadir=str(data_dir),
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
