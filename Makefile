@@ -48,7 +48,7 @@ unit: $(STAMP) ## unit tests only (no Kafka)
 	$(PY) -m pytest -q tests/unit
 
 bench: $(STAMP) ## benchmarks (not part of make test)
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 compose-check: ## validate docker-compose.yml (docker compose v2, or Debian's docker-compose)
 	@if docker compose version >/dev/null 2>&1; then docker compose -f docker-compose.yml config --quiet; \

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from api.openapi import INTEGRITY_PARTIAL_PATH
 from ledger import integrity, reducers
 from ledger.chart import ChartOfAccounts
 from settings import ALERTS_TOPIC
@@ -25,7 +26,7 @@ from streams.hub import Hub
 
 log = logging.getLogger(__name__)
 
-PARTIAL_PATH = "/api/v1/fin/internal/integrity-partial"
+PARTIAL_PATH = INTEGRITY_PARTIAL_PATH
 SNAPSHOT_TABLES = ("periods", "customers", "vendors")
 
 

@@ -1,116 +1,83 @@
-"""REST under /api/v1/fin: reads routed to the worker that owns the key, health, metrics.
+"""REST under /api/v1/fin: reads routed to the worker that owns the key, commands, operations.
 
-Handlers only parse parameters, route, read a table row and render a pure ``ledger`` view.
-A request for a key owned by another worker is forwarded there (faust's router), so any
-worker answers any key; the body says which partition answered and how fresh it is.
+Handlers only parse parameters (``api.params``), check the key (``api.http``), then either route
+and read a table row rendered by a pure ``ledger`` view, or publish a command
+(``api.commands``) — a handler never writes a table. A read for a key owned by another worker
+is forwarded there (faust's router), so any worker answers any key; the body says which
+partition answered and how fresh it is. The paths registered here are the operations of
+``api.openapi`` (a unit test holds the two to the same set).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, is_dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import orjson
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.integrity import (
-    PARTIAL_PATH,
-    PeriodicIntegrity,
-    build_report,
-    gather_parts,
-    local_partial,
+from api import commands, params
+from api.commands import (
+    CommandRejectedError,
+    IdempotencyKeyReusedError,
+    IdempotencyMemory,
+    PreparedCommand,
 )
-from api.status import LAG_SAMPLE_INTERVAL_S, render_status_page, sample_lag, status_snapshot
+from api.http import (
+    ApiKeys,
+    BadParameterError,
+    FinView,
+    RequestRefusedError,
+    bad_parameter,
+    given_key,
+    install_problem_middleware,
+    json_bytes,
+    json_response,
+    problem,
+    read_body,
+    refuse_access,
+    require_json_media_type,
+    to_jsonable,
+)
+from api.integrity import PeriodicIntegrity, build_report, gather_parts, local_partial
+from api.openapi import INTEGRITY_PARTIAL_PATH, OPENAPI_PATH, PREFIX, build_document
+from api.status import (
+    LAG_SAMPLE_INTERVAL_S,
+    Throughput,
+    consumed_total,
+    render_status_page,
+    sample_lag,
+    status_snapshot,
+)
 from ledger import reducers
 from ledger.chart import ChartOfAccounts
-from ledger.money import fits_precision
-from ledger.periods import parse_period
+from ledger.events import (
+    BUDGET_SET,
+    COMPENSATION_REQUESTED,
+    CREDIT_LIMIT_SET,
+    CUSTOMER_PAYMENT_RECEIVED,
+    VENDOR_PAYMENT_MADE,
+)
 from ledger.rejections import Rejection
 from schemas.catalog import SchemaCatalog
 from schemas.registry import RegistryClient
-from settings import LEDGER_TOPIC
+from settings import COMMANDS_TOPIC, LEDGER_TOPIC
 from streams.hub import Hub
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/api/v1/fin"
 INTEGRITY_INTERVAL_S = 60.0
+DEFAULT_CATEGORY = "SALARY"
 
-
-class BadParameterError(Exception):
-    def __init__(self, name: str, detail: str) -> None:
-        super().__init__(f"{name}: {detail}")
-        self.name = name
-        self.detail = detail
-
-
-def to_jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else str(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(asdict(value))
-    if isinstance(value, Mapping):
-        return {str(key): to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(item) for item in value]
-    return value
-
-
-def json_response(view: View, body: Any, status: int = 200) -> Response:
-    return view.bytes(
-        orjson.dumps(to_jsonable(body)), content_type="application/json", status=status
-    )
-
-
-def problem(view: View, status: int, title: str, detail: str, **extra: Any) -> Response:
-    return json_response(
-        view, {"status": status, "title": title, "detail": detail, **extra}, status
-    )
-
-
-def parse_amount(raw: str | None, name: str) -> Decimal | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        amount = Decimal(raw)
-    except InvalidOperation as exc:
-        raise BadParameterError(name, f"not a decimal number: {raw!r}") from exc
-    if not amount.is_finite() or amount < 0:
-        raise BadParameterError(name, f"must be a finite non-negative amount: {raw!r}")
-    if amount != amount.quantize(Decimal("0.01")) or not fits_precision(amount):
-        raise BadParameterError(
-            name, f"must have at most 16 integer digits and 2 decimals: {raw!r}"
-        )
-    return amount
-
-
-def parse_period_param(raw: str | None, name: str = "period") -> str:
-    if not raw:
-        raise BadParameterError(name, "is required, e.g. 2024-Q1 or 2024-03")
-    try:
-        parse_period(raw)
-    except ValueError as exc:
-        raise BadParameterError(name, str(exc)) from exc
-    return raw
-
-
-def parse_date_param(raw: str | None, name: str, default: date) -> date:
-    if not raw:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise BadParameterError(name, f"not a date (YYYY-MM-DD): {raw!r}") from exc
+# Builds a command's data from the path parameters and the JSON body.
+DataBuilder = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
 def register_routes(
@@ -118,20 +85,26 @@ def register_routes(
 ) -> None:
     app = hub.app
     settings = hub.settings
-    read_key = settings.api_read_key
-    write_key = settings.api_write_key
+    keys = ApiKeys(settings.api_read_key, settings.api_write_key)
+    install_problem_middleware(app)
+    document = json_bytes(
+        build_document(
+            chart,
+            read_protected=keys.read_key is not None,
+            write_protected=keys.write_key is not None,
+        )
+    )
 
-    def authorised(request: Request, *, write: bool) -> bool:
-        expected = write_key if write else read_key
-        if expected is None:
-            return True
-        given = request.headers.get("X-API-Key", "")
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            given = auth[len("Bearer ") :]
-        # A write key may also read; compare in constant time against each accepted key.
-        accepted = [expected] if write or write_key is None else [expected, write_key]
-        return any(hmac.compare_digest(given.encode(), key.encode()) for key in accepted)
+    def refusal(request: Request, *, write: bool = False) -> int | None:
+        return keys.refusal(given_key(request), write=write)
+
+    def query(request: Request, name: str) -> str | None:
+        return params.single_query_value(request.rel_url.query, name)
+
+    def query_or_default(request: Request, name: str, default: str) -> str:
+        # Only an absent parameter takes the default: `?category=` is a (bad) value.
+        value = query(request, name)
+        return default if value is None else value
 
     def row_of(table: str, key: str) -> Any | None:
         raw = hub.tables[table].get(key.encode())
@@ -156,27 +129,47 @@ def register_routes(
         key: str,
         local: Callable[[], Awaitable[Response]],
     ) -> Response:
-        if not authorised(request, write=False):
-            return problem(view, 401, "unauthorised", "a valid X-API-Key header is required")
+        """Answer from this worker if it owns ``key``, else forward to the owner."""
         try:
-            try:
-                return await app.router.route_req(table, key.encode(), view.web, request)
-            except SameNode:
-                return await local()
-        except BadParameterError as exc:
-            return problem(view, 400, "bad parameter", exc.detail, parameter=exc.name)
+            return await app.router.route_req(table, key.encode(), view.web, request)
+        except SameNode:
+            return await local()
+        except ServiceUnavailable:
+            return problem(
+                view,
+                503,
+                "service unavailable",
+                f"no worker owns the partition of {key!r} in {table} right now (rebalancing?)",
+            )
+        except aiohttp.ClientError as exc:
+            log.warning("forwarding %s to the owner of %s failed: %s", request.rel_url, key, exc)
+            return problem(
+                view,
+                503,
+                "service unavailable",
+                f"the worker owning {key!r} in {table} did not answer",
+            )
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def budget_key_parameters(request: Request, dept: str) -> tuple[str, str]:
+        if not chart.is_department(dept):
+            raise BadParameterError("dept", f"unknown department {dept!r}")
+        category = query_or_default(request, "category", DEFAULT_CATEGORY)
+        if not chart.is_category(category):
+            raise BadParameterError("category", f"unknown budget category {category!r}")
+        return category, params.period(query(request, "period"))
 
     @app.page(PREFIX + "/budgets/department/{dept}")
-    class BudgetView(View):
+    class BudgetView(FinView):
         async def get(self, request: Request, dept: str) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
             try:
-                category = request.query.get("category", "SALARY")
-                if not chart.is_category(category):
-                    raise BadParameterError("category", f"unknown budget category {category!r}")
-                period = parse_period_param(request.query.get("period"))
-                amount = parse_amount(request.query.get("amount"), "amount")
+                category, period = budget_key_parameters(request, dept)
+                amount = params.non_negative_money_query(query(request, "amount"), "amount")
             except BadParameterError as exc:
-                return problem(self, 400, "bad parameter", exc.detail, parameter=exc.name)
+                return bad_parameter(self, exc)
             key = f"{dept}|{category}|{period}"
 
             async def local() -> Response:
@@ -203,15 +196,31 @@ def register_routes(
 
             return await routed(self, request, "budgets", key, local)
 
+        async def put(self, request: Request, dept: str) -> Response:
+            def data(body: Mapping[str, Any]) -> dict[str, Any]:
+                # The department is checked by validation (reference_unknown), like any command.
+                category = query_or_default(request, "category", DEFAULT_CATEGORY)
+                return commands.budget_set_data(
+                    dept, category, params.period(query(request, "period")), body
+                )
+
+            return await accept_command(self, request, BUDGET_SET, data)
+
     @app.page(PREFIX + "/ap/vendors/{vendor}/payment-status")
-    class VendorView(View):
+    class VendorView(FinView):
         async def get(self, request: Request, vendor: str) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
             try:
-                as_of = parse_date_param(
-                    request.query.get("as_of"), "as_of", datetime.now(UTC).date()
+                params.entity_id(vendor, "vendor")
+                as_of_text = query(request, "as_of")
+                as_of = (
+                    params.iso_date(as_of_text, "as_of")
+                    if as_of_text is not None
+                    else datetime.now(UTC).date()
                 )
             except BadParameterError as exc:
-                return problem(self, 400, "bad parameter", exc.detail, parameter=exc.name)
+                return bad_parameter(self, exc)
 
             async def local() -> Response:
                 row = row_of("vendors", vendor)
@@ -230,9 +239,26 @@ def register_routes(
 
             return await routed(self, request, "vendors", vendor, local)
 
+    @app.page(PREFIX + "/ap/vendors/{vendor}/payments")
+    class VendorPaymentsView(FinView):
+        async def post(self, request: Request, vendor: str) -> Response:
+            return await accept_command(
+                self,
+                request,
+                VENDOR_PAYMENT_MADE,
+                lambda body: commands.vendor_payment_data(params.entity_id(vendor, "vendor"), body),
+            )
+
     @app.page(PREFIX + "/ar/customers/{customer}/credit-status")
-    class CustomerView(View):
+    class CustomerView(FinView):
         async def get(self, request: Request, customer: str) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
+            try:
+                params.entity_id(customer, "customer")
+            except BadParameterError as exc:
+                return bad_parameter(self, exc)
+
             async def local() -> Response:
                 row = row_of("customers", customer)
                 if row is None:
@@ -251,13 +277,46 @@ def register_routes(
 
             return await routed(self, request, "customers", customer, local)
 
+    @app.page(PREFIX + "/ar/customers/{customer}/credit-limit")
+    class CreditLimitView(FinView):
+        async def put(self, request: Request, customer: str) -> Response:
+            return await accept_command(
+                self,
+                request,
+                CREDIT_LIMIT_SET,
+                lambda body: commands.credit_limit_set_data(
+                    params.entity_id(customer, "customer"), body
+                ),
+            )
+
+    @app.page(PREFIX + "/ar/customers/{customer}/payments")
+    class CustomerPaymentsView(FinView):
+        async def post(self, request: Request, customer: str) -> Response:
+            return await accept_command(
+                self,
+                request,
+                CUSTOMER_PAYMENT_RECEIVED,
+                lambda body: commands.customer_payment_data(
+                    params.entity_id(customer, "customer"), body
+                ),
+            )
+
+    @app.page(PREFIX + "/compensations")
+    class CompensationsView(FinView):
+        async def post(self, request: Request) -> Response:
+            return await accept_command(
+                self, request, COMPENSATION_REQUESTED, commands.compensation_data
+            )
+
     @app.page(PREFIX + "/ledger/trial-balance")
-    class TrialBalanceView(View):
+    class TrialBalanceView(FinView):
         async def get(self, request: Request) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
             try:
-                period = parse_period_param(request.query.get("period"))
+                period = params.period(query(request, "period"))
             except BadParameterError as exc:
-                return problem(self, 400, "bad parameter", exc.detail, parameter=exc.name)
+                return bad_parameter(self, exc)
 
             async def local() -> Response:
                 row = row_of("periods", period)
@@ -275,12 +334,16 @@ def register_routes(
             return await routed(self, request, "periods", period, local)
 
     @app.page(PREFIX + "/ledger/accounts/{account}")
-    class AccountView(View):
+    class AccountView(FinView):
         async def get(self, request: Request, account: str) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
             try:
-                period = parse_period_param(request.query.get("period"))
+                if account not in chart.accounts:
+                    raise BadParameterError("account", f"{account!r} is not in the chart")
+                period = params.period(query(request, "period"))
             except BadParameterError as exc:
-                return problem(self, 400, "bad parameter", exc.detail, parameter=exc.name)
+                return bad_parameter(self, exc)
 
             async def local() -> Response:
                 row = row_of("periods", period)
@@ -305,8 +368,15 @@ def register_routes(
             return await routed(self, request, "periods", period, local)
 
     @app.page(PREFIX + "/ledger/entries/{entry_id}")
-    class EntryView(View):
+    class EntryView(FinView):
         async def get(self, request: Request, entry_id: str) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
+            try:
+                params.uuid_text(entry_id, "entry_id", nil_allowed=True)
+            except BadParameterError as exc:
+                return bad_parameter(self, exc)
+
             async def local() -> Response:
                 raw = hub.tables["entries"].get(entry_id.encode())
                 if not isinstance(raw, bytes):
@@ -314,29 +384,120 @@ def register_routes(
                 await hub.prefetch_schema(raw)
                 decoded = hub.decoder.decode(LEDGER_TOPIC, raw)
                 if isinstance(decoded, Rejection):
-                    log.error("stored entry %s does not decode: %s", entry_id, decoded)
-                    return problem(self, 500, "entry unreadable", str(decoded.reason))
+                    # Our own topic holds only what we encoded: this is a bug, not a request.
+                    raise RuntimeError(f"stored entry {entry_id} does not decode: {decoded}")
                 return json_response(self, decoded.record)
 
             return await routed(self, request, "entries", entry_id, local)
 
-    @app.page(PARTIAL_PATH)
-    class IntegrityPartialView(View):
+    # --- commands --------------------------------------------------------------------------
+
+    idempotency = IdempotencyMemory()
+    commands_topic = hub.topic(COMMANDS_TOPIC)
+
+    async def accept_command(
+        view: View, request: Request, event_type: str, build_data: DataBuilder
+    ) -> Response:
+        """Parse, validate, publish; 202 once Kafka has the command."""
+        if (status := refusal(request, write=True)) is not None:
+            return refuse_access(view, status)
+        try:
+            require_json_media_type(request)
+            body = commands.parse_json_object(await read_body(request))
+            header = request.headers.get("Idempotency-Key")
+            event_id = (
+                params.uuid_text(header, "Idempotency-Key")
+                if header is not None
+                else commands.new_command_id()
+            )
+            data = build_data(body)
+            command = prepared_command(event_type, data, event_id, remembered=header is not None)
+        except RequestRefusedError as exc:
+            return problem(view, exc.status, exc.title, exc.detail)
+        except BadParameterError as exc:
+            return bad_parameter(view, exc)
+        except CommandRejectedError as exc:
+            return problem(
+                view,
+                400,
+                "command rejected",
+                exc.rejection.detail,
+                reason=exc.rejection.reason.value,
+            )
+        except IdempotencyKeyReusedError as exc:
+            return problem(
+                view,
+                409,
+                "conflict",
+                f"Idempotency-Key {exc.key} was already used for a different request",
+                parameter="Idempotency-Key",
+            )
+        try:
+            partition, offset = await commands.publish(commands_topic, command)
+        except TimeoutError:
+            log.warning("command %s not acknowledged by Kafka in time", command.command_id)
+            return problem(
+                view,
+                503,
+                "service unavailable",
+                "Kafka did not acknowledge the command in time; retry with the same "
+                "Idempotency-Key",
+            )
+        return json_response(
+            view,
+            {
+                "command_id": command.command_id,
+                "status": "accepted",
+                "event_type": command.event_type,
+                "partition": partition,
+                "offset": offset,
+            },
+            202,
+        )
+
+    def prepared_command(
+        event_type: str, data: dict[str, Any], event_id: str, *, remembered: bool
+    ) -> PreparedCommand:
+        if remembered:
+            again = idempotency.recall(event_id, commands.request_digest(event_type, data))
+            if again is not None:
+                return again
+        command = commands.prepare(
+            event_type,
+            data,
+            event_id=event_id,
+            now=datetime.now(UTC),
+            chart=chart,
+            encoder=hub.encoder,
+        )
+        if remembered:
+            idempotency.remember(event_id, command)
+        return command
+
+    # --- integrity, status, operations -----------------------------------------------------
+
+    @app.page(INTEGRITY_PARTIAL_PATH)
+    class IntegrityPartialView(FinView):
         async def get(self, request: Request) -> Response:
-            if not authorised(request, write=False):
-                return problem(self, 401, "unauthorised", "a valid X-API-Key header is required")
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
             return json_response(self, local_partial(hub))
 
-    forward_headers = {"X-API-Key": read_key} if read_key else {}
+    forward_headers = {"X-API-Key": keys.read_key} if keys.read_key else {}
     periodic = PeriodicIntegrity(hub, chart, forward_headers)
 
     @app.page(PREFIX + "/ledger/integrity")
-    class IntegrityView(View):
+    class IntegrityView(FinView):
         async def get(self, request: Request) -> Response:
-            if not authorised(request, write=False):
-                return problem(self, 401, "unauthorised", "a valid X-API-Key header is required")
-            report = build_report(await gather_parts(hub, forward_headers), chart)
-            return json_response(self, report.to_json())
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
+            try:
+                parts = await gather_parts(hub, forward_headers)
+            except (aiohttp.ClientError, RuntimeError) as exc:
+                return problem(
+                    self, 503, "service unavailable", f"a worker's part is missing: {exc}"
+                )
+            return json_response(self, build_report(parts, chart).to_json())
 
     @app.timer(interval=INTEGRITY_INTERVAL_S, on_leader=True)  # type: ignore[untyped-decorator]
     async def integrity_check() -> None:
@@ -350,38 +511,61 @@ def register_routes(
             log.exception("periodic integrity check could not run")
 
     lags: dict[tuple[str, int], int] = {}
+    throughput = Throughput()
 
     @app.timer(interval=LAG_SAMPLE_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def lag_sampler() -> None:
+        throughput.sample(consumed_total(hub.metrics.registry), time.monotonic())
         try:
-            lags.clear()
-            lags.update(await sample_lag(hub))
+            sampled = await sample_lag(hub)
         except Exception:
             log.exception("consumer lag could not be sampled")
+            return
+        # Replaced in one step after the await: a page rendered meanwhile sees the old sample,
+        # never an empty table.
+        lags.clear()
+        lags.update(sampled)
 
     @app.page(PREFIX + "/status")
-    class StatusView(View):
+    class StatusView(FinView):
         async def get(self, request: Request) -> Response:
-            if not authorised(request, write=False):
-                return problem(self, 401, "unauthorised", "a valid X-API-Key header is required")
-            return json_response(self, status_snapshot(hub, lags))
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
+            return json_response(self, status_snapshot(hub, lags, throughput))
 
     @app.page("/")
-    class StatusPage(View):
+    class StatusPage(FinView):
         async def get(self, request: Request) -> Response:
-            if not authorised(request, write=False):
-                return problem(self, 401, "unauthorised", "a valid X-API-Key header is required")
-            return self.html(render_status_page(status_snapshot(hub, lags)))
+            # The page alone takes ?key= (a browser cannot send a header); the read key only,
+            # so a write key never ends up in a URL. See api.status.
+            from_url = request.rel_url.query.get("key")
+            header_key = given_key(request)
+            status = (
+                keys.refusal(header_key, write=False)
+                if header_key is not None or from_url is None
+                else ApiKeys(keys.read_key, None).refusal(from_url, write=False)
+            )
+            if status is not None:
+                return refuse_access(self, status)
+            page = render_status_page(status_snapshot(hub, lags, throughput))
+            return self.html(page, headers={"Referrer-Policy": "no-referrer"})
+
+    @app.page(OPENAPI_PATH)
+    class OpenApiView(FinView):
+        async def get(self, request: Request) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
+            return self.bytes(document, content_type="application/json")
 
     @app.page("/health")
-    class HealthView(View):
+    class HealthView(FinView):
         async def get(self, request: Request) -> Response:
             return json_response(
                 self, {"status": "alive", "uptime_s": round(time.time() - hub.started_at, 1)}
             )
 
     @app.page("/ready")
-    class ReadyView(View):
+    class ReadyView(FinView):
         async def get(self, request: Request) -> Response:
             recovered = bool(app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
             hub.metrics.recovery_complete.set(1 if recovered else 0)
@@ -389,10 +573,10 @@ def register_routes(
             return json_response(self, {"ready": recovered, **body}, 200 if recovered else 503)
 
     @app.page("/metrics")
-    class MetricsView(View):
+    class MetricsView(FinView):
         async def get(self, request: Request) -> Response:
-            if not authorised(request, write=False):
-                return problem(self, 401, "unauthorised", "a valid X-API-Key header is required")
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
             return self.bytes(
                 generate_latest(hub.metrics.registry),
                 content_type=CONTENT_TYPE_LATEST.split(";")[0],

@@ -3,6 +3,14 @@
 Lag is sampled every few seconds per worker for the partitions it owns: the broker's end offset
 minus the group's committed offset. The status page is rendered on the server from the same
 numbers as /metrics, so it needs no JavaScript framework and no CDN.
+
+The page shows counts only (records per topic, reasons, lag), no business data, but it stays
+behind the read key like every endpoint but /health and /ready. A browser cannot send an
+X-API-Key header from the address bar, so this page alone also takes the key as ``?key=``
+(``api.routes``). The cost is a key in a URL: it may land in browser history, so the page sets
+``Referrer-Policy: no-referrer``, links nowhere, and the worker keeps no access log. Use a
+read-only key there, never the write key (the query parameter is checked against the read key
+only).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import html
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -20,6 +29,26 @@ from streams.hub import Hub
 log = logging.getLogger(__name__)
 
 LAG_SAMPLE_INTERVAL_S = 5.0
+CONSUMED_METRIC = "fin_events_consumed_total"
+
+
+@dataclass
+class Throughput:
+    """Records consumed per second between the last two samples of the consumed counter."""
+
+    previous: tuple[float, float] | None = None  # (monotonic seconds, records consumed)
+    per_second: float = 0.0
+
+    def sample(self, consumed_total: float, now_s: float) -> None:
+        if self.previous is not None:
+            elapsed_s = now_s - self.previous[0]
+            if elapsed_s > 0:
+                self.per_second = max(0.0, (consumed_total - self.previous[1]) / elapsed_s)
+        self.previous = (now_s, consumed_total)
+
+
+def consumed_total(registry: CollectorRegistry) -> float:
+    return sum(_totals(registry, CONSUMED_METRIC, "topic").values())
 
 
 async def sample_lag(hub: Hub) -> dict[tuple[str, int], int]:
@@ -57,14 +86,17 @@ def _totals(registry: CollectorRegistry, metric: str, label: str) -> dict[str, f
     return dict(out)
 
 
-def status_snapshot(hub: Hub, lags: dict[tuple[str, int], int]) -> dict[str, Any]:
+def status_snapshot(
+    hub: Hub, lags: dict[tuple[str, int], int], throughput: Throughput | None = None
+) -> dict[str, Any]:
     registry = hub.metrics.registry
     recovered = bool(hub.app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
     return {
         "worker": hub.settings.web_url,
         "uptime_s": round(time.time() - hub.started_at, 1),
         "ready": recovered,
-        "consumed_by_topic": _totals(registry, "fin_events_consumed_total", "topic"),
+        "consumed_per_second": round(throughput.per_second, 1) if throughput else 0.0,
+        "consumed_by_topic": _totals(registry, CONSUMED_METRIC, "topic"),
         "posted_by_type": _totals(registry, "fin_events_posted_total", "event_type"),
         "duplicates_by_type": _totals(registry, "fin_events_duplicate_total", "event_type"),
         "rejected_by_reason": _totals(registry, "fin_events_rejected_total", "reason"),
@@ -78,17 +110,18 @@ def status_snapshot(hub: Hub, lags: dict[tuple[str, int], int]) -> dict[str, Any
     }
 
 
-def _table(rows: dict[str, float], head: str) -> str:
+def _table(rows: dict[str, float], head: str, table_id: str) -> str:
     if not rows:
-        return f"<h2>{html.escape(head)}</h2><p class=none>none</p>"
+        return f"<h2>{html.escape(head)}</h2><p class=none id={table_id}>none</p>"
     body = "".join(
         f"<tr><td>{html.escape(name or '-')}</td><td class=n>{int(value):,}</td></tr>"
         for name, value in sorted(rows.items())
     )
-    return f"<h2>{html.escape(head)}</h2><table>{body}</table>"
+    return f"<h2>{html.escape(head)}</h2><table id={table_id}>{body}</table>"
 
 
 def render_status_page(snapshot: dict[str, Any], refresh_s: int = 5) -> str:
+    """The page; element ids (consumed-total, lag, ...) are stable for tests and scrapers."""
     lag_rows = (
         "".join(
             f"<tr><td>{html.escape(item['topic'])}</td><td class=n>{item['partition']}</td>"
@@ -98,6 +131,7 @@ def render_status_page(snapshot: dict[str, Any], refresh_s: int = 5) -> str:
         or "<tr><td colspan=3 class=none>no partitions assigned</td></tr>"
     )
     total_lag = sum(item["lag"] for item in snapshot["lag"])
+    consumed = int(sum(snapshot["consumed_by_topic"].values()))
     integrity = snapshot["integrity_failures"]
     integrity_text = (
         "no failures"
@@ -106,17 +140,20 @@ def render_status_page(snapshot: dict[str, Any], refresh_s: int = 5) -> str:
     )
     sections = "".join(
         (
-            _table(snapshot["consumed_by_topic"], "Consumed by topic"),
-            _table(snapshot["posted_by_type"], "Posted by event type"),
-            _table(snapshot["duplicates_by_type"], "Duplicates by event type"),
-            _table(snapshot["rejected_by_reason"], "Rejections by reason"),
-            _table(snapshot["dead_letters_by_reason"], "Dead letters by reason"),
-            _table(snapshot["retries_by_dependency"], "Retries by dependency"),
+            _table(snapshot["consumed_by_topic"], "Consumed by topic", "consumed-by-topic"),
+            _table(snapshot["posted_by_type"], "Posted by event type", "posted-by-type"),
+            _table(
+                snapshot["duplicates_by_type"], "Duplicates by event type", "duplicates-by-type"
+            ),
+            _table(snapshot["rejected_by_reason"], "Rejections by reason", "rejected-by-reason"),
+            _table(snapshot["dead_letters_by_reason"], "Dead letters by reason", "dead-letters"),
+            _table(snapshot["retries_by_dependency"], "Retries by dependency", "retries"),
         )
     )
     state = "ready" if snapshot["ready"] else "recovering tables"
     return f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8><meta http-equiv=refresh content="{refresh_s}">
+<meta name=referrer content=no-referrer>
 <title>FIN hub status</title>
 <style>
 body{{font:14px system-ui,sans-serif;margin:1.5rem;color:#222}}
@@ -127,10 +164,12 @@ td{{border-bottom:1px solid #ddd;padding:.15rem .6rem}}
 .ok{{color:#070}} .warn{{color:#a60}} .grid{{display:flex;flex-wrap:wrap;gap:2rem}}
 </style></head><body>
 <h1>FIN hub — {html.escape(snapshot["worker"])}</h1>
-<p>State: <b class={"ok" if snapshot["ready"] else "warn"}>{state}</b> ·
-uptime {snapshot["uptime_s"]:,.0f} s · total lag <b id=total-lag>{total_lag:,}</b> ·
+<p>State: <b id=state class={"ok" if snapshot["ready"] else "warn"}>{state}</b> ·
+uptime {snapshot["uptime_s"]:,.0f} s · consumed <b id=consumed-total>{consumed:,}</b> records ·
+throughput <b id=throughput>{snapshot["consumed_per_second"]:,.1f}</b> records/s ·
+total lag <b id=total-lag>{total_lag:,}</b> ·
 integrity: <b id=integrity>{html.escape(integrity_text)}</b> · refreshes every {refresh_s} s</p>
 <div class=grid><div><h2>Consumer lag by partition</h2>
-<table><tr><td><b>topic</b></td><td><b>partition</b></td><td><b>lag</b></td></tr>{lag_rows}
+<table id=lag><tr><th>topic</th><th>partition</th><th>lag</th></tr>{lag_rows}
 </table></div><div>{sections}</div></div>
 </body></html>"""

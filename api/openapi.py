@@ -1,0 +1,785 @@
+"""The OpenAPI 3.1 document of FIN's HTTP interface, built from data.
+
+``operations(chart)`` lists every endpoint the worker serves (method, path, parameters, body,
+responses, who may call it); ``api.routes`` registers exactly these paths, and a unit test
+checks that the routes on the app and the operations here are the same set. Parameter shapes
+come from ``api.params``, the module the handlers parse with, and enumerations (departments,
+budget categories, accounts) from the chart the worker runs with, so the document describes
+this worker, not a copy of it.
+
+The document is served at ``/api/v1/fin/openapi.json`` behind the read key like every other
+endpoint but ``/health`` and ``/ready``: it names internal endpoints, and every client of the
+API holds a key anyway. Security requirements appear only for the kinds of key the worker is
+configured with (none in local development).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from api import params
+from ledger.chart import ChartOfAccounts
+from ledger.events import (
+    BUDGET_SET,
+    COMPENSATION_REQUESTED,
+    CREDIT_LIMIT_SET,
+    CUSTOMER_PAYMENT_RECEIVED,
+    VENDOR_PAYMENT_MADE,
+)
+from ledger.rejections import Reason
+
+PREFIX: Final = "/api/v1/fin"
+OPENAPI_PATH: Final = PREFIX + "/openapi.json"
+INTEGRITY_PARTIAL_PATH: Final = PREFIX + "/internal/integrity-partial"
+API_VERSION: Final = "1.0.0"
+
+Access = Literal["public", "read", "write", "status_page"]
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path: what it takes, what it answers and who may call it."""
+
+    method: str  # lower-case, as in an OpenAPI path item
+    path: str
+    operation_id: str
+    summary: str
+    access: Access
+    tag: str
+    responses: Mapping[str, Json]
+    parameters: tuple[Json, ...] = ()
+    request_body: Json | None = None
+    description: str = ""
+    extra_errors: tuple[int, ...] = field(default=())
+
+
+# --- schemas -------------------------------------------------------------------------------
+
+
+def _ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Json) -> Json:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _object(properties: Mapping[str, Json], *, optional: tuple[str, ...] = ()) -> Json:
+    return {
+        "type": "object",
+        "properties": dict(properties),
+        "required": [name for name in properties if name not in optional],
+        "additionalProperties": False,
+    }
+
+
+def _counts() -> Json:
+    return {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}
+
+
+MONEY_OUT: Final[Json] = {
+    "type": "string",
+    "pattern": r"^-?[0-9]+\.[0-9]{2}$",
+    "description": "Money as decimal text with two places, e.g. 125000.00 (never a number).",
+    "examples": ["125000.00"],
+}
+RATIO_OUT: Final[Json] = {
+    "type": "string",
+    "pattern": r"^-?[0-9]+\.[0-9]+$",
+    "description": "A ratio as decimal text, e.g. 0.25 (up to four places).",
+}
+UUID_SCHEMA: Final[Json] = {"type": "string", "format": "uuid", "pattern": params.UUID_PATTERN}
+NON_NIL_UUID_SCHEMA: Final[Json] = {**UUID_SCHEMA, "not": {"const": params.NIL_UUID}}
+ENTITY_ID_SCHEMA: Final[Json] = {
+    "type": "string",
+    "pattern": params.ENTITY_ID_PATTERN,
+    "minLength": 1,
+    "maxLength": params.ENTITY_ID_LENGTH_MAX,
+    "examples": ["CUS-001"],
+}
+PERIOD_SCHEMA: Final[Json] = {
+    "type": "string",
+    "pattern": params.PERIOD_PATTERN,
+    "description": "A month (2024-03) or a quarter (2024-Q1).",
+    "examples": ["2024-Q1"],
+}
+POSITIVE_MONEY_IN: Final[Json] = {
+    "type": "string",
+    "pattern": params.POSITIVE_MONEY_PATTERN,
+    "description": "A positive amount as decimal text: at most 16 integer digits and 2 decimals.",
+    "examples": ["5000.00"],
+}
+NON_NEGATIVE_MONEY_IN: Final[Json] = {
+    "type": "string",
+    "pattern": params.NON_NEGATIVE_MONEY_PATTERN,
+    "description": "An amount >= 0 as decimal text: at most 16 integer digits and 2 decimals.",
+    "examples": ["500000.00"],
+}
+DATE_SCHEMA: Final[Json] = {"type": "string", "format": "date", "examples": ["2024-03-15"]}
+
+
+def component_schemas() -> dict[str, Json]:
+    problem = {
+        "type": "object",
+        "description": "Every error: status, a short title and a readable detail.",
+        "properties": {
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "title": {"type": "string"},
+            "detail": {"type": "string"},
+            "parameter": {
+                "type": "string",
+                "description": "The path, query, header or body parameter at fault.",
+            },
+            "reason": {
+                "type": "string",
+                "enum": [reason.value for reason in Reason],
+                "description": "The ledger's named rejection, as fin.dlq would name it.",
+            },
+        },
+        "required": ["status", "title", "detail"],
+    }
+    freshness = _object(
+        {
+            "table": {"type": "string"},
+            "partition": {"type": "integer", "minimum": 0},
+            "worker": {"type": "string"},
+            "as_of": {"type": "string", "format": "date-time"},
+        }
+    )
+    payment = _object(
+        {
+            "payment_id": {"type": "string"},
+            "amount": MONEY_OUT,
+            "business_date": _nullable(DATE_SCHEMA),
+        }
+    )
+    aging = _object(
+        {
+            name: MONEY_OUT
+            for name in ("current", "days_1_30", "days_31_60", "days_61_90", "days_over_90")
+        }
+    )
+    journal_line = _object(
+        {
+            "account": {"type": "string"},
+            "debit": MONEY_OUT,
+            "credit": MONEY_OUT,
+            "dimensions": {"type": "object", "additionalProperties": {"type": "string"}},
+        }
+    )
+    return {
+        "Problem": problem,
+        "Freshness": freshness,
+        "BudgetStatus": _object(
+            {
+                "department": {"type": "string"},
+                "category": {"type": "string"},
+                "period": {"type": "string"},
+                "budget": _nullable(MONEY_OUT),
+                "actual": MONEY_OUT,
+                "available": _nullable(MONEY_OUT),
+                "utilisation": _nullable(RATIO_OUT),
+                "status": {"type": "string", "enum": ["no_budget", "ok", "near", "exceeded"]},
+                "fits": {
+                    "type": ["boolean", "null"],
+                    "description": "Whether `amount` more would stay within the budget; "
+                    "null without `amount` or without a budget.",
+                },
+                "freshness": _ref("Freshness"),
+            }
+        ),
+        "VendorPaymentStatus": _object(
+            {
+                "vendor_id": {"type": "string"},
+                "as_of": DATE_SCHEMA,
+                "open": MONEY_OUT,
+                "overdue": MONEY_OUT,
+                "paid": MONEY_OUT,
+                "aging": aging,
+                "last_payment": _nullable(payment),
+                "open_items": {"type": "integer", "minimum": 0},
+                "freshness": _ref("Freshness"),
+            }
+        ),
+        "CreditStatus": _object(
+            {
+                "customer_id": {"type": "string"},
+                "limit": _nullable(MONEY_OUT),
+                "exposure": MONEY_OUT,
+                "available": _nullable(MONEY_OUT),
+                "status": {"type": "string", "enum": ["no_limit", "ok", "near", "over"]},
+                "freshness": _ref("Freshness"),
+            }
+        ),
+        "TrialBalance": _object(
+            {
+                "period": {"type": "string"},
+                "lines": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "account": {"type": "string"},
+                            "debit": MONEY_OUT,
+                            "credit": MONEY_OUT,
+                            "balance": MONEY_OUT,
+                        }
+                    ),
+                },
+                "total_debit": MONEY_OUT,
+                "total_credit": MONEY_OUT,
+                "entry_count": {"type": "integer", "minimum": 0},
+                "balanced": {"type": "boolean"},
+                "freshness": _ref("Freshness"),
+            }
+        ),
+        "AccountBalance": _object(
+            {
+                "account": {"type": "string"},
+                "period": {"type": "string"},
+                "debit": MONEY_OUT,
+                "credit": MONEY_OUT,
+                "balance": MONEY_OUT,
+                "freshness": _ref("Freshness"),
+            }
+        ),
+        "JournalEntry": _object(
+            {
+                "entry_id": UUID_SCHEMA,
+                "source_event_id": {"type": "string"},
+                "source_event_type": {"type": "string"},
+                "source_topic": {"type": "string"},
+                "source_partition": {"type": "integer", "minimum": 0},
+                "source_offset": {"type": "integer", "minimum": 0},
+                "rule_version": {"type": "string"},
+                "business_date": DATE_SCHEMA,
+                "period": {"type": "string"},
+                "quarter": {"type": "string"},
+                "currency": {"type": "string"},
+                "reverses_entry_id": {"type": ["string", "null"]},
+                "lines": {"type": "array", "minItems": 2, "items": journal_line},
+            }
+        ),
+        "IntegrityReport": _object(
+            {
+                "ok": {"type": "boolean"},
+                "errors": {
+                    "type": "array",
+                    "items": _object({"check": {"type": "string"}, "detail": {"type": "string"}}),
+                },
+                "counts": _object(
+                    {
+                        name: {"type": "integer", "minimum": 0}
+                        for name in ("events_in", "postings", "rejections", "duplicates")
+                    }
+                ),
+                "workers": {"type": "integer", "minimum": 1},
+                "periods_checked": {"type": "integer", "minimum": 0},
+            }
+        ),
+        "IntegrityPartial": _object(
+            {name: {"type": "object"} for name in ("periods", "customers", "vendors", "stats")}
+        ),
+        "Status": _object(
+            {
+                "worker": {"type": "string"},
+                "uptime_s": {"type": "number", "minimum": 0},
+                "ready": {"type": "boolean"},
+                "consumed_per_second": {"type": "number", "minimum": 0},
+                "consumed_by_topic": _counts(),
+                "posted_by_type": _counts(),
+                "duplicates_by_type": _counts(),
+                "rejected_by_reason": _counts(),
+                "dead_letters_by_reason": _counts(),
+                "retries_by_dependency": _counts(),
+                "integrity_failures": _counts(),
+                "lag": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "topic": {"type": "string"},
+                            "partition": {"type": "integer", "minimum": 0},
+                            "lag": {"type": "integer", "minimum": 0},
+                        }
+                    ),
+                },
+            }
+        ),
+        "Health": _object(
+            {
+                "status": {"const": "alive"},
+                "uptime_s": {"type": "number", "minimum": 0},
+            }
+        ),
+        "Readiness": _object(
+            {"ready": {"type": "boolean"}, "tables_recovered": {"type": "boolean"}}
+        ),
+        "CommandAccepted": _object(
+            {
+                "command_id": UUID_SCHEMA,
+                "status": {"const": "accepted"},
+                "event_type": {
+                    "type": "string",
+                    "enum": [
+                        BUDGET_SET,
+                        CREDIT_LIMIT_SET,
+                        VENDOR_PAYMENT_MADE,
+                        CUSTOMER_PAYMENT_RECEIVED,
+                        COMPENSATION_REQUESTED,
+                    ],
+                },
+                "partition": {"type": "integer", "minimum": 0},
+                "offset": {"type": "integer", "minimum": 0},
+            }
+        ),
+        "BudgetAmount": _object({"amount": NON_NEGATIVE_MONEY_IN}),
+        "CreditLimit": _object({"credit_limit": NON_NEGATIVE_MONEY_IN}),
+        "Payment": _object(
+            {
+                "payment_id": ENTITY_ID_SCHEMA,
+                "amount": POSITIVE_MONEY_IN,
+                "business_date": {
+                    **_nullable(DATE_SCHEMA),
+                    "description": "The date the payment belongs to; default the UTC date "
+                    "of the request. Within 2000-01-01 .. one year ahead.",
+                },
+            },
+            optional=("business_date",),
+        ),
+        "Compensation": _object(
+            {
+                "target_event_id": NON_NIL_UUID_SCHEMA,
+                "reason": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": params.REASON_LENGTH_MAX,
+                    "pattern": r"\S",
+                },
+            }
+        ),
+    }
+
+
+# --- parameters and responses --------------------------------------------------------------
+
+
+def _path(name: str, schema: Json, description: str) -> Json:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _query(name: str, schema: Json, description: str, *, required: bool = False) -> Json:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _json(schema_name: str, description: str) -> Json:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ref(schema_name)}},
+    }
+
+
+def _problem(description: str) -> Json:
+    return _json("Problem", description)
+
+
+ERROR_DESCRIPTIONS: Final[Mapping[int, str]] = {
+    400: "A parameter is missing or malformed (`parameter` names it), or the command is "
+    "invalid (`reason` names the ledger's rejection).",
+    401: "No key, or an unknown key. The body carries no data.",
+    403: "The read key on an endpoint that needs the write key. The body carries no data.",
+    404: "No such key in the table (a readable body says what was looked for).",
+    409: "The Idempotency-Key was already used for a different request.",
+    413: "The request body is too large.",
+    415: "The request body is not application/json.",
+    503: "The worker owning the key cannot be reached, or Kafka did not take the command.",
+}
+
+
+def _responses(operation: Operation) -> Json:
+    responses = {status: dict(response) for status, response in operation.responses.items()}
+    errors = list(operation.extra_errors)
+    if operation.access in ("read", "write", "status_page"):
+        errors.append(401)
+    if operation.access == "write":
+        errors += [403, 413, 415, 503]
+    for status in sorted(set(errors)):
+        responses[str(status)] = _problem(ERROR_DESCRIPTIONS[status])
+    return responses
+
+
+def _security(access: Access, *, read_protected: bool, write_protected: bool) -> list[Json] | None:
+    header_or_bearer: list[Json] = [{"ApiKeyHeader": []}, {"BearerKey": []}]
+    if access == "public":
+        return []
+    if access == "write":
+        return header_or_bearer if write_protected else []
+    if not read_protected:
+        return []
+    if access == "status_page":
+        return [*header_or_bearer, {"StatusPageKey": []}]
+    return header_or_bearer
+
+
+# --- the operations ------------------------------------------------------------------------
+
+ROUTED = (
+    "Answered by the worker that owns the key (requests for keys owned by another worker are "
+    "forwarded there), with `freshness` saying which partition answered and when."
+)
+
+
+def operations(chart: ChartOfAccounts) -> tuple[Operation, ...]:
+    department = _path(
+        "dept",
+        {"type": "string", "enum": sorted(chart.departments)},
+        "Department id from the chart of accounts, e.g. ENG-001.",
+    )
+    category = _query(
+        "category",
+        {"type": "string", "enum": sorted(chart.budget_categories), "default": "SALARY"},
+        "Budget category (default SALARY).",
+    )
+    period = _query("period", PERIOD_SCHEMA, "Accounting period.", required=True)
+    customer = _path("customer", ENTITY_ID_SCHEMA, "Customer id, e.g. CUS-001.")
+    vendor = _path("vendor", ENTITY_ID_SCHEMA, "Vendor id, e.g. VEN-001.")
+    idempotency_key = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": NON_NIL_UUID_SCHEMA,
+        "description": "Becomes the command's event_id, so a retried request is recognised "
+        "as a duplicate instead of a second command. Without it a new UUID is used.",
+    }
+    accepted = {
+        "202": _json(
+            "CommandAccepted",
+            "Published on fin.commands (acknowledged by "
+            "Kafka); the tables change once the worker has processed it.",
+        )
+    }
+    command_errors = (400, 409)
+
+    def body(schema_name: str) -> Json:
+        return {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(schema_name)}},
+        }
+
+    return (
+        Operation(
+            "get",
+            PREFIX + "/budgets/department/{dept}",
+            "getBudgetStatus",
+            "Budget, actual, available, utilisation and status of a department's budget",
+            "read",
+            "budgets",
+            {"200": _json("BudgetStatus", "The budget and what has been spent against it.")},
+            (
+                department,
+                category,
+                period,
+                _query(
+                    "amount",
+                    NON_NEGATIVE_MONEY_IN,
+                    "Asks whether spending this much more would stay within the budget (`fits`).",
+                ),
+            ),
+            description=ROUTED,
+            extra_errors=(400, 404, 503),
+        ),
+        Operation(
+            "put",
+            PREFIX + "/budgets/department/{dept}",
+            "setBudget",
+            "Set (replace) a department's budget for a category and period",
+            "write",
+            "commands",
+            accepted,
+            (department, category, period, idempotency_key),
+            body("BudgetAmount"),
+            description="Publishes fin.budget.set keyed by the department.",
+            extra_errors=command_errors,
+        ),
+        Operation(
+            "get",
+            PREFIX + "/ap/vendors/{vendor}/payment-status",
+            "getVendorPaymentStatus",
+            "Open, overdue and paid payables of a vendor, aged",
+            "read",
+            "payables",
+            {"200": _json("VendorPaymentStatus", "The vendor's payables.")},
+            (vendor, _query("as_of", DATE_SCHEMA, "Ageing date (default today, UTC).")),
+            description=ROUTED,
+            extra_errors=(400, 404, 503),
+        ),
+        Operation(
+            "post",
+            PREFIX + "/ap/vendors/{vendor}/payments",
+            "recordVendorPayment",
+            "Record a payment made to a vendor",
+            "write",
+            "commands",
+            accepted,
+            (vendor, idempotency_key),
+            body("Payment"),
+            description="Publishes fin.vendor_payment.made keyed by the vendor.",
+            extra_errors=command_errors,
+        ),
+        Operation(
+            "get",
+            PREFIX + "/ar/customers/{customer}/credit-status",
+            "getCreditStatus",
+            "Credit limit, exposure, available credit and status of a customer",
+            "read",
+            "receivables",
+            {"200": _json("CreditStatus", "The customer's credit.")},
+            (customer,),
+            description=ROUTED,
+            extra_errors=(400, 404, 503),
+        ),
+        Operation(
+            "put",
+            PREFIX + "/ar/customers/{customer}/credit-limit",
+            "setCreditLimit",
+            "Set a customer's credit limit",
+            "write",
+            "commands",
+            accepted,
+            (customer, idempotency_key),
+            body("CreditLimit"),
+            description="Publishes fin.credit_limit.set keyed by the customer.",
+            extra_errors=command_errors,
+        ),
+        Operation(
+            "post",
+            PREFIX + "/ar/customers/{customer}/payments",
+            "recordCustomerPayment",
+            "Record a payment received from a customer",
+            "write",
+            "commands",
+            accepted,
+            (customer, idempotency_key),
+            body("Payment"),
+            description="Publishes fin.customer_payment.received keyed by the customer.",
+            extra_errors=command_errors,
+        ),
+        Operation(
+            "post",
+            PREFIX + "/compensations",
+            "requestCompensation",
+            "Reverse a posted event (a compensating entry linked to the original)",
+            "write",
+            "commands",
+            accepted,
+            (idempotency_key,),
+            body("Compensation"),
+            description="Publishes fin.compensation.requested keyed by the target event id. "
+            "A target that was never posted is dead-lettered by the worker "
+            "(compensation_target_unknown), not refused here.",
+            extra_errors=command_errors,
+        ),
+        Operation(
+            "get",
+            PREFIX + "/ledger/trial-balance",
+            "getTrialBalance",
+            "Debits, credits and balance of every account in a period",
+            "read",
+            "ledger",
+            {"200": _json("TrialBalance", "The period's trial balance.")},
+            (period,),
+            description=ROUTED,
+            extra_errors=(400, 404, 503),
+        ),
+        Operation(
+            "get",
+            PREFIX + "/ledger/accounts/{account}",
+            "getAccountBalance",
+            "One account's debits, credits and balance in a period",
+            "read",
+            "ledger",
+            {"200": _json("AccountBalance", "The account's turnover and balance.")},
+            (
+                _path(
+                    "account",
+                    {"type": "string", "enum": sorted(chart.accounts)},
+                    "Account code from the chart of accounts, e.g. 1100.",
+                ),
+                period,
+            ),
+            description=ROUTED,
+            extra_errors=(400, 404, 503),
+        ),
+        Operation(
+            "get",
+            PREFIX + "/ledger/entries/{entry_id}",
+            "getJournalEntry",
+            "One journal entry by id",
+            "read",
+            "ledger",
+            {"200": _json("JournalEntry", "The entry as published on fin.ledger.postings.")},
+            (_path("entry_id", UUID_SCHEMA, "Journal entry id (a UUID)."),),
+            description=ROUTED,
+            extra_errors=(400, 404, 503),
+        ),
+        Operation(
+            "get",
+            PREFIX + "/ledger/integrity",
+            "getIntegrity",
+            "Integrity of the whole ledger, gathered from every worker",
+            "read",
+            "ledger",
+            {"200": _json("IntegrityReport", "Trial balances, sub-ledgers and outcome counts.")},
+            extra_errors=(503,),
+        ),
+        Operation(
+            "get",
+            INTEGRITY_PARTIAL_PATH,
+            "getIntegrityPartial",
+            "This worker's rows for the cluster-wide integrity check (internal)",
+            "read",
+            "internal",
+            {"200": _json("IntegrityPartial", "Rows of the local partitions.")},
+        ),
+        Operation(
+            "get",
+            PREFIX + "/status",
+            "getStatus",
+            "What the status page shows, as JSON",
+            "read",
+            "operations",
+            {"200": _json("Status", "Counters, lag per partition and throughput.")},
+        ),
+        Operation(
+            "get",
+            OPENAPI_PATH,
+            "getOpenApi",
+            "This document",
+            "read",
+            "operations",
+            {
+                "200": {
+                    "description": "The OpenAPI 3.1 document.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        ),
+        Operation(
+            "get",
+            "/",
+            "getStatusPage",
+            "Status page for people (HTML, refreshes itself)",
+            "status_page",
+            "operations",
+            {
+                "200": {
+                    "description": "The page.",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+            description="Browsers cannot easily send a header, so this page alone also takes "
+            "the read key as the `key` query parameter.",
+        ),
+        Operation(
+            "get",
+            "/health",
+            "getHealth",
+            "Liveness (no key needed)",
+            "public",
+            "operations",
+            {"200": _json("Health", "The worker is alive.")},
+        ),
+        Operation(
+            "get",
+            "/ready",
+            "getReadiness",
+            "Readiness (no key needed)",
+            "public",
+            "operations",
+            {
+                "200": _json("Readiness", "Tables are recovered; the worker can answer."),
+                "503": _json("Readiness", "Tables are still being recovered."),
+            },
+        ),
+        Operation(
+            "get",
+            "/metrics",
+            "getMetrics",
+            "Prometheus metrics",
+            "read",
+            "operations",
+            {
+                "200": {
+                    "description": "Prometheus text exposition format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        ),
+    )
+
+
+def build_document(chart: ChartOfAccounts, *, read_protected: bool, write_protected: bool) -> Json:
+    """The whole document; ``*_protected`` say which kinds of key the worker requires."""
+    paths: dict[str, Json] = {}
+    for operation in operations(chart):
+        item: Json = {
+            "operationId": operation.operation_id,
+            "summary": operation.summary,
+            "tags": [operation.tag],
+            "parameters": list(operation.parameters),
+            "responses": _responses(operation),
+            "security": _security(
+                operation.access,
+                read_protected=read_protected,
+                write_protected=write_protected,
+            ),
+        }
+        if operation.description:
+            item["description"] = operation.description
+        if operation.request_body is not None:
+            item["requestBody"] = operation.request_body
+        paths.setdefault(operation.path, {})[operation.method] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "FIN — financial integration hub",
+            "version": API_VERSION,
+            "description": (
+                "Reads of FIN's tables (budgets, payables, credit, ledger) from any worker, "
+                "commands published to fin.commands, and operations endpoints. Amounts are "
+                "decimal strings, never JSON numbers. Errors are JSON problems "
+                "{status, title, detail}."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": component_schemas(),
+            "securitySchemes": {
+                "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "BearerKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The same key as a bearer token.",
+                },
+                "StatusPageKey": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "key",
+                    "description": "The read key, on the status page only.",
+                },
+            },
+        },
+    }

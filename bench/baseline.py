@@ -1,0 +1,226 @@
+"""Contestant (b): a hand-written aiokafka loop doing FIN's work per event, without faust.
+
+    python -m bench.baseline --bootstrap B --registry-url R --prefix P --group G \
+        --expect N --out state.json
+
+Per record, the same work as the hub's ingest and posting stages, with the same code from
+``schemas`` and ``ledger``: strict decode (Confluent wire format, writer schema by id) →
+validate → idempotency decision against a dict of processed event ids (fingerprint included)
+→ posting rule → every state delta through the pure reducer into dict state → balance check →
+encode the journal entry (and any alert) → send (acks=all). What it does *not* do is what the
+framework adds: the re-keying hop through the by-event-id topic, the delta topics, table
+writes and their changelogs, durable outcome counters.
+
+It consumes the source topics with its own consumer group until ``--expect`` records were
+processed, flushes its producer, and writes its timings, CPU time, peak RSS and the trial
+balance of every period it booked to ``--out`` (the benchmark compares those with the
+reference ledger).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from ledger import idempotency, reducers, rules, validation
+from ledger.chart import default_chart_path, load_chart
+from ledger.deltas import PERIODS
+from ledger.entries import SourceRef, assert_balanced, to_avro_dict
+from ledger.rejections import Rejection
+from schemas.catalog import SchemaCatalog
+from schemas.codec import Decoder, Encoder
+from schemas.registry import RegistryClient, register_all
+from settings import ALERTS_TOPIC, COMMANDS_TOPIC, LEDGER_TOPIC, SOURCE_TOPICS
+
+FETCH_TIMEOUT_MS = 500
+
+
+class Books:
+    """The baseline's whole state: processed event ids and table rows, in dicts."""
+
+    def __init__(self) -> None:
+        self.processed: dict[str, idempotency.ProcessedRecord] = {}
+        self.rows: dict[tuple[str, str], reducers.Row] = {}
+        self.sequence = 0  # one position counter: this loop is the only writer
+        self.outcomes: dict[str, int] = {}
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def trial_balances(self) -> dict[str, dict[str, Any]]:
+        balances: dict[str, dict[str, Any]] = {}
+        for (table, key), row in sorted(self.rows.items()):
+            if table != PERIODS or not isinstance(row, reducers.PeriodRow):
+                continue
+            view = reducers.trial_balance(row)
+            balances[key] = {
+                "accounts": {
+                    line.account: (f"{line.debit:.2f}", f"{line.credit:.2f}") for line in view.lines
+                },
+                "entries": view.entry_count,
+            }
+        return balances
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    prefix: str = args.prefix
+    chart = load_chart(default_chart_path())
+    catalog = SchemaCatalog.load()
+    registry = RegistryClient(args.registry_url)
+    subject_ids = register_all(catalog, registry, topic_prefix=prefix)
+    decoder = Decoder(catalog, registry.get_schema)
+    encoder = Encoder(catalog, lambda subject: subject_ids[subject])
+    contract_of = {prefix + name: name for name in (*SOURCE_TOPICS, COMMANDS_TOPIC)}
+    ledger_topic, alerts_topic = prefix + LEDGER_TOPIC, prefix + ALERTS_TOPIC
+
+    consumer = AIOKafkaConsumer(
+        *contract_of,
+        bootstrap_servers=args.bootstrap,
+        group_id=args.group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all")
+    await producer.start()
+    await consumer.start()
+    books = Books()
+    consumed = 0
+    first_at: float | None = None
+    cpu_at_first = 0.0
+    try:
+        while consumed < args.expect:
+            batches = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS)
+            if not batches:
+                if args.ready_file and consumer.assignment():
+                    Path(args.ready_file).touch()
+                continue
+            if first_at is None:
+                first_at, cpu_at_first = time.time(), time.process_time()
+            for partition, messages in batches.items():
+                topic = contract_of[partition.topic]
+                for message in messages:
+                    consumed += 1
+                    await process(
+                        message,
+                        topic,
+                        books,
+                        decoder,
+                        encoder,
+                        chart,
+                        producer,
+                        ledger_topic,
+                        alerts_topic,
+                    )
+        await producer.flush()
+        done_at, cpu_at_done = time.time(), time.process_time()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        registry.close()
+    return {
+        "consumed": consumed,
+        "first_at": first_at,
+        "done_at": done_at,
+        "cpu_s": cpu_at_done - cpu_at_first,
+        "cpu_total_s": cpu_at_done,
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "outcomes": books.outcomes,
+        "trial_balances": books.trial_balances(),
+    }
+
+
+async def process(
+    message: Any,
+    topic: str,
+    books: Books,
+    decoder: Decoder,
+    encoder: Encoder,
+    chart: Any,
+    producer: AIOKafkaProducer,
+    ledger_topic: str,
+    alerts_topic: str,
+) -> None:
+    decoded = decoder.decode(topic, message.value)
+    if isinstance(decoded, Rejection):
+        books.count(f"rejected:{decoded.reason}")
+        return
+    received_at = datetime.fromtimestamp(message.timestamp / 1000, UTC)
+    event = validation.validate(decoded.record, topic=topic, received_at=received_at, chart=chart)
+    if isinstance(event, Rejection):
+        books.count(f"rejected:{event.reason}")
+        return
+    books.sequence += 1
+    source = SourceRef(event.event_id, event.event_type, topic, message.partition, message.offset)
+    fingerprint = idempotency.fingerprint(decoded.record)
+    decision = idempotency.decide(
+        books.processed.get(event.event_id),
+        fingerprint=fingerprint,
+        source=source,
+        by_id_offset=books.sequence,
+    )
+    if decision is not idempotency.Decision.POST:
+        books.count(str(decision))
+        return
+    posting = rules.post(event, source, chart)
+    books.processed[event.event_id] = idempotency.ProcessedRecord(
+        fingerprint=fingerprint,
+        source=source,
+        by_id_offset=books.sequence,
+        posting=rules.posting_to_json_dict(posting),
+        compensated_by=None,
+    )
+    books.count("posted")
+    for index, delta in enumerate(posting.deltas):
+        row_key = (delta.table, delta.key)
+        outcome = reducers.apply(
+            books.rows.get(row_key),
+            delta,
+            (0, books.sequence, index),
+            chart,
+            source_event_id=event.event_id,
+        )
+        if not outcome.applied:
+            continue
+        books.rows[row_key] = outcome.row
+        for alert in outcome.alerts:
+            await producer.send(
+                alerts_topic,
+                key=alert.subject.encode(),
+                value=encoder.encode(reducers.alert_to_avro_dict(alert)),
+            )
+    if posting.entry is not None:
+        assert_balanced(posting.entry)
+        await producer.send(
+            ledger_topic,
+            key=posting.entry.entry_id.encode(),
+            value=encoder.encode(to_avro_dict(posting.entry)),
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.baseline", description=__doc__)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--registry-url", required=True)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--expect", type=int, required=True, help="records to process")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--ready-file", default=None, help="touched once partitions are assigned")
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args))
+    args.out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,407 @@
+"""Contestant (a): one real FIN worker process (``python app.py worker``), default settings.
+
+The source topics are loaded before the worker starts. Drain time runs from the first record
+the worker forwards (the broker timestamp of the earliest record on its by-event-id topic, i.e.
+its start of consumption, so the ~10 s of process start, topic checks, schema registration and
+group join are not counted) to the last output record on the broker: the journal entries
+(broker append time) and every table changelog record (the worker's send time). CPU time is
+the worker's own (/proc, every thread), from the last sample before consumption began to the
+end; completion is seen on its /metrics (every event consumed and posted, every delta
+applied) and on the end offsets of its entries changelog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench import latency as latency_module
+from bench import procstat
+from bench.context import API_KEY, PARTITIONS, Context, app_id_for
+from bench.dataset import Dataset, differences, reference_trial_balances
+from bench.measure import DrainResult, LatencyResult
+from bench.profile import Sampler
+from settings import ALERTS_TOPIC, BY_EVENT_ID_TOPIC, LEDGER_TOPIC
+from tests.fixtures import Worker, free_port
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1/fin"
+POLL_BEFORE_S = 0.05
+POLL_DURING_S = 0.25
+BOOKS_SETTLE_S = 180.0
+COUNTERS = (
+    "fin_events_consumed_total",
+    "fin_events_posted_total",
+    "fin_events_rejected_total",
+    "fin_table_deltas_applied_total",
+)
+
+
+@dataclass
+class HubDeployment:
+    """One worker on its own prefix, app id, port and data dir."""
+
+    ctx: Context
+    prefix: str
+    root: Path
+    worker: Worker = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The worker keeps its RocksDB files under FIN_DATA_DIR/<app id>; faust creates only
+        # the last level.
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        self.worker = Worker(
+            env={
+                "FIN_KAFKA_BOOTSTRAP": self.ctx.bootstrap,
+                "FIN_SCHEMA_REGISTRY_URL": self.ctx.registry_url,
+                "FIN_TOPIC_PREFIX": self.prefix,
+                "FIN_APP_ID": self.app_id,
+                "FIN_PARTITIONS": str(PARTITIONS),
+                "FIN_API_KEY": API_KEY,
+                "FIN_WEB_PORT": str(port),
+                "FIN_DATA_DIR": str(self.data_dir),
+            },
+            port=port,
+            log_path=self.root / "worker.log",
+        )
+
+    @property
+    def app_id(self) -> str:
+        return app_id_for(self.prefix)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def pid(self) -> int:
+        assert self.worker.process is not None
+        return self.worker.process.pid
+
+    def changelogs(self) -> list[str]:
+        return [
+            name
+            for name in self.ctx.kafka.topics_starting_with(self.app_id + "-")
+            if name.endswith("-changelog")
+        ]
+
+    def counters(self) -> dict[str, float] | None:
+        try:
+            response = self.worker.get("/metrics")
+        except requests.RequestException:
+            return None
+        if response.status_code != 200:
+            return None
+        totals = dict.fromkeys(COUNTERS, 0.0)
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                if sample.name in totals:
+                    totals[sample.name] += sample.value
+        return totals
+
+    def wait_ready(self, timeout_s: float = 180.0, interval_s: float = 0.1) -> float:
+        """Seconds from now until /ready answers 200."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while time.monotonic() < deadline:
+            process = self.worker.process
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{self.worker.log_tail()}")
+            with contextlib.suppress(requests.RequestException):
+                if self.worker.get("/ready").status_code == 200:
+                    return time.monotonic() - started
+            time.sleep(interval_s)
+        raise TimeoutError(f"worker not ready after {timeout_s}s:\n{self.worker.log_tail()}")
+
+    def trial_balances(self, periods: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for period in periods:
+            response = self.worker.get(f"{PREFIX}/ledger/trial-balance", period=period)
+            if response.status_code != 200:
+                continue
+            body = response.json()
+            found[period] = {
+                "accounts": {
+                    line["account"]: (
+                        f"{Decimal(line['debit']):.2f}",
+                        f"{Decimal(line['credit']):.2f}",
+                    )
+                    for line in body["lines"]
+                },
+                "entries": body["entry_count"],
+            }
+        return found
+
+    def integrity(self) -> dict[str, Any]:
+        response = self.worker.get(f"{PREFIX}/ledger/integrity")
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def wait_until(
+    condition: Callable[[], bool], *, timeout_s: float, interval_s: float, what: str
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached after {timeout_s:.0f}s")
+        time.sleep(interval_s)
+
+
+def drain(
+    ctx: Context,
+    dataset: Dataset,
+    *,
+    label: str,
+    keep: bool = False,
+    profile_to: Path | None = None,
+) -> tuple[DrainResult, HubDeployment]:
+    """Load ``dataset`` on a fresh prefix, start one worker, measure until all is produced.
+
+    The worker is stopped before returning; its topics are deleted unless ``keep``. With
+    ``profile_to``, py-spy samples the worker from its start of consumption to the end (such a
+    run is slower and is not counted).
+    """
+    prefix = ctx.new_prefix("hub")
+    deployment = HubDeployment(ctx, prefix, ctx.scratch / prefix.rstrip("."))
+    ctx.create_contract_topics(prefix)
+    ctx.kafka.load(dataset.outgoing(prefix))
+    n = len(dataset)
+    spawned = time.time()
+    deployment.worker.start()
+    pid = deployment.pid
+    try:
+        before: list[tuple[float, float]] = []  # (wall time, cpu seconds) before consumption
+        counters: dict[str, float] | None = None
+        while True:
+            if (
+                deployment.worker.process is not None
+                and deployment.worker.process.poll() is not None
+            ):
+                raise RuntimeError(f"worker exited:\n{deployment.worker.log_tail()}")
+            now, cpu = time.time(), procstat.cpu_seconds(pid)
+            counters = deployment.counters()
+            if counters is not None and counters["fin_events_consumed_total"] > 0:
+                break
+            before.append((now, cpu))
+            if now - spawned > 300:
+                raise TimeoutError(
+                    f"worker consumed nothing in 300s:\n{deployment.worker.log_tail()}"
+                )
+            time.sleep(POLL_BEFORE_S)
+        sampler = Sampler.attach(pid, profile_to) if profile_to is not None else None
+
+        def finished() -> bool:
+            totals = deployment.counters()
+            if totals is None:
+                return False
+            if (
+                totals["fin_events_consumed_total"] < n
+                or totals["fin_events_posted_total"] + totals["fin_events_rejected_total"] < n
+                or totals["fin_table_deltas_applied_total"] < dataset.deltas
+            ):
+                return False
+            entries_log = f"{deployment.app_id}-entries-changelog"
+            return ctx.kafka.count(entries_log) >= dataset.entries
+
+        wait_until(finished, timeout_s=1800, interval_s=POLL_DURING_S, what="hub drain")
+        if sampler is not None:
+            sampler.stop()
+        outputs = [prefix + LEDGER_TOPIC, prefix + ALERTS_TOPIC, *deployment.changelogs()]
+        _wait_stable(ctx, outputs)
+        cpu_end = procstat.cpu_seconds(pid)
+        first = min(ctx.kafka.timestamps_at(prefix + BY_EVENT_ID_TOPIC, last=False)) / 1000
+        last = max(t for topic in outputs for t in ctx.kafka.timestamps_at(topic, last=True)) / 1000
+        cpu_start = next((cpu for at, cpu in reversed(before) if at <= first), before[0][1])
+        _, peak_rss = procstat.memory_kb(pid)
+
+        reference = reference_trial_balances(dataset.reference())
+        actual = deployment.trial_balances(sorted(reference))
+        problems = differences(reference, actual)
+        report = deployment.integrity()
+        if not report.get("ok"):
+            problems.append(f"integrity check failed: {report.get('errors')}")
+        counts = report.get("counts", {})
+        if counts.get("events_in") != n or counts.get("postings") != n:
+            problems.append(f"integrity counts {counts}, expected {n} in and posted")
+        entries = ctx.kafka.count(prefix + LEDGER_TOPIC)
+        if entries != dataset.entries:
+            problems.append(f"{entries} records on the ledger topic, expected {dataset.entries}")
+        result = DrainResult(
+            contestant="hub",
+            events=n,
+            seconds=last - first,
+            cpu_s=cpu_end - cpu_start,
+            peak_rss_kb=peak_rss,
+            valid=not problems,
+            problems=problems[:20],
+            details={
+                "label": label,
+                "loadavg_1min": os.getloadavg()[0],
+                "prefix": prefix,
+                "startup_s": round(first - spawned, 2),
+                "process_cpu_total_s": round(cpu_end, 2),
+                "cpu_busy_share": round((cpu_end - cpu_start) / max(1e-9, last - first), 3),
+                "ledger_entries": entries,
+                "changelog_records": sum(ctx.kafka.count(t) for t in deployment.changelogs()),
+                "integrity_counts": counts,
+            },
+        )
+    finally:
+        deployment.worker.stop()
+    if not keep:
+        ctx.cleanup(prefix)
+    return result, deployment
+
+
+def _wait_stable(ctx: Context, topics: list[str], interval_s: float = 0.5) -> None:
+    """Until the end offsets of ``topics`` stop moving (the producer's last batches landed)."""
+    previous: list[int] = []
+    for _ in range(120):
+        current = [ctx.kafka.count(topic) for topic in topics]
+        if current == previous:
+            return
+        previous = current
+        time.sleep(interval_s)
+
+
+@dataclass
+class Recovery:
+    changelog_records: int
+    changelog_topics: int
+    seconds_to_ready_wiped: float
+    seconds_to_ready_intact: float
+    recovery_seconds: float  # faust's own log: restoring started .. done reading changelogs
+
+    @property
+    def records_per_s(self) -> float:
+        return self.changelog_records / self.recovery_seconds if self.recovery_seconds else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        per_million = (
+            self.recovery_seconds * 1e6 / self.changelog_records if self.changelog_records else None
+        )
+        return {
+            "changelog_records": self.changelog_records,
+            "changelog_topics": self.changelog_topics,
+            "seconds_to_ready_wiped": round(self.seconds_to_ready_wiped, 2),
+            "seconds_to_ready_intact": round(self.seconds_to_ready_intact, 2),
+            "recovery_seconds": round(self.recovery_seconds, 2),
+            "records_per_s": round(self.records_per_s),
+            "seconds_per_million_records": None if per_million is None else round(per_million, 2),
+        }
+
+
+def recovery(ctx: Context, deployment: HubDeployment) -> Recovery:
+    """Restart a drained worker twice: with its data dir intact (startup cost alone), then
+    wiped (startup plus rebuilding every table from its changelog). The difference is the
+    recovery time."""
+    changelogs = deployment.changelogs()
+    records = sum(ctx.kafka.count(topic) for topic in changelogs)
+
+    def restart(wipe: bool) -> float:
+        if wipe:
+            shutil.rmtree(deployment.data_dir, ignore_errors=True)
+            deployment.data_dir.mkdir(parents=True)
+        deployment.worker.start()
+        try:
+            return deployment.wait_ready(interval_s=0.05)
+        finally:
+            deployment.worker.stop()
+
+    intact = restart(wipe=False)
+    log_offset = deployment.worker.log_path.stat().st_size
+    wiped = restart(wipe=True)
+    with deployment.worker.log_path.open("rb") as handle:
+        handle.seek(log_offset)
+        log_text = handle.read().decode(errors="replace")
+    return Recovery(records, len(changelogs), wiped, intact, restore_seconds(log_text))
+
+
+LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+
+
+def restore_seconds(log_text: str) -> float:
+    """From faust's "Restoring state from changelog topics" to its last "Done reading from
+    changelog topics" in one worker's log (0 when it had nothing to restore)."""
+    started: datetime | None = None
+    done: datetime | None = None
+    for line in log_text.splitlines():
+        match = LOG_TIME.match(line)
+        if match is None:
+            continue
+        at = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f")
+        if "Restoring state from changelog topics" in line and started is None:
+            started = at
+        elif "Done reading from changelog topics" in line:
+            done = at
+    if started is None or done is None:
+        return 0.0
+    return (done - started).total_seconds()
+
+
+def latency(
+    ctx: Context,
+    dataset: Dataset,
+    *,
+    max_rate: float,
+    loads: list[float],
+    seconds: float,
+) -> list[LatencyResult]:
+    """Open-loop latency against one fresh worker; its books checked against the reference."""
+    prefix = ctx.new_prefix("hublat")
+    deployment = HubDeployment(ctx, prefix, ctx.scratch / prefix.rstrip("."))
+    ctx.create_contract_topics(prefix)
+    deployment.worker.start()
+    try:
+        deployment.wait_ready()
+
+        def alive() -> None:
+            process = deployment.worker.process
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{deployment.worker.log_tail()}")
+
+        results, used = latency_module.measure(
+            ctx,
+            prefix,
+            dataset.events,
+            contestant="hub",
+            max_rate=max_rate,
+            loads=loads,
+            seconds=seconds,
+            check_alive=alive,
+        )
+        # Entries reach the ledger topic before the table agents have applied their deltas:
+        # the books are compared once they stop changing (or after a generous wait).
+        reference = reference_trial_balances(dataset.head(used).reference())
+        problems: list[str] = []
+        deadline = time.monotonic() + BOOKS_SETTLE_S
+        while True:
+            problems = differences(reference, deployment.trial_balances(sorted(reference)))
+            if not problems or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        for result in results:
+            if problems:
+                result.valid = False
+                result.problems.extend(problems[:10])
+    finally:
+        deployment.worker.stop()
+        ctx.cleanup(prefix)
+    return results

@@ -1,0 +1,40 @@
+"""CPU time and memory of another process, read from /proc (Linux), without psutil."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    cpu_s: float  # user + system time of every thread of the process
+    rss_kb: int
+    peak_rss_kb: int  # VmHWM: the high-water mark of the resident set
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        text = handle.read()
+    # The command name (field 2) may hold spaces; fields after its closing parenthesis are fixed.
+    fields = text[text.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLOCK_TICKS
+
+
+def memory_kb(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in KiB."""
+    values: dict[str, int] = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        for line in handle:
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                values[name] = int(rest.split()[0])
+    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+
+
+def sample(pid: int) -> ProcSample:
+    rss, peak = memory_kb(pid)
+    return ProcSample(cpu_seconds(pid), rss, peak)

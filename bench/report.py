@@ -1,0 +1,160 @@
+"""The benchmark's results as JSON and as a Markdown table (``bench/results/latest.*``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.measure import DrainResult, LatencyResult, spread
+
+
+def summarise_drain(runs: Sequence[DrainResult]) -> dict[str, Any]:
+    valid = [run for run in runs if run.valid]
+    rate = spread([run.events_per_s for run in valid])
+    cpu = spread([run.cpu_us_per_event for run in valid])
+    rss = spread([run.peak_rss_kb / 1024 for run in valid])
+    return {
+        "runs": len(runs),
+        "valid_runs": len(valid),
+        "events_per_s": rate.to_json() if rate else None,
+        "cpu_us_per_event": cpu.to_json() if cpu else None,
+        "peak_rss_mb": rss.to_json() if rss else None,
+    }
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _rate_cell(summary: Mapping[str, Any]) -> str:
+    rate = summary.get("events_per_s")
+    if not rate:
+        return "INVALID"
+    return f"{_fmt(rate['median'])} ({_fmt(rate['min'])}-{_fmt(rate['max'])})"
+
+
+def _latency_cell(results: Sequence[LatencyResult], contestant: str, load: float) -> str:
+    for result in results:
+        if result.contestant == contestant and abs(result.load - load) < 1e-9:
+            if not result.valid:
+                return "INVALID"
+            return (
+                f"{_fmt(result.p50_ms)} / {_fmt(result.p99_ms)} / {_fmt(result.p999_ms)} "
+                f"@ {_fmt(result.rate)}/s"
+            )
+    return "not run"
+
+
+def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
+    config = data["config"]
+    machine = data["machine"]
+    summary = data["summary"]
+    lines = [
+        "# FIN benchmark — latest run",
+        "",
+        f"`{data['command']}` — {data['started_at']}, {data['duration_s']:.0f} s in all.",
+        "",
+        f"Machine: {machine['cpus']} CPUs ({machine['cpu_model']}), "
+        f"{machine['memory_gb']:.0f} GB RAM, Python {machine['python']}, {machine['kafka']}, "
+        f"registry {machine['registry']}. Load average {machine['loadavg_start']} at start, "
+        f"{machine['loadavg_end']} at end (other work on the machine makes figures noisy).",
+        "",
+        f"{config['events']:,} events (seed {config['seed']}, mean value "
+        f"{config['mean_value_bytes']:.0f} bytes, Avro in the Confluent wire format, "
+        f"{config['partitions']} partitions per topic), {config['runs']} alternating runs per "
+        "contestant. Drain throughput is the median of the valid runs, (min-max).",
+        "",
+        "| contestant | drain events/s | CPU µs/event | peak RSS MB | valid runs "
+        "| latency p50 / p99 / p99.9 ms at 50% | at 80% |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, label in (
+        ("hub", "hub: 1 worker, RocksDB, defaults"),
+        ("baseline", "bare aiokafka loop"),
+    ):
+        s = summary[name]
+        cpu = s.get("cpu_us_per_event")
+        rss = s.get("peak_rss_mb")
+        lines.append(
+            f"| {label} | {_rate_cell(s)} | {_fmt(cpu['median'] if cpu else None)} "
+            f"| {_fmt(rss['median'] if rss else None)} | {s['valid_runs']}/{s['runs']} "
+            f"| {_latency_cell(latency, name, 0.5)} | {_latency_cell(latency, name, 0.8)} |"
+        )
+    broker = data.get("broker") or {}
+    if broker.get("producer_records_per_s"):
+        lines.append(
+            f"| broker (Kafka perf tools, {broker['record_size']} B records) "
+            f"| produce {_fmt(broker.get('producer_records_per_s'))}, "
+            f"consume {_fmt(broker.get('consumer_records_per_s'))} | - | - | n/a | - | - |"
+        )
+    lines.append("")
+    if latency:
+        lateness = ", ".join(
+            f"{r.contestant} {r.load:.0%} {_fmt(r.generator_late_p99_ms, 1)} ms" for r in latency
+        )
+        lines += [
+            "Latency = broker append time of the journal entry - scheduled send time of its "
+            f"event; the open-loop generator's own p99 lateness: {lateness}.",
+            "",
+        ]
+    ratio = summary.get("hub_to_baseline")
+    lines.append(f"Hub / baseline drain throughput: **{_fmt(ratio, 3) if ratio else 'n/a'}**.")
+    recovery = data.get("recovery")
+    if recovery:
+        lines.append(
+            f"Table recovery from changelogs: {recovery['changelog_records']:,} records "
+            f"({recovery['changelog_topics']} changelog topics) restored in "
+            f"{recovery['recovery_seconds']:.2f} s by faust (its log: restoring .. done reading) = "
+            f"{_fmt(recovery['records_per_s'])} records/s, "
+            f"{_fmt(recovery['seconds_per_million_records'], 1)} s per million records; the "
+            f"restarted worker answered /ready {recovery['seconds_to_ready_wiped']:.1f} s after "
+            f"its start with the data dir wiped, {recovery['seconds_to_ready_intact']:.1f} s "
+            "with it intact."
+        )
+    profile = data.get("profile")
+    if profile and profile.get("top_self"):
+        lines += [
+            "",
+            f"Hub profile (py-spy, {profile['samples']:,} non-idle samples of one extra drain "
+            "run, not counted). Self time by package: "
+            + ", ".join(
+                f"{row['frame']} {row['share']:.0%}" for row in profile.get("self_by_package", [])
+            )
+            + ".",
+            "",
+            "| top frames by self time | share | top frames by total time | share |",
+            "|---|---|---|---|",
+        ]
+        for own, total in zip(profile["top_self"], profile["top_total"], strict=False):
+            lines.append(
+                f"| `{own['frame']}` | {own['share']:.1%} "
+                f"| `{total['frame']}` | {total['share']:.1%} |"
+            )
+    invalid = [
+        f"- {run['contestant']} run {run['details'].get('label')}: {'; '.join(run['problems'][:3])}"
+        for run in data["drain"]
+        if not run["valid"]
+    ]
+    invalid += [
+        f"- latency {r.contestant} at {r.load:.0%}: {'; '.join(r.problems[:3])}"
+        for r in latency
+        if not r.valid
+    ]
+    if invalid:
+        lines += ["", "INVALID (output differs from the reference ledger; not counted):", *invalid]
+    if data.get("missing"):
+        lines += ["", "Not measured in this run:", *(f"- {item}" for item in data["missing"])]
+    lines += ["", "How each figure is taken: see `bench/__main__.py`.", ""]
+    return "\n".join(lines)
+
+
+def write(directory: Path, data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    text = markdown(data, latency)
+    (directory / "latest.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    (directory / "latest.md").write_text(text)
+    return text
