@@ -147,7 +147,19 @@ def component_schemas() -> dict[str, Json]:
             "partition": {"type": "integer", "minimum": 0},
             "worker": {"type": "string"},
             "as_of": {"type": "string", "format": "date-time"},
-        }
+            "applied_offset": {
+                "type": ["integer", "null"],
+                "description": "Committed offset of the partition's input topic on the answering "
+                "worker (null before its first commit).",
+            },
+            "lag": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "Records of that partition not yet applied, as last sampled "
+                "(every 5 s); null when not sampled yet.",
+            },
+        },
+        optional=("applied_offset", "lag"),
     )
     payment = _object(
         {
@@ -314,7 +326,11 @@ def component_schemas() -> dict[str, Json]:
             }
         ),
         "Readiness": _object(
-            {"ready": {"type": "boolean"}, "tables_recovered": {"type": "boolean"}}
+            {
+                "ready": {"type": "boolean"},
+                "tables_recovered": {"type": "boolean"},
+                "registry_reachable": {"type": "boolean"},
+            }
         ),
         "CommandAccepted": _object(
             {

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 from faust.exceptions import SameNode
+from faust.types import TP
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -50,6 +51,8 @@ from api.integrity import PeriodicIntegrity, build_report, gather_parts, local_p
 from api.openapi import INTEGRITY_PARTIAL_PATH, OPENAPI_PATH, PREFIX, build_document
 from api.status import (
     LAG_SAMPLE_INTERVAL_S,
+    REGISTRY_PROBE_INTERVAL_S,
+    RegistryProbe,
     Throughput,
     consumed_total,
     render_status_page,
@@ -68,7 +71,7 @@ from ledger.events import (
 from ledger.rejections import Rejection
 from schemas.catalog import SchemaCatalog
 from schemas.registry import RegistryClient
-from settings import COMMANDS_TOPIC, LEDGER_TOPIC
+from settings import COMMANDS_TOPIC, DELTA_TABLES, LEDGER_TOPIC
 from streams.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -112,15 +115,27 @@ def register_routes(
             return None
         return reducers.row_from_json_dict(table, orjson.loads(raw))
 
+    # Consumer lag per (contract topic, partition), sampled every few seconds (api/status.py).
+    lags: dict[tuple[str, int], int] = {}
+
     def freshness(table: str, key: str) -> dict[str, Any]:
-        topic_name = settings.topic(f"fin.internal.deltas.{table}")
+        """Which partition answered, and how far its table is behind its input right now."""
+        contract = f"fin.internal.deltas.{table}" if table in DELTA_TABLES else None
+        topic_name = settings.topic(contract or LEDGER_TOPIC)
         partition = app.producer.key_partition(topic_name, key.encode()).partition
-        return {
+        body: dict[str, Any] = {
             "table": table,
             "partition": partition,
             "worker": settings.web_url,
             "as_of": datetime.now(UTC).isoformat(),
         }
+        if contract is not None:
+            committed = app.consumer._committed_offset.get(  # type: ignore[attr-defined]
+                TP(topic_name, partition)
+            )
+            body["applied_offset"] = committed
+            body["lag"] = lags.get((contract, partition))
+        return body
 
     async def routed(
         view: View,
@@ -510,7 +525,6 @@ def register_routes(
             # it must not take the worker down.
             log.exception("periodic integrity check could not run")
 
-    lags: dict[tuple[str, int], int] = {}
     throughput = Throughput()
 
     @app.timer(interval=LAG_SAMPLE_INTERVAL_S)  # type: ignore[untyped-decorator]
@@ -557,6 +571,12 @@ def register_routes(
                 return refuse_access(self, status)
             return self.bytes(document, content_type="application/json")
 
+    registry_reachable = RegistryProbe(registry)
+
+    @app.timer(interval=REGISTRY_PROBE_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def probe_registry() -> None:
+        await registry_reachable.probe()
+
     @app.page("/health")
     class HealthView(FinView):
         async def get(self, request: Request) -> Response:
@@ -569,8 +589,9 @@ def register_routes(
         async def get(self, request: Request) -> Response:
             recovered = bool(app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
             hub.metrics.recovery_complete.set(1 if recovered else 0)
-            body = {"tables_recovered": recovered}
-            return json_response(self, {"ready": recovered, **body}, 200 if recovered else 503)
+            ready = recovered and registry_reachable.ok
+            body = {"tables_recovered": recovered, "registry_reachable": registry_reachable.ok}
+            return json_response(self, {"ready": ready, **body}, 200 if ready else 503)
 
     @app.page("/metrics")
     class MetricsView(FinView):

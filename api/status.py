@@ -15,6 +15,7 @@ only).
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import time
@@ -24,6 +25,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from errors import RegistryRequestError, RegistryUnavailableError
+from schemas.registry import RegistryClient
 from streams.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -173,3 +176,31 @@ integrity: <b id=integrity>{html.escape(integrity_text)}</b> · refreshes every 
 <table id=lag><tr><th>topic</th><th>partition</th><th>lag</th></tr>{lag_rows}
 </table></div><div>{sections}</div></div>
 </body></html>"""
+
+
+REGISTRY_PROBE_INTERVAL_S = 10.0
+
+
+class RegistryProbe:
+    """Is the schema registry answering? Asked off the event loop every few seconds for /ready.
+
+    A worker keeps decoding with its cached schemas while the registry is down, so this only
+    marks it not ready (a load balancer or supervisor should know); it does not stop processing.
+    """
+
+    def __init__(self, registry: RegistryClient) -> None:
+        self._registry = registry
+        self.ok = True  # until the first probe says otherwise
+
+    async def probe(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self._registry.subjects)
+        except (RegistryUnavailableError, RegistryRequestError) as exc:
+            if self.ok:
+                log.warning("schema registry unreachable: %s", exc)
+            self.ok = False
+        else:
+            if not self.ok:
+                log.info("schema registry reachable again")
+            self.ok = True

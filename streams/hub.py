@@ -13,16 +13,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import faust
-import orjson
 from faust.types import EventT, StreamT, TableT, TopicT
 
 from errors import RegistryUnavailableError
 from ledger.chart import ChartOfAccounts
-from ledger.reducers import PeriodRow, trial_balance
 from schemas.codec import Decoder, Encoder
 from settings import (
     ALERTS_TOPIC,
@@ -36,21 +33,20 @@ from settings import (
     delta_topic,
 )
 from streams.deadletter import SourcePosition, processing_attempt
+from streams.effects import Send, StageResult
 from streams.metrics import Metrics
 from streams.pipeline import (
     PARK_DELAY_S,
     ByIdRecord,
     Ingest,
     Posting,
-    Send,
-    StageResult,
-    TableApply,
     count_ingest,
     count_posting,
     stats_key_ingest,
     stats_key_posting,
 )
 from streams.resilience import Backoff
+from tables.agents import declare_tables, register_table_agents
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +55,6 @@ T = TypeVar("T")
 # Transient failures (producer errors) back off exponentially, capped, with full jitter so that
 # several workers do not hammer a recovering broker in step.
 PRODUCER_BACKOFF = Backoff(initial_s=0.2, maximum_s=10.0)
-TABLE_GAUGES_INTERVAL_S = 30.0
 
 
 def headers_as_bytes(headers: Any) -> dict[str, bytes]:
@@ -154,17 +149,7 @@ def build_hub(
         topics[delta_topic(table)] = raw_topic(delta_topic(table), internal=True)
     contract_topic_of = {settings.topic(name): name for name in topics}
 
-    def raw_table(name: str) -> TableT[Any, Any]:
-        return app.Table(
-            name,
-            partitions=settings.partitions,
-            key_type=bytes,
-            value_type=bytes,
-        )
-
-    tables: dict[str, TableT[Any, Any]] = {
-        name: raw_table(name) for name in ("processed", "entries", "stats", *DELTA_TABLES)
-    }
+    tables = declare_tables(app, settings)
     hub = Hub(
         settings, app, metrics, tables, topics, contract_topic_of, decoder, encoder, prefetch_schema
     )
@@ -289,51 +274,15 @@ def build_hub(
 
     app.agent(topics[BY_EVENT_ID_TOPIC], name="posting", concurrency=1)(posting_agent)
 
-    def make_table_agent(table_name: str) -> Callable[[StreamT[Any]], Awaitable[None]]:
-        stage = TableApply(table_name, encoder, chart)
-        table = tables[table_name]
-
-        async def table_agent(stream: StreamT[Any]) -> None:
-            event: EventT[Any]
-            async for event in stream.events():
-                message = event.message
-                started = time.perf_counter()
-                assert message.value is not None, "deltas are never tombstones"
-                current = table.get(message.key)
-                result = stage.process(
-                    message.value, current if isinstance(current, bytes) else None
-                )
-                if result.outcome == "applied":
-                    await send_all(result.sends)
-                    write_tables(result)
-                    metrics.deltas_applied.labels(table_name).inc()
-                    for alert_type in result.extra.get("alerts", ()):
-                        metrics.alerts.labels(alert_type).inc()
-                else:
-                    metrics.deltas_skipped.labels(table_name).inc()
-                metrics.processing_seconds.labels(f"table_{table_name}").observe(
-                    time.perf_counter() - started
-                )
-
-        return table_agent
-
-    for table_name in DELTA_TABLES:
-        app.agent(topics[delta_topic(table_name)], name=f"table-{table_name}", concurrency=1)(
-            make_table_agent(table_name)
-        )
-
-    @app.timer(interval=TABLE_GAUGES_INTERVAL_S)  # type: ignore[untyped-decorator]
-    async def table_gauges() -> None:
-        # Counting keys walks RocksDB, so it runs now and then, not per event.
-        for name, table in tables.items():
-            metrics.table_keys.labels(name).set(len(table))
-        imbalance = Decimal(0)
-        for raw in tables["periods"].values():
-            if isinstance(raw, bytes):
-                balance = trial_balance(PeriodRow.from_json_dict(orjson.loads(raw)))
-                imbalance += balance.total_debit - balance.total_credit
-        # A gauge is a float by nature; the books themselves stay Decimal.
-        metrics.trial_balance_imbalance.set(float(imbalance))
+    register_table_agents(
+        app,
+        tables=tables,
+        topics=topics,
+        encoder=encoder,
+        chart=chart,
+        metrics=metrics,
+        send_all=send_all,
+    )
 
     entries = tables["entries"]
 

@@ -46,7 +46,8 @@ class Metrics:
         )
         self.parked = Counter(
             "fin_compensations_parked_total",
-            "Compensations held back because their target was not posted yet.", registry=r,
+            "Compensations held back because their target was not posted yet.",
+            registry=r,
         )
         self.dead_letters = Counter(
             "fin_dead_letters_total",

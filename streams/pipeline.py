@@ -9,26 +9,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from ledger import idempotency, reducers, rules, validation
+from ledger import idempotency, rules, validation
 from ledger.chart import ChartOfAccounts
-from ledger.deltas import Delta, delta_from_json_dict, delta_to_json_dict
 from ledger.entries import JournalEntry, SourceRef, assert_balanced, to_avro_dict
 from ledger.events import CompensationRequested, Event
 from ledger.rejections import Reason, Rejection
-from schemas.codec import Decoded, Decoder, Encoder
-from settings import ALERTS_TOPIC, BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC, delta_topic
+from schemas.codec import Decoder, Encoder
+from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC
 from streams.deadletter import (
     HEADER_REPLAY_ATTEMPT,
     SourcePosition,
     dead_letter_headers,
     processing_attempt,
 )
+from streams.effects import Send, StageResult
+from tables.state import delta_send
 
 log = logging.getLogger(__name__)
 
@@ -46,28 +47,6 @@ H_PARK_ATTEMPT = "fin.park.attempt"
 H_PARK_NOT_BEFORE_MS = "fin.park.not_before_ms"
 PARK_ATTEMPTS_MAX = 10
 PARK_DELAY_S = 1.0
-
-
-@dataclass(frozen=True)
-class Send:
-    """One record to produce. ``topic`` is the contract name; the hub adds any prefix."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-@dataclass(frozen=True)
-class StageResult:
-    outcome: str  # posted | rejected | duplicate | forwarded | replay | applied | skipped
-    sends: tuple[Send, ...] = ()
-    reason: str | None = None
-    event_type: str | None = None
-    event_id: str | None = None
-    table_writes: tuple[tuple[str, str, bytes], ...] = ()  # (table, key, value)
-    event_timestamp: datetime | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def dead_letter(
@@ -442,73 +421,6 @@ def _with_target_mark(
     marked = target.with_compensated_by(compensation_event_id)
     write = ("processed", target.source.event_id, orjson.dumps(marked.to_json_dict()))
     return replace(result, table_writes=(*result.table_writes, write))
-
-
-def delta_send(delta: Delta, position: reducers.Position, event_id: str) -> Send:
-    body = {"delta": delta_to_json_dict(delta), "position": list(position), "event_id": event_id}
-    return Send(delta_topic(delta.table), delta.key.encode(), orjson.dumps(body))
-
-
-@dataclass(frozen=True)
-class DeltaRecord:
-    delta: Delta
-    position: reducers.Position
-    event_id: str
-
-    @classmethod
-    def parse(cls, value: bytes) -> DeltaRecord:
-        body = orjson.loads(value)
-        partition, offset, index = body["position"]
-        return cls(
-            delta_from_json_dict(body["delta"]), (partition, offset, index), body["event_id"]
-        )
-
-
-class TableApply:
-    """Delta → new table row (guarded), plus any alerts, for one table."""
-
-    def __init__(self, table: str, encoder: Encoder, chart: ChartOfAccounts) -> None:
-        self.table = table
-        self._encoder = encoder
-        self._chart = chart
-
-    def process(self, value: bytes, current: bytes | None) -> StageResult:
-        record = DeltaRecord.parse(value)
-        row = (
-            reducers.row_from_json_dict(self.table, orjson.loads(current))
-            if current is not None
-            else None
-        )
-        outcome = reducers.apply(
-            row, record.delta, record.position, self._chart, source_event_id=record.event_id
-        )
-        if not outcome.applied:
-            return StageResult(outcome="skipped", event_id=record.event_id)
-        sends = tuple(
-            Send(
-                ALERTS_TOPIC,
-                alert.subject.encode(),
-                self._encoder.encode(reducers.alert_to_avro_dict(alert)),
-            )
-            for alert in outcome.alerts
-        )
-        return StageResult(
-            outcome="applied",
-            event_id=record.event_id,
-            sends=sends,
-            table_writes=(
-                (
-                    self.table,
-                    record.delta.key,
-                    orjson.dumps(reducers.row_to_json_dict(outcome.row)),
-                ),
-            ),
-            extra={"alerts": [alert.alert_type for alert in outcome.alerts]},
-        )
-
-
-def decoded_event_type(decoded: Decoded) -> str:
-    return decoded.event_type
 
 
 # --- outcome counts: invariant 3, durable and replay-proof ------------------------------------

@@ -10,13 +10,13 @@ from typing import Any
 from ledger.chart import default_chart_path, load_chart
 from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC
 from streams.deadletter import SourcePosition, header_map
+from streams.effects import Send
 from streams.pipeline import (
     H_PARK_ATTEMPT,
     PARK_ATTEMPTS_MAX,
     ByIdRecord,
     Ingest,
     Posting,
-    Send,
     count_ingest,
     count_posting,
 )

@@ -1,0 +1,95 @@
+"""The tables and the agents that write them.
+
+Each delta table is written by one agent (concurrency 1: concurrent writers of a table can lose
+updates, faust-streaming #606) consuming a topic partitioned by the table's key. The other tables
+are written by the stream that owns their key: ``processed`` (by event id) by the posting agent,
+``entries`` (by entry id) by the entries agent, ``stats`` by the stage whose partition it counts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT, StreamT, TableT, TopicT
+
+from ledger.chart import ChartOfAccounts
+from ledger.reducers import PeriodRow, trial_balance
+from schemas.codec import Encoder
+from settings import DELTA_TABLES, Settings, delta_topic
+from streams.effects import Send
+from streams.metrics import Metrics
+from tables.state import TableApply
+
+TABLE_NAMES: tuple[str, ...] = ("processed", "entries", "stats", *DELTA_TABLES)
+TABLE_GAUGES_INTERVAL_S = 30.0
+
+
+def declare_tables(app: faust.App, settings: Settings) -> dict[str, TableT[Any, Any]]:
+    """RocksDB tables (the app's store) with changelogs; raw bytes in, raw bytes out."""
+    return {
+        name: app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        for name in TABLE_NAMES
+    }
+
+
+def register_table_agents(
+    app: faust.App,
+    *,
+    tables: dict[str, TableT[Any, Any]],
+    topics: dict[str, TopicT],
+    encoder: Encoder,
+    chart: ChartOfAccounts,
+    metrics: Metrics,
+    send_all: Callable[[Iterable[Send]], Awaitable[None]],
+) -> None:
+    def make_table_agent(table_name: str) -> Callable[[StreamT[Any]], Awaitable[None]]:
+        stage = TableApply(table_name, encoder, chart)
+        table = tables[table_name]
+
+        async def table_agent(stream: StreamT[Any]) -> None:
+            event: EventT[Any]
+            async for event in stream.events():
+                message = event.message
+                started = time.perf_counter()
+                assert message.value is not None, "deltas are never tombstones"
+                current = table.get(message.key)
+                result = stage.process(
+                    message.value, current if isinstance(current, bytes) else None
+                )
+                if result.outcome == "applied":
+                    await send_all(result.sends)
+                    for _, key, value in result.table_writes:
+                        table[key.encode()] = value
+                    metrics.deltas_applied.labels(table_name).inc()
+                    for alert_type in result.extra.get("alerts", ()):
+                        metrics.alerts.labels(alert_type).inc()
+                else:
+                    metrics.deltas_skipped.labels(table_name).inc()
+                metrics.processing_seconds.labels(f"table_{table_name}").observe(
+                    time.perf_counter() - started
+                )
+
+        return table_agent
+
+    for table_name in DELTA_TABLES:
+        app.agent(topics[delta_topic(table_name)], name=f"table-{table_name}", concurrency=1)(
+            make_table_agent(table_name)
+        )
+
+    @app.timer(interval=TABLE_GAUGES_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def table_gauges() -> None:
+        # Counting keys walks RocksDB, so it runs now and then, not per event.
+        for name, table in tables.items():
+            metrics.table_keys.labels(name).set(len(table))
+        imbalance = Decimal(0)
+        for raw in tables["periods"].values():
+            if isinstance(raw, bytes):
+                balance = trial_balance(PeriodRow.from_json_dict(orjson.loads(raw)))
+                imbalance += balance.total_debit - balance.total_credit
+        # A gauge is a float by nature; the books themselves stay Decimal.
+        metrics.trial_balance_imbalance.set(float(imbalance))
