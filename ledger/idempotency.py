@@ -22,6 +22,8 @@ from ledger.events import to_json_record
 from ledger.rejections import Reason, Rejection
 from ledger.rules import Posting, is_reversible, posting_from_json_dict
 
+SEEN_SOURCES_MAX = 64
+
 
 class Decision(StrEnum):
     POST = "post"
@@ -47,6 +49,21 @@ class ProcessedRecord:
     by_id_offset: int
     posting: Mapping[str, Any]
     compensated_by: str | None = None
+    seen_sources: tuple[tuple[str, int, int], ...] = ()
+    """Source positions of copies already answered DUPLICATE or CONFLICT: when the same source
+    record comes back (a re-ingest after a crash or a replay from offset 0) it is a replay copy,
+    not a second duplicate; without this every replay would count its duplicates again."""
+    rejected_reason: str | None = None
+    """Set when this event id was refused at posting (a compensation that could not reverse
+    its target). A copy from the same source is a replay copy; one from another source (a dead
+    letter replayed after a fix) is looked at afresh."""
+
+    def with_seen(self, source: SourceRef) -> ProcessedRecord:
+        if source.position in self.seen_sources:
+            return self
+        # Bounded: an event id copied more often than this is counted again on replay at worst.
+        kept = (*self.seen_sources, source.position)[-SEEN_SOURCES_MAX:]
+        return replace(self, seen_sources=kept)
 
     def posting_value(self) -> Posting:
         return posting_from_json_dict(self.posting)
@@ -61,6 +78,8 @@ class ProcessedRecord:
             "by_id_offset": self.by_id_offset,
             "posting": dict(self.posting),
             "compensated_by": self.compensated_by,
+            "seen_sources": [list(position) for position in self.seen_sources],
+            "rejected_reason": self.rejected_reason,
         }
 
     @classmethod
@@ -71,6 +90,11 @@ class ProcessedRecord:
             by_id_offset=int(encoded["by_id_offset"]),
             posting=encoded["posting"],
             compensated_by=encoded.get("compensated_by"),
+            seen_sources=tuple(
+                (str(topic), int(partition), int(offset))
+                for topic, partition, offset in encoded.get("seen_sources", ())
+            ),
+            rejected_reason=encoded.get("rejected_reason"),
         )
 
 
@@ -115,9 +139,16 @@ def decide(
     """
     if existing is None:
         return Decision.POST
+    if existing.rejected_reason is not None:
+        # Refused before: the same source record again is already accounted for (unless it is
+        # the very by-id record, replayed after a crash: decide it again, deterministically).
+        same_source = existing.source.position == source.position
+        if same_source and existing.by_id_offset != by_id_offset:
+            return Decision.REPLAY_COPY
+        return Decision.POST
     if existing.by_id_offset == by_id_offset:
         return Decision.REEMIT
-    if existing.source.position == source.position:
+    if existing.source.position == source.position or source.position in existing.seen_sources:
         return Decision.REPLAY_COPY
     if existing.fingerprint == fingerprint:
         return Decision.DUPLICATE
@@ -133,7 +164,7 @@ def check_compensation(
     and if this very compensation marked it, its own record is missing and emitting the
     reversal again from a new position would apply its deltas twice.
     """
-    if target is None:
+    if target is None or target.rejected_reason is not None:
         return Rejection(
             Reason.COMPENSATION_TARGET_UNKNOWN, "no posted event has this target_event_id"
         )

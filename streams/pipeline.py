@@ -280,7 +280,8 @@ class Posting:
                 if existing
                 else "event_id conflict",
             )
-            return _rejected(
+            assert existing is not None
+            rejected = _rejected(
                 rejection,
                 record.original_key,
                 record.value,
@@ -289,7 +290,11 @@ class Posting:
                 event_id=event.event_id,
                 attempts=record.attempts,
             )
+            return replace(
+                rejected, table_writes=(_processed_write(existing.with_seen(source_ref)),)
+            )
         if decision is idempotency.Decision.DUPLICATE:
+            assert existing is not None
             log.info(
                 "duplicate event_id=%s from %s[%d]@%d",
                 event.event_id,
@@ -297,7 +302,11 @@ class Posting:
                 source.partition,
                 source.offset,
             )
-            return StageResult(outcome="duplicate", **common)  # type: ignore[arg-type]
+            return StageResult(
+                outcome="duplicate",
+                table_writes=(_processed_write(existing.with_seen(source_ref)),),
+                **common,  # type: ignore[arg-type]
+            )
         if decision is idempotency.Decision.REPLAY_COPY:
             return StageResult(outcome="replay", **common)  # type: ignore[arg-type]
         if decision is idempotency.Decision.REEMIT:
@@ -359,7 +368,7 @@ class Posting:
             )
             return StageResult(outcome="parked", sends=(record.parked(now),), **common)  # type: ignore[arg-type]
         if refusal is not None:
-            return _rejected(
+            rejected = _rejected(
                 refusal,
                 record.original_key,
                 record.value,
@@ -368,6 +377,16 @@ class Posting:
                 event_id=event.event_id,
                 attempts=record.attempts,
             )
+            # Remember the refusal, so a re-ingested copy of this source record is not counted
+            # (and dead-lettered) a second time.
+            refused = idempotency.ProcessedRecord(
+                fingerprint=fingerprint,
+                source=source_ref,
+                by_id_offset=record.offset,
+                posting={},
+                rejected_reason=str(refusal.reason),
+            )
+            return replace(rejected, table_writes=(_processed_write(refused),))
         assert target is not None
         reversal = rules.reverse(target.posting_value(), event.event_id, source_ref)
         processed = idempotency.ProcessedRecord(
@@ -413,6 +432,10 @@ class Posting:
         return Send(
             LEDGER_TOPIC, entry.entry_id.encode(), self._encoder.encode(to_avro_dict(entry))
         )
+
+
+def _processed_write(processed: idempotency.ProcessedRecord) -> tuple[str, str, bytes]:
+    return ("processed", processed.source.event_id, orjson.dumps(processed.to_json_dict()))
 
 
 def _with_target_mark(

@@ -1,9 +1,11 @@
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from ledger import idempotency
 from ledger.entries import SourceRef
 from ledger.events import to_json_record
 from ledger.idempotency import (
@@ -126,3 +128,58 @@ def test_an_event_is_reversed_at_most_once(reversed_by, words):
     assert rejection is not None
     assert rejection.reason is Reason.COMPENSATION_TARGET_NOT_REVERSIBLE
     assert words in rejection.detail
+
+
+# --- replays of copies already answered (found by the fault suite) -----------------------------
+
+
+def _record(**changes: object) -> idempotency.ProcessedRecord:
+    base = idempotency.ProcessedRecord(
+        fingerprint="f1",
+        source=SourceRef("e1", "pm.time.logged", "pm.events", 0, 10),
+        by_id_offset=100,
+        posting={},
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_a_duplicate_seen_again_from_the_same_source_is_a_replay_not_a_second_duplicate() -> None:
+    duplicate_source = SourceRef("e1", "pm.time.logged", "pm.events", 3, 77)
+    first = idempotency.decide(
+        _record(), fingerprint="f1", source=duplicate_source, by_id_offset=200
+    )
+    assert first is idempotency.Decision.DUPLICATE
+    seen = _record().with_seen(duplicate_source)
+    again = idempotency.decide(seen, fingerprint="f1", source=duplicate_source, by_id_offset=300)
+    assert again is idempotency.Decision.REPLAY_COPY
+
+
+def test_a_conflicting_copy_seen_again_from_the_same_source_is_a_replay_copy() -> None:
+    conflicting = SourceRef("e1", "pm.time.logged", "pm.events", 1, 5)
+    seen = _record().with_seen(conflicting)
+    decision = idempotency.decide(seen, fingerprint="f2", source=conflicting, by_id_offset=400)
+    assert decision is idempotency.Decision.REPLAY_COPY
+
+
+def test_a_refused_event_is_a_replay_copy_from_its_source_and_looked_at_afresh_from_another() -> (
+    None
+):
+    refused = _record(rejected_reason="compensation_target_unknown")
+    same = SourceRef("e1", "pm.time.logged", "pm.events", 0, 10)
+    replayed_from_dlq = SourceRef("e1", "pm.time.logged", "pm.events", 2, 900)
+    assert idempotency.decide(refused, fingerprint="f1", source=same, by_id_offset=101) is (
+        idempotency.Decision.REPLAY_COPY
+    )
+    assert idempotency.decide(refused, fingerprint="f1", source=same, by_id_offset=100) is (
+        idempotency.Decision.POST
+    )
+    assert (
+        idempotency.decide(refused, fingerprint="f1", source=replayed_from_dlq, by_id_offset=102)
+        is idempotency.Decision.POST
+    )
+
+
+def test_seen_sources_survive_the_json_round_trip() -> None:
+    record = _record(rejected_reason="x").with_seen(SourceRef("e1", "t", "pm.events", 1, 2))
+    again = idempotency.ProcessedRecord.from_json_dict(record.to_json_dict())
+    assert again == record
