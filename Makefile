@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down run worker test system-deps lint unit bench compose-check clean
+.PHONY: help venv up down run worker test system-deps lint faults unit bench compose-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test: $(STAMP) system-deps lint compose-check ## the whole suite: lint, types, c
 
 system-deps: ## Debian packages the tests need (chromium for the status page, docker-compose to validate the compose file)
 	ops/system-deps.sh
+
+faults: $(STAMP) ## the fault suite: kills, broker restart, registry outage, rebalance, wipe, replay (private Kafka)
+	$(PY) -m pytest -q -p no:cacheprovider -m faults tests/faults
 
 unit: $(STAMP) ## unit tests only (no Kafka)
 	$(PY) -m pytest -q tests/unit

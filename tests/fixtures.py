@@ -58,6 +58,19 @@ class Infra:
     def kafka_tool(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
         return _run([str(OPS / "kafka.sh"), "tool", name, *args], self.kafka_env)
 
+    def kafka(self, action: str) -> subprocess.CompletedProcess[str]:
+        """``ops/kafka.sh <action>`` (start, stop, status) for this broker."""
+        return _run([str(OPS / "kafka.sh"), action], self.kafka_env)
+
+    def registry(self, action: str) -> subprocess.CompletedProcess[str]:
+        """``ops/registry.sh <action>`` (start, stop, status) for this registry."""
+        return _run([str(OPS / "registry.sh"), action], self.registry_env)
+
+    def kafka_pid(self) -> int:
+        """The broker JVM's pid, from the pid file ``ops/kafka.sh`` keeps in its state dir."""
+        state = Path(self.kafka_env["KAFKA_STATE_DIR"]) if self.owned else ROOT / ".state/kafka"
+        return int((state / "kafka.pid").read_text().strip())
+
     def restart_registry(self) -> None:
         stop = _run([str(OPS / "registry.sh"), "stop"], self.registry_env)
         assert stop.returncode == 0, stop.stderr
@@ -70,10 +83,15 @@ def _status_ok(script: str, env: Mapping[str, str]) -> bool:
 
 
 @contextlib.contextmanager
-def infrastructure() -> Iterator[Infra]:
-    """Reuse `make up` when it answers on the default ports, else start a private pair."""
+def infrastructure(private: bool = False) -> Iterator[Infra]:
+    """Reuse `make up` when it answers on the default ports, else start a private pair.
+
+    ``private`` (or FIN_TEST_PRIVATE_INFRA=1) always starts a private pair on free ports, for
+    tests that stop or restart the broker or the registry.
+    """
     if (
-        os.environ.get("FIN_TEST_PRIVATE_INFRA") != "1"
+        not private
+        and os.environ.get("FIN_TEST_PRIVATE_INFRA") != "1"
         and _status_ok("kafka.sh", {})
         and _status_ok("registry.sh", {})
     ):

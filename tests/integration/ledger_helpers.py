@@ -24,8 +24,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from kafka.partitioner import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -604,3 +606,245 @@ def as_decimal_pairs(lines: Iterable[Mapping[str, Any]]) -> dict[str, tuple[Deci
 
 def months_in(periods: Iterable[str]) -> list[str]:
     return sorted(period for period in periods if "Q" not in period)
+
+
+# --- reading FIN after faults (tests/faults) ------------------------------------------------
+# Process metrics start from zero when a worker restarts, so a run with crashes cannot wait on
+# them. These read what survives a crash: the group's commits and the durable outcome counts of
+# /api/v1/fin/ledger/integrity; and they read the books as a client does, key by key over REST.
+
+API = "/api/v1/fin"
+ZERO = Decimal("0.00")
+# Keys no generated event books (checked against the reference before use).
+NEVER_BOOKED: Mapping[tuple[str, str], Request] = {
+    ("budget", "ENG-001|SALARY|2024-12"): Request(
+        f"{API}/budgets/department/ENG-001", {"category": "SALARY", "period": "2024-12"}
+    ),
+    ("budget", "HR-001|TRAVEL|2024-Q2"): Request(
+        f"{API}/budgets/department/HR-001", {"category": "TRAVEL", "period": "2024-Q2"}
+    ),
+    ("customer", "CUS-NEVER"): Request(f"{API}/ar/customers/CUS-NEVER/credit-status"),
+    ("vendor", "VEN-NEVER"): Request(f"{API}/ap/vendors/VEN-NEVER/payment-status"),
+    ("period", "2023-12"): Request(f"{API}/ledger/trial-balance", {"period": "2023-12"}),
+}
+
+
+def integrity_report(worker: Worker) -> dict[str, Any]:
+    """The cluster-wide integrity report as one worker gathers it (raises unless HTTP 200)."""
+    response = worker.get(f"{API}/ledger/integrity")
+    response.raise_for_status()
+    report: dict[str, Any] = response.json()
+    return report
+
+
+# A gap this small between the group's commit and the end of a partition may be transaction
+# markers alone (exactly_once writes one per transaction); it is read to count real records.
+MARKER_GAP_MAX = 8
+
+
+def consumer_lag(cluster: Cluster) -> int:
+    """Records on FIN's input topics that the group has not committed yet.
+
+    Under exactly_once a partition FIN writes ends with a transaction marker: it takes an offset
+    but is not a record, and a consumer never commits past it. Small gaps are therefore read
+    (read_committed) and only the records in them counted.
+    """
+    ends = cluster.end_offsets(INPUT_TOPICS)
+    committed = cluster.committed()
+    behind = {
+        tp: (committed.get(tp, 0), end) for tp, end in ends.items() if committed.get(tp, 0) < end
+    }
+    lag = sum(end - start for start, end in behind.values() if end - start > MARKER_GAP_MAX)
+    small = {tp: gap for tp, gap in behind.items() if gap[1] - gap[0] <= MARKER_GAP_MAX}
+    if small:
+        lag += records_between(cluster, small)
+    return lag
+
+
+def records_between(cluster: Cluster, gaps: Mapping[TopicPartition, tuple[int, int]]) -> int:
+    """Committed records (no transaction markers, nothing aborted) in [start, end) per partition."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=cluster.deployment.infra.bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    try:
+        consumer.assign(list(gaps))
+        for tp, (start, _) in gaps.items():
+            consumer.seek(tp, start)
+        count = 0
+        deadline = time.monotonic() + 10
+        while any(consumer.position(tp) < end for tp, (_, end) in gaps.items()):
+            assert time.monotonic() < deadline, f"reading {sorted(map(str, gaps))} took over 10s"
+            for tp, batch in consumer.poll(timeout_ms=200).items():
+                count += sum(1 for record in batch if record.offset < gaps[tp][1])
+        return count
+    finally:
+        consumer.close()
+
+
+def wait_until_caught_up(
+    cluster: Cluster,
+    workers: Callable[[], Sequence[Worker]],
+    *,
+    events_in: int,
+    entries: int,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Until the durable count of records in reaches ``events_in``, the ledger topic holds at
+    least ``entries`` records, the group has committed every input topic to its end, and none
+    of that moved since the previous poll. ``workers`` names the workers running now (they may
+    change while waiting). Returns the last integrity report."""
+    previous: list[Any] = []
+    last: dict[str, Any] = {}
+
+    def settled() -> str | None:
+        running = workers()
+        if not running:
+            return "no worker running"
+        try:
+            report = integrity_report(running[0])
+            counts = report["counts"]
+            if counts["events_in"] < events_in:
+                return f"{counts['events_in']} of {events_in} records counted in"
+            posted = cluster.record_count("fin.ledger.postings")
+            if posted < entries:
+                return f"{posted} of {entries} journal entries on the ledger topic"
+            lag = consumer_lag(cluster)
+            if lag:
+                previous.clear()
+                return f"consumer group {lag} record(s) behind"
+            snapshot = [
+                sorted(
+                    (tp.topic, tp.partition, end)
+                    for tp, end in cluster.end_offsets(INPUT_TOPICS).items()
+                ),
+                cluster.record_count("fin.dlq"),
+                counts,
+                len(running),
+            ]
+        except (requests.RequestException, KafkaError, OSError) as exc:
+            # a worker restarting or rebalancing, a broker coming back
+            previous.clear()
+            return f"not answering yet: {type(exc).__name__}: {exc}"[:300]
+        last.clear()
+        last.update(report)
+        if snapshot != previous:
+            previous[:] = snapshot
+            return "still moving"
+        return None
+
+    wait_for(settled, timeout_s=timeout_s, what="the stream fully processed", interval_s=1.0)
+    return dict(last)
+
+
+def book_requests(reference: ReferenceLedger) -> dict[tuple[str, Any], Request]:
+    """One REST read per row the reference books (budgets, customers, vendors, periods), and
+    reads of keys nothing booked."""
+    wanted: dict[tuple[str, Any], Request] = {}
+    for key in set(reference.budgets) | set(reference.budget_actuals):
+        department, category, period = key.split("|")
+        wanted[("budget", key)] = Request(
+            f"{API}/budgets/department/{department}", {"category": category, "period": period}
+        )
+    for customer in set(reference.exposures) | set(reference.credit_limits):
+        wanted[("customer", customer)] = Request(f"{API}/ar/customers/{customer}/credit-status")
+    for vendor in set(reference.vendor_open) | set(reference.vendor_paid):
+        wanted[("vendor", vendor)] = Request(f"{API}/ap/vendors/{vendor}/payment-status")
+    for period in reference.periods():
+        wanted[("period", period)] = Request(f"{API}/ledger/trial-balance", {"period": period})
+    for (kind, key), request in NEVER_BOOKED.items():
+        if (kind, key) not in wanted:
+            wanted[("never", (kind, key))] = request
+    return wanted
+
+
+def without_freshness(body: Any) -> Any:
+    """A REST body without its freshness block (who answered, and when)."""
+    if not isinstance(body, Mapping):
+        return body
+    return {key: value for key, value in body.items() if key != "freshness"}
+
+
+def ask_books(
+    workers: Sequence[Worker], reference: ReferenceLedger
+) -> dict[tuple[str, Any], Answer]:
+    """Every book row of ``reference`` read from every worker; per key the one answer they all
+    gave (asserted: each worker routes the key to its owner, so they must agree)."""
+    answers = ask_every_worker(workers, book_requests(reference))
+    agreed: dict[tuple[str, Any], Answer] = {}
+    for key, given in answers.items():
+        first = given[0]
+        assert all(
+            answer.status == first.status
+            and without_freshness(answer.body) == without_freshness(first.body)
+            for answer in given
+        ), (key, given)
+        agreed[key] = Answer(first.status, without_freshness(first.body))
+    return agreed
+
+
+def books_found(answers: Mapping[tuple[str, Any], Answer]) -> dict[tuple[str, Any], Any]:
+    """The figures of each REST answer that the reference ledger predicts."""
+    found: dict[tuple[str, Any], Any] = {}
+    for (kind, key), answer in answers.items():
+        if kind == "never" or answer.status != 200:
+            found[(kind, key)] = answer.status
+        elif kind == "budget":
+            found[(kind, key)] = (answer.money("budget"), answer.money("actual"))
+        elif kind == "customer":
+            found[(kind, key)] = (answer.money("limit"), answer.money("exposure"))
+        elif kind == "vendor":
+            found[(kind, key)] = (answer.money("open"), answer.money("paid"))
+        elif kind == "period":
+            found[(kind, key)] = (
+                as_decimal_pairs(answer.field("lines")),
+                answer.field("entry_count"),
+                answer.field("balanced"),
+                (answer.money("total_debit") or ZERO) - (answer.money("total_credit") or ZERO),
+            )
+    return found
+
+
+def books_expected(reference: ReferenceLedger) -> dict[tuple[str, Any], Any]:
+    """What ``books_found`` must return for the reads of ``book_requests(reference)``."""
+    expected: dict[tuple[str, Any], Any] = {}
+    for kind, key in book_requests(reference):
+        if kind == "never":
+            expected[(kind, key)] = 404
+        elif kind == "budget":
+            expected[(kind, key)] = (
+                reference.budgets.get(key),
+                reference.budget_actuals.get(key, ZERO),
+            )
+        elif kind == "customer":
+            expected[(kind, key)] = (
+                reference.credit_limits.get(key),
+                reference.exposures.get(key, ZERO),
+            )
+        elif kind == "vendor":
+            expected[(kind, key)] = (
+                reference.vendor_open.get(key, ZERO),
+                reference.vendor_paid.get(key, ZERO),
+            )
+        elif kind == "period":
+            expected[(kind, key)] = (
+                reference.trial_balance(key),
+                reference.period_entries[key],
+                True,
+                ZERO,
+            )
+    return expected
+
+
+def source_position(record: ConsumerRecord) -> tuple[str, str, str]:
+    """The source position a dead letter names (topic, partition, offset): its identity."""
+    headers = {
+        key: value.decode() if isinstance(value, bytes) else str(value)
+        for key, value in record.headers or ()
+    }
+    return (
+        headers.get("fin.source.topic", "?"),
+        headers.get("fin.source.partition", "?"),
+        headers.get("fin.source.offset", "?"),
+    )
