@@ -49,21 +49,31 @@ class ProcessedRecord:
     by_id_offset: int
     posting: Mapping[str, Any]
     compensated_by: str | None = None
-    seen_sources: tuple[tuple[str, int, int], ...] = ()
-    """Source positions of copies already answered DUPLICATE or CONFLICT: when the same source
-    record comes back (a re-ingest after a crash or a replay from offset 0) it is a replay copy,
-    not a second duplicate; without this every replay would count its duplicates again."""
+    seen_sources: tuple[tuple[str, int, int, int], ...] = ()
+    """Source positions of copies already answered DUPLICATE or CONFLICT, each with the by-id
+    offset of the record that answered it. When the same source record comes back through a new
+    by-id record (a re-ingest after a crash or a replay from offset 0) it is a replay copy, not a
+    second duplicate; when the very by-id record that answered comes back (a crash before its
+    commit) it is answered again the same way, so the offset-guarded outcome count, which may
+    have lost its row with the crash, counts it once."""
     rejected_reason: str | None = None
     """Set when this event id was refused at posting (a compensation that could not reverse
     its target). A copy from the same source is a replay copy; one from another source (a dead
     letter replayed after a fix) is looked at afresh."""
 
-    def with_seen(self, source: SourceRef) -> ProcessedRecord:
-        if source.position in self.seen_sources:
+    def with_seen(self, source: SourceRef, by_id_offset: int) -> ProcessedRecord:
+        if self.seen_by_id_offset(source) is not None:
             return self
         # Bounded: an event id copied more often than this is counted again on replay at worst.
-        kept = (*self.seen_sources, source.position)[-SEEN_SOURCES_MAX:]
+        kept = (*self.seen_sources, (*source.position, by_id_offset))[-SEEN_SOURCES_MAX:]
         return replace(self, seen_sources=kept)
+
+    def seen_by_id_offset(self, source: SourceRef) -> int | None:
+        """The by-id offset of the record that answered this source position, if any."""
+        for topic, partition, offset, by_id_offset in self.seen_sources:
+            if (topic, partition, offset) == source.position:
+                return by_id_offset
+        return None
 
     def posting_value(self) -> Posting:
         return posting_from_json_dict(self.posting)
@@ -90,12 +100,16 @@ class ProcessedRecord:
             by_id_offset=int(encoded["by_id_offset"]),
             posting=encoded["posting"],
             compensated_by=encoded.get("compensated_by"),
-            seen_sources=tuple(
-                (str(topic), int(partition), int(offset))
-                for topic, partition, offset in encoded.get("seen_sources", ())
-            ),
+            seen_sources=tuple(_seen_from_json(seen) for seen in encoded.get("seen_sources", ())),
             rejected_reason=encoded.get("rejected_reason"),
         )
+
+
+def _seen_from_json(seen: list[Any]) -> tuple[str, int, int, int]:
+    # Rows written before the answering by-id offset was kept have three fields: -1 matches no
+    # by-id record, so such a copy stays a replay copy, as it was then.
+    topic, partition, offset, *rest = seen
+    return (str(topic), int(partition), int(offset), int(rest[0]) if rest else -1)
 
 
 def _source_to_json(source: SourceRef) -> dict[str, Any]:
@@ -148,7 +162,10 @@ def decide(
         return Decision.POST
     if existing.by_id_offset == by_id_offset:
         return Decision.REEMIT
-    if existing.source.position == source.position or source.position in existing.seen_sources:
+    if existing.source.position == source.position:
+        return Decision.REPLAY_COPY
+    answered_by = existing.seen_by_id_offset(source)
+    if answered_by is not None and answered_by != by_id_offset:
         return Decision.REPLAY_COPY
     if existing.fingerprint == fingerprint:
         return Decision.DUPLICATE

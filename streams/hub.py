@@ -32,6 +32,7 @@ from settings import (
     Settings,
     delta_topic,
 )
+from streams import commit_guard
 from streams.deadletter import SourcePosition, processing_attempt
 from streams.effects import Send, StageResult
 from streams.metrics import Metrics
@@ -98,6 +99,7 @@ def build_hub(
 ) -> Hub:
     """Wire topics, tables and agents. ``prefetch_schema`` makes sure the writer schema of a
     value is in the decoder's cache (asking the registry off the event loop, with retries)."""
+    commit_guard.install()  # faust 0.15.3 advances committed offsets after a failed commit
     data_dir = settings.data_dir / settings.app_id
     data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
@@ -214,6 +216,10 @@ def build_hub(
         updated = counter(current if isinstance(current, bytes) else None, offset, outcome)
         if updated is not None:
             stats[key.encode()] = updated
+        elif isinstance(current, bytes):
+            # Counted before a crash: write the row again so its changelog has it (a kill -9
+            # can lose the changelog record of a row that survived locally).
+            stats[key.encode()] = current
 
     def count_outcome(result: StageResult, topic: str) -> None:
         if result.outcome == "rejected":
@@ -226,7 +232,7 @@ def build_hub(
             metrics.events_duplicate.labels(topic, result.event_type or "").inc()
         elif result.outcome == "parked":
             metrics.parked.inc()
-        elif result.outcome == "replay":
+        elif result.outcome in ("replay", "reemit"):
             metrics.replays.labels("posting").inc()
 
     for name in (*SOURCE_TOPICS, COMMANDS_TOPIC):

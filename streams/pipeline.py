@@ -291,7 +291,8 @@ class Posting:
                 attempts=record.attempts,
             )
             return replace(
-                rejected, table_writes=(_processed_write(existing.with_seen(source_ref)),)
+                rejected,
+                table_writes=(_processed_write(existing.with_seen(source_ref, record.offset)),),
             )
         if decision is idempotency.Decision.DUPLICATE:
             assert existing is not None
@@ -304,15 +305,24 @@ class Posting:
             )
             return StageResult(
                 outcome="duplicate",
-                table_writes=(_processed_write(existing.with_seen(source_ref)),),
+                table_writes=(_processed_write(existing.with_seen(source_ref, record.offset)),),
                 **common,  # type: ignore[arg-type]
             )
         if decision is idempotency.Decision.REPLAY_COPY:
-            return StageResult(outcome="replay", **common)  # type: ignore[arg-type]
+            assert existing is not None
+            # Written again, unchanged: its changelog record may have been lost with a crash
+            # while the local row survived (see tables.agents, same reason).
+            return StageResult(
+                outcome="replay",
+                table_writes=(_processed_write(existing),),
+                **common,  # type: ignore[arg-type]
+            )
         if decision is idempotency.Decision.REEMIT:
             assert existing is not None
+            # "reemit" counts as the posting it repeats: the offset-guarded stats row does not
+            # count it twice, and counts it if the crash took the first count with it.
             result = self._emit(
-                existing.posting_value(), record, existing, outcome="replay", common=common
+                existing.posting_value(), record, existing, outcome="reemit", common=common
             )
             if isinstance(event, CompensationRequested):
                 # The crash may have come between the two table writes of the first attempt:
@@ -474,10 +484,19 @@ def count_ingest(current: bytes | None, offset: int, outcome: str) -> bytes | No
     )
 
 
-POSTING_COUNTERS = {"posted": "posted", "duplicate": "duplicates", "rejected": "rejected"}
+POSTING_COUNTERS = {
+    "posted": "posted",
+    "reemit": "posted",
+    "duplicate": "duplicates",
+    "rejected": "rejected",
+}
 
 
 def count_posting(current: bytes | None, offset: int, outcome: str) -> bytes | None:
-    """The posting stats row after counting ``outcome``; a replayed record counts nothing."""
+    """The posting stats row after counting ``outcome``; a replay copy counts nothing.
+
+    A re-emission is the very by-id record that posted, back after a crash: it counts as a
+    posting, once, because the row's watermark refuses an offset it has already counted.
+    """
     name = POSTING_COUNTERS.get(outcome)
     return _counted(current, offset, (name,) if name else ())

@@ -69,6 +69,12 @@ def register_table_agents(
                     for alert_type in result.extra.get("alerts", ()):
                         metrics.alerts.labels(alert_type).inc()
                 else:
+                    # Applied before (the guard saw its position). The row is written again,
+                    # unchanged: faust writes RocksDB at once but the changelog later, so a
+                    # kill -9 can leave a row whose changelog record never left; without this a
+                    # rebuild from the changelog (wiped disk, partition moved) would go back.
+                    if isinstance(current, bytes):
+                        table[message.key] = current
                     metrics.deltas_skipped.labels(table_name).inc()
                 metrics.processing_seconds.labels(f"table_{table_name}").observe(
                     time.perf_counter() - started

@@ -149,16 +149,27 @@ def test_a_duplicate_seen_again_from_the_same_source_is_a_replay_not_a_second_du
         _record(), fingerprint="f1", source=duplicate_source, by_id_offset=200
     )
     assert first is idempotency.Decision.DUPLICATE
-    seen = _record().with_seen(duplicate_source)
+    seen = _record().with_seen(duplicate_source, 200)
     again = idempotency.decide(seen, fingerprint="f1", source=duplicate_source, by_id_offset=300)
     assert again is idempotency.Decision.REPLAY_COPY
 
 
+def test_the_very_by_id_record_that_answered_duplicate_is_answered_duplicate_again() -> None:
+    # A crash after the processed row was written but before the commit: the stats row may have
+    # lost its count with the crash, so the same by-id record must give the same outcome.
+    duplicate_source = SourceRef("e1", "pm.time.logged", "pm.events", 3, 77)
+    seen = _record().with_seen(duplicate_source, 200)
+    again = idempotency.decide(seen, fingerprint="f1", source=duplicate_source, by_id_offset=200)
+    assert again is idempotency.Decision.DUPLICATE
+
+
 def test_a_conflicting_copy_seen_again_from_the_same_source_is_a_replay_copy() -> None:
     conflicting = SourceRef("e1", "pm.time.logged", "pm.events", 1, 5)
-    seen = _record().with_seen(conflicting)
+    seen = _record().with_seen(conflicting, 350)
     decision = idempotency.decide(seen, fingerprint="f2", source=conflicting, by_id_offset=400)
     assert decision is idempotency.Decision.REPLAY_COPY
+    same_record = idempotency.decide(seen, fingerprint="f2", source=conflicting, by_id_offset=350)
+    assert same_record is idempotency.Decision.CONFLICT
 
 
 def test_a_refused_event_is_a_replay_copy_from_its_source_and_looked_at_afresh_from_another() -> (
@@ -180,6 +191,15 @@ def test_a_refused_event_is_a_replay_copy_from_its_source_and_looked_at_afresh_f
 
 
 def test_seen_sources_survive_the_json_round_trip() -> None:
-    record = _record(rejected_reason="x").with_seen(SourceRef("e1", "t", "pm.events", 1, 2))
+    record = _record(rejected_reason="x").with_seen(SourceRef("e1", "t", "pm.events", 1, 2), 9)
     again = idempotency.ProcessedRecord.from_json_dict(record.to_json_dict())
     assert again == record
+    assert again.seen_sources == (("pm.events", 1, 2, 9),)
+
+
+def test_seen_sources_written_without_the_by_id_offset_stay_replay_copies() -> None:
+    encoded = _record().to_json_dict() | {"seen_sources": [["pm.events", 3, 77]]}
+    legacy = idempotency.ProcessedRecord.from_json_dict(encoded)
+    source = SourceRef("e1", "pm.time.logged", "pm.events", 3, 77)
+    decision = idempotency.decide(legacy, fingerprint="f1", source=source, by_id_offset=200)
+    assert decision is idempotency.Decision.REPLAY_COPY

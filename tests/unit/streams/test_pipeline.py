@@ -92,7 +92,7 @@ def test_a_valid_event_is_posted_once_and_its_exact_replay_re_emits_the_same_rec
     record = harness.by_id(time_logged(str(uuid.uuid4())), "pm.events")
     first = harness.post(record)
     again = harness.post(record)  # the same by-id offset: a crash before the commit
-    assert first.outcome == "posted" and again.outcome == "replay"
+    assert first.outcome == "posted" and again.outcome == "reemit"
     assert first.sends[0].topic == LEDGER_TOPIC
     assert first.sends == again.sends
 
@@ -161,3 +161,14 @@ def test_outcome_counters_never_count_a_record_twice() -> None:
     posting = count_posting(posting, 11, "parked")  # parking moves the mark, counts nothing
     assert posting is not None and b'"posted":1' in posting and b"parked" not in posting
     assert count_posting(posting, 11, "duplicate") is None
+
+
+def test_a_re_emission_counts_as_the_posting_it_repeats_once() -> None:
+    # The posting at offset 10 was counted, then a kill -9 lost the stats row's changelog record
+    # while processed[] kept its row: the by-id record comes back as a re-emission.
+    lost = count_posting(None, 9, "posted")
+    recounted = count_posting(lost, 10, "reemit")
+    assert recounted is not None and b'"posted":2' in recounted
+    # Had the count survived, the watermark refuses it.
+    survived = count_posting(lost, 10, "posted")
+    assert count_posting(survived, 10, "reemit") is None

@@ -1,0 +1,75 @@
+"""Keep faust's committed-offset bookkeeping true when an offset commit fails.
+
+faust-streaming 0.15.3 (the newest release on the package index) records offsets as committed
+even when the commit failed, e.g. ``UnknownMemberIdError`` while the group rebalances after a
+broker restart (faust-streaming issue #316; fixed upstream by PR #692, not yet released). It has
+also already dropped the acknowledged offsets it tried to commit, so after a failed commit the
+next one would either skip them or, once the bookkeeping is corrected, see a gap at the head of
+its acknowledged offsets and never commit again.
+
+The guard wraps ``Consumer._commit_offsets``: when the commit did not happen, each partition's
+committed offset goes back to what it was and the offsets of the failed commit are acknowledged
+again, so the next commit covers them. Their effects were flushed before the commit was tried
+(faust flushes the producer first), so committing them later is safe.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from faust.transport.consumer import Consumer
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+CommitOffsets = Callable[..., Awaitable[bool]]
+_GUARDED = "_fin_commit_guard"
+
+
+def restore_failed_commit(
+    consumer: Any, offsets: Mapping[TP, int], before: Mapping[TP, int | None]
+) -> None:
+    """Undo the bookkeeping of a commit of ``offsets`` that did not happen."""
+    for tp, attempted in offsets.items():
+        if consumer._committed_offset.get(tp) != attempted:
+            continue  # not recorded (revoked, or bookkeeping already fixed)
+        previous = before.get(tp)
+        consumer._committed_offset[tp] = previous
+        # The failed commit consumed the acknowledged offsets [previous, attempted).
+        first = attempted - 1 if previous is None else previous
+        returned = [offset for offset in range(first, attempted)]
+        acked = consumer._acked[tp]
+        index = consumer._acked_index[tp]
+        fresh = [offset for offset in returned if offset not in index]
+        acked.extend(fresh)
+        acked.sort()
+        index.update(fresh)
+        log.warning(
+            "offset commit of %s at %d failed; committed offset stays %s, will retry",
+            tp,
+            attempted,
+            previous,
+        )
+
+
+def install() -> None:
+    """Wrap faust's ``Consumer._commit_offsets`` once per process."""
+    original: CommitOffsets = Consumer._commit_offsets
+    if getattr(original, _GUARDED, False):
+        return
+
+    @functools.wraps(original)
+    async def guarded(
+        self: Any, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        before = {tp: self._committed_offset.get(tp) for tp in offsets}
+        did_commit = await original(self, offsets, start_new_transaction=start_new_transaction)
+        if not did_commit:
+            restore_failed_commit(self, offsets, before)
+        return did_commit
+
+    setattr(guarded, _GUARDED, True)
+    Consumer._commit_offsets = guarded  # type: ignore[method-assign]

@@ -1,0 +1,89 @@
+"""The guard that keeps faust's committed-offset bookkeeping true after a failed commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.transport.consumer import Consumer
+from faust.types import TP
+
+from streams import commit_guard
+
+PARTITION = TP("fin.events.by-id", 2)
+
+
+def _consumer(committed: int | None, acked: list[int]) -> Any:
+    consumer = SimpleNamespace(
+        _committed_offset=defaultdict(lambda: None),
+        _acked=defaultdict(list),
+        _acked_index=defaultdict(set),
+    )
+    if committed is not None:
+        consumer._committed_offset[PARTITION] = committed
+    consumer._acked[PARTITION].extend(acked)
+    consumer._acked_index[PARTITION].update(acked)
+    return consumer
+
+
+async def _faust_0_15_3_commit(
+    self: Any, offsets: Mapping[TP, int], start_new_transaction: bool = True
+) -> bool:
+    """What 0.15.3 does when the broker refuses the commit: it drops the acknowledged offsets
+    it tried to commit and records them as committed anyway, then reports failure."""
+    for tp, offset in offsets.items():
+        self._acked[tp] = [acked for acked in self._acked[tp] if acked >= offset]
+        self._acked_index[tp] = set(self._acked[tp])
+        self._committed_offset[tp] = offset
+    return False
+
+
+@pytest.fixture
+def buggy_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Consumer, "_commit_offsets", _faust_0_15_3_commit)
+    commit_guard.install()
+
+
+@pytest.mark.usefixtures("buggy_commit")
+def test_a_failed_commit_leaves_the_committed_offset_and_the_acks_as_they_were() -> None:
+    consumer = _consumer(committed=100, acked=list(range(100, 150)))
+    did_commit = asyncio.run(Consumer._commit_offsets(consumer, {PARTITION: 150}))
+    assert did_commit is False
+    assert consumer._committed_offset[PARTITION] == 100
+    assert consumer._acked[PARTITION] == list(range(100, 150))
+    assert consumer._acked_index[PARTITION] == set(range(100, 150))
+
+
+@pytest.mark.usefixtures("buggy_commit")
+def test_acks_that_arrived_during_the_failed_commit_are_kept_in_order() -> None:
+    consumer = _consumer(committed=10, acked=[*range(10, 22)])
+    asyncio.run(Consumer._commit_offsets(consumer, {PARTITION: 20}))
+    assert consumer._acked[PARTITION] == list(range(10, 22))
+
+
+@pytest.mark.usefixtures("buggy_commit")
+def test_a_first_commit_that_fails_keeps_the_last_offset_acknowledged() -> None:
+    consumer = _consumer(committed=None, acked=[5, 6, 7])
+    asyncio.run(Consumer._commit_offsets(consumer, {PARTITION: 8}))
+    assert consumer._committed_offset.get(PARTITION) is None
+    assert 7 in consumer._acked[PARTITION]
+
+
+def test_install_wraps_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Consumer, "_commit_offsets", _faust_0_15_3_commit)
+    commit_guard.install()
+    wrapped = Consumer._commit_offsets
+    commit_guard.install()
+    assert Consumer._commit_offsets is wrapped
+    assert wrapped is not _faust_0_15_3_commit
+
+
+def test_a_commit_that_succeeded_is_left_alone() -> None:
+    consumer = _consumer(committed=150, acked=[150, 151])
+    commit_guard.restore_failed_commit(consumer, {PARTITION: 140}, {PARTITION: 100})
+    assert consumer._committed_offset[PARTITION] == 150
+    assert consumer._acked[PARTITION] == [150, 151]
