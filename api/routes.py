@@ -72,6 +72,7 @@ from ledger.rejections import Rejection
 from schemas.catalog import SchemaCatalog
 from schemas.registry import RegistryClient
 from settings import COMMANDS_TOPIC, DELTA_TABLES, LEDGER_TOPIC
+from streams.commit_guard import CommitWatch
 from streams.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -526,10 +527,13 @@ def register_routes(
             log.exception("periodic integrity check could not run")
 
     throughput = Throughput()
+    commit_watch = CommitWatch()
 
     @app.timer(interval=LAG_SAMPLE_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def lag_sampler() -> None:
         throughput.sample(consumed_total(hub.metrics.registry), time.monotonic())
+        for stalled in commit_watch.stalled(app.consumer, time.monotonic()):
+            log.warning("offset commit stalled: %s", stalled)
         try:
             sampled = await sample_lag(hub)
         except Exception:

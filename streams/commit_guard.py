@@ -26,6 +26,9 @@ from faust.types import TP
 log = logging.getLogger(__name__)
 
 CommitOffsets = Callable[..., Awaitable[bool]]
+COMMIT_STALL_S = 30.0
+"""A partition whose committed offset has not moved for this long while records were
+acknowledged past it is reported (a stalled commit makes every restart replay more)."""
 _GUARDED = "_fin_commit_guard"
 
 
@@ -73,3 +76,30 @@ def install() -> None:
 
     setattr(guarded, _GUARDED, True)
     Consumer._commit_offsets = guarded  # type: ignore[method-assign]
+
+
+class CommitWatch:
+    """Reports partitions whose offsets are acknowledged but not committed for a long time."""
+
+    def __init__(self, stall_s: float = COMMIT_STALL_S) -> None:
+        self._stall_s = stall_s
+        self._since: dict[TP, tuple[int | None, float]] = {}
+
+    def stalled(self, consumer: Any, now: float) -> list[str]:
+        reports: list[str] = []
+        for tp in consumer.assignment():
+            committed = consumer._committed_offset.get(tp)
+            acked = consumer._acked.get(tp) or []
+            seen = self._since.get(tp)
+            if seen is None or seen[0] != committed or not acked:
+                self._since[tp] = (committed, now)
+                continue
+            if now - seen[1] >= self._stall_s:
+                gaps = sorted((gap.begin, gap.end) for gap in consumer._gap.get(tp, ()))[:3]
+                reports.append(
+                    f"{tp.topic}[{tp.partition}] committed offset {committed} unchanged for "
+                    f"{now - seen[1]:.0f}s with {len(acked)} acknowledged offsets "
+                    f"{min(acked)}..{max(acked)} (gaps {gaps})"
+                )
+                self._since[tp] = (committed, now)
+        return reports

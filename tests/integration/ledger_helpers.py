@@ -661,6 +661,18 @@ def consumer_lag(cluster: Cluster) -> int:
     return lag
 
 
+def partitions_behind(cluster: Cluster) -> str:
+    """Which input partitions the group has not committed to their end (for failure reports)."""
+    ends = cluster.end_offsets(INPUT_TOPICS)
+    committed = cluster.committed()
+    behind = [
+        f"{tp.topic}[{tp.partition}] {committed.get(tp, 0)}/{end}"
+        for tp, end in sorted(ends.items())
+        if committed.get(tp, 0) < end
+    ]
+    return ", ".join(behind) or "none"
+
+
 def records_between(cluster: Cluster, gaps: Mapping[TopicPartition, tuple[int, int]]) -> int:
     """Committed records (no transaction markers, nothing aborted) in [start, end) per partition."""
     consumer = KafkaConsumer(
@@ -713,7 +725,7 @@ def wait_until_caught_up(
             lag = consumer_lag(cluster)
             if lag:
                 previous.clear()
-                return f"consumer group {lag} record(s) behind"
+                return f"consumer group {lag} record(s) behind: {partitions_behind(cluster)}"
             snapshot = [
                 sorted(
                     (tp.topic, tp.partition, end)

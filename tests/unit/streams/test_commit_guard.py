@@ -87,3 +87,26 @@ def test_a_commit_that_succeeded_is_left_alone() -> None:
     commit_guard.restore_failed_commit(consumer, {PARTITION: 140}, {PARTITION: 100})
     assert consumer._committed_offset[PARTITION] == 150
     assert consumer._acked[PARTITION] == [150, 151]
+
+
+class _Assigned(SimpleNamespace):
+    def assignment(self) -> set[TP]:
+        return {PARTITION}
+
+
+def test_a_commit_that_does_not_move_while_acks_pile_up_is_reported_once_per_period() -> None:
+    consumer = _Assigned(_committed_offset={PARTITION: 40}, _acked={PARTITION: [42, 43]}, _gap={})
+    watch = commit_guard.CommitWatch(stall_s=30.0)
+    assert watch.stalled(consumer, now=0.0) == []
+    assert watch.stalled(consumer, now=29.0) == []
+    (report,) = watch.stalled(consumer, now=31.0)
+    assert "[2] committed offset 40 unchanged for 31s" in report and "42..43" in report
+    assert watch.stalled(consumer, now=32.0) == []  # reported again only after another period
+
+
+def test_a_commit_that_moves_is_not_reported() -> None:
+    consumer = _Assigned(_committed_offset={PARTITION: 40}, _acked={PARTITION: [41]}, _gap={})
+    watch = commit_guard.CommitWatch(stall_s=30.0)
+    watch.stalled(consumer, now=0.0)
+    consumer._committed_offset[PARTITION] = 42
+    assert watch.stalled(consumer, now=31.0) == []
