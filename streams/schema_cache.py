@@ -4,6 +4,11 @@ The decoder calls ``lookup`` synchronously on its hot path; it must never block 
 HTTP. So the agents ``await prefetch(value)`` first: a cache hit costs a dict lookup; a miss asks
 the registry in a thread, retrying transient failures with backoff. A 404 is remembered for a
 while so a burst of records with an unknown id does not become a burst of registry calls.
+
+Right after an outage a registry can answer before it has loaded everything (Apicurio with its
+KafkaSQL storage replays its journal topic after a restart and answers 404 for ids it has not
+read yet; seen in the fault suite). So within ``RECOVERY_GRACE_S`` of the last failure a 404 is
+treated like an outage: retried with backoff, never dead-lettered. After that a 404 is final.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from streams.resilience import Backoff, BreakerState, CircuitBreaker
 log = logging.getLogger(__name__)
 
 NOT_FOUND_REMEMBER_S = 30.0
+RECOVERY_GRACE_S = 60.0
 DEPENDENCY = "schema_registry"
 
 
@@ -51,6 +57,15 @@ class SchemaCache:
         self.breaker = breaker or CircuitBreaker(DEPENDENCY, time.monotonic, on_change=on_change)
         self._texts: dict[int, str] = {}
         self._not_found_until: dict[int, float] = {}
+        self._last_failure_at: float | None = None
+        self._clock = time.monotonic
+
+    def _recovering(self) -> bool:
+        """Did the registry fail recently (so a 404 may mean "not loaded yet")?"""
+        return (
+            self._last_failure_at is not None
+            and self._clock() - self._last_failure_at < RECOVERY_GRACE_S
+        )
 
     def lookup(self, schema_id: int) -> str:
         text = self._texts.get(schema_id)
@@ -84,11 +99,25 @@ class SchemaCache:
                 text = await loop.run_in_executor(None, self._fetch, schema_id)
             except SchemaNotFound:
                 self.breaker.record_success()  # the registry answered
+                if self._recovering():
+                    attempt += 1
+                    delay = self._backoff.delay_s(attempt)
+                    self._metrics.retries.labels(DEPENDENCY).inc()
+                    log.warning(
+                        "registry answered 'not found' for schema id %d shortly after an outage "
+                        "(it may still be loading); retry %d in %.2fs",
+                        schema_id,
+                        attempt,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
                 log.warning("schema id %d is unknown to the registry", schema_id)
                 self._not_found_until[schema_id] = time.monotonic() + NOT_FOUND_REMEMBER_S
                 return
             except RegistryUnavailableError as exc:
                 attempt += 1
+                self._last_failure_at = self._clock()
                 self.breaker.record_failure()
                 delay = self._backoff.delay_s(attempt)
                 self._metrics.retries.labels(DEPENDENCY).inc()
