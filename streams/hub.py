@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -48,7 +48,6 @@ from streams.pipeline import (
 )
 from streams.resilience import Backoff
 from tables.agents import declare_tables, register_table_agents
-from tables.batch import TableBatch, batches
 
 log = logging.getLogger(__name__)
 
@@ -167,23 +166,60 @@ def build_hub(
                 metrics=metrics,
             )
 
+    def write_tables(result: StageResult) -> None:
+        for table_name, key, value in result.table_writes:
+            tables[table_name][key.encode()] = value
+
+    ingest_stage = Ingest(decoder, chart)
+
+    async def ingest_agent(stream: StreamT[Any]) -> None:
+        event: EventT[Any]
+        async for event in stream.events():
+            message = event.message
+            contract = contract_topic_of[message.topic]
+            started = time.perf_counter()
+            position = SourcePosition(
+                contract,
+                message.partition,
+                message.offset,
+                int(message.timestamp * 1000) if message.timestamp else None,
+            )
+            metrics.events_consumed.labels(contract).inc()
+            await prefetch_schema(message.value)
+            result = ingest_stage.process(
+                contract,
+                message.key,
+                message.value,
+                position,
+                datetime.now(UTC),
+                attempts=processing_attempt(headers_as_bytes(message.headers)),
+            )
+            await send_all(result.sends)
+            count_durably(
+                stats_key_ingest(contract, message.partition),
+                message.offset,
+                count_ingest,
+                result.outcome,
+            )
+            count_outcome(result, contract)
+            metrics.processing_seconds.labels("ingest").observe(time.perf_counter() - started)
+
+    stats = tables["stats"]
+
     def count_durably(
-        batch: TableBatch,
-        event: EventT[Any],
         key: str,
         offset: int,
         counter: Callable[[bytes | None, int, str], bytes | None],
         outcome: str,
     ) -> None:
-        raw_key = key.encode()
-        current = batch.get("stats", raw_key)
-        updated = counter(current, offset, outcome)
+        current = stats.get(key.encode())
+        updated = counter(current if isinstance(current, bytes) else None, offset, outcome)
         if updated is not None:
-            batch.put("stats", raw_key, updated, event)
-        elif current is not None:
+            stats[key.encode()] = updated
+        elif isinstance(current, bytes):
             # Counted before a crash: write the row again so its changelog has it (a kill -9
             # can lose the changelog record of a row that survived locally).
-            batch.put("stats", raw_key, current, event)
+            stats[key.encode()] = current
 
     def count_outcome(result: StageResult, topic: str) -> None:
         if result.outcome == "rejected":
@@ -199,105 +235,48 @@ def build_hub(
         elif result.outcome in ("replay", "reemit"):
             metrics.replays.labels("posting").inc()
 
-    async def finish_batch(
-        stage: str, batch: TableBatch, sends: list[Send], size: int, started: float
-    ) -> None:
-        # Sends first, then the table rows: a crash in between replays the batch, whose
-        # records the position guards and the processed table recognise.
-        await send_all(sends)
-        batch.flush()
-        metrics.processing_seconds.labels(stage).observe(time.perf_counter() - started)
-        metrics.batch_records.labels(stage).observe(size)
-
-    ingest_stage = Ingest(decoder, chart)
-
-    async def ingest_agent(stream: StreamT[Any]) -> None:
-        events: Sequence[EventT[Any]]
-        async for events in batches(stream):
-            started = time.perf_counter()
-            batch = TableBatch(tables)
-            sends: list[Send] = []
-            for event in events:
-                message = event.message
-                contract = contract_topic_of[message.topic]
-                position = SourcePosition(
-                    contract,
-                    message.partition,
-                    message.offset,
-                    int(message.timestamp * 1000) if message.timestamp else None,
-                )
-                metrics.events_consumed.labels(contract).inc()
-                await prefetch_schema(message.value)
-                result = ingest_stage.process(
-                    contract,
-                    message.key,
-                    message.value,
-                    position,
-                    datetime.now(UTC),
-                    attempts=processing_attempt(headers_as_bytes(message.headers)),
-                )
-                sends.extend(result.sends)
-                count_durably(
-                    batch,
-                    event,
-                    stats_key_ingest(contract, message.partition),
-                    message.offset,
-                    count_ingest,
-                    result.outcome,
-                )
-                count_outcome(result, contract)
-            await finish_batch("ingest", batch, sends, len(events), started)
-
     for name in (*SOURCE_TOPICS, COMMANDS_TOPIC):
         app.agent(topics[name], name=f"ingest-{name}", concurrency=1)(ingest_agent)
 
     posting_stage = Posting(decoder, encoder, chart)
+    processed = tables["processed"]
+
+    def get_processed(event_id: str) -> bytes | None:
+        value = processed.get(event_id.encode())
+        return value if isinstance(value, bytes) else None
 
     async def posting_agent(stream: StreamT[Any]) -> None:
-        events: Sequence[EventT[Any]]
-        async for events in batches(stream):
+        event: EventT[Any]
+        async for event in stream.events():
+            message = event.message
             started = time.perf_counter()
-            batch = TableBatch(tables)
-            sends: list[Send] = []
-
-            def get_processed(event_id: str, batch: TableBatch = batch) -> bytes | None:
-                return batch.get("processed", event_id.encode())
-
-            for event in events:
-                message = event.message
-                assert message.key is not None and message.value is not None
-                record = ByIdRecord(
-                    key=message.key,
-                    value=message.value,
-                    headers=headers_as_bytes(message.headers),
-                    partition=message.partition,
-                    offset=message.offset,
+            assert message.key is not None and message.value is not None
+            record = ByIdRecord(
+                key=message.key,
+                value=message.value,
+                headers=headers_as_bytes(message.headers),
+                partition=message.partition,
+                offset=message.offset,
+            )
+            not_before_ms = record.park_not_before_ms
+            if not_before_ms is not None:
+                # A parked compensation: give its target time to arrive (bounded wait).
+                wait_s = not_before_ms / 1000 - time.time()
+                if wait_s > 0:
+                    await asyncio.sleep(min(wait_s, PARK_DELAY_S))
+            await prefetch_schema(message.value)
+            result = posting_stage.process(record, get_processed, datetime.now(UTC))
+            await send_all(result.sends)
+            write_tables(result)
+            count_durably(
+                stats_key_posting(message.partition), message.offset, count_posting, result.outcome
+            )
+            count_outcome(result, record.source.topic)
+            if result.outcome == "posted" and result.event_timestamp is not None:
+                metrics.event_to_posting_seconds.observe(
+                    max(0.0, time.time() - result.event_timestamp.timestamp())
                 )
-                not_before_ms = record.park_not_before_ms
-                if not_before_ms is not None:
-                    # A parked compensation: give its target time to arrive (bounded wait).
-                    wait_s = not_before_ms / 1000 - time.time()
-                    if wait_s > 0:
-                        await asyncio.sleep(min(wait_s, PARK_DELAY_S))
-                await prefetch_schema(message.value)
-                result = posting_stage.process(record, get_processed, datetime.now(UTC))
-                sends.extend(result.sends)
-                for table_name, key, value in result.table_writes:
-                    batch.put(table_name, key.encode(), value, event)
-                count_durably(
-                    batch,
-                    event,
-                    stats_key_posting(message.partition),
-                    message.offset,
-                    count_posting,
-                    result.outcome,
-                )
-                count_outcome(result, record.source.topic)
-                if result.outcome == "posted" and result.event_timestamp is not None:
-                    metrics.event_to_posting_seconds.observe(
-                        max(0.0, time.time() - result.event_timestamp.timestamp())
-                    )
-            await finish_batch("posting", batch, sends, len(events), started)
+            metrics.processing_seconds.labels("posting").observe(time.perf_counter() - started)
 
     app.agent(topics[BY_EVENT_ID_TOPIC], name="posting", concurrency=1)(posting_agent)
 
@@ -308,20 +287,16 @@ def build_hub(
         encoder=encoder,
         chart=chart,
         metrics=metrics,
-        finish_batch=finish_batch,
+        send_all=send_all,
     )
+
+    entries = tables["entries"]
 
     async def entries_agent(stream: StreamT[Any]) -> None:
         # Journal entries keyed by entry id, so GET /ledger/entries/{id} can be routed.
-        events: Sequence[EventT[Any]]
-        async for events in batches(stream):
-            started = time.perf_counter()
-            batch = TableBatch(tables)
-            for event in events:
-                key, value = event.message.key, event.message.value
-                assert isinstance(key, bytes) and isinstance(value, bytes)
-                batch.put("entries", key, value, event)
-            await finish_batch("entries", batch, [], len(events), started)
+        event: EventT[Any]
+        async for event in stream.events():
+            entries[event.message.key] = event.message.value
 
     app.agent(topics[LEDGER_TOPIC], name="entries", concurrency=1)(entries_agent)
 

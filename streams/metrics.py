@@ -81,16 +81,9 @@ class Metrics:
         )
         self.processing_seconds = Histogram(
             "fin_processing_seconds",
-            "Time inside the worker per batch of records, by stage.",
+            "Time inside the worker per record and stage.",
             ["stage"],
             buckets=_WORKER_BUCKETS,
-            registry=r,
-        )
-        self.batch_records = Histogram(
-            "fin_batch_records",
-            "Records per batch, by stage.",
-            ["stage"],
-            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
             registry=r,
         )
         self.event_to_posting_seconds = Histogram(

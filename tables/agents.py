@@ -9,7 +9,7 @@ are written by the stream that owns their key: ``processed`` (by event id) by th
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +23,6 @@ from schemas.codec import Encoder
 from settings import DELTA_TABLES, Settings, delta_topic
 from streams.effects import Send
 from streams.metrics import Metrics
-from tables.batch import TableBatch, batches
 from tables.state import TableApply
 
 TABLE_NAMES: tuple[str, ...] = ("processed", "entries", "stats", *DELTA_TABLES)
@@ -38,9 +37,6 @@ def declare_tables(app: faust.App, settings: Settings) -> dict[str, TableT[Any, 
     }
 
 
-FinishBatch = Callable[[str, TableBatch, list[Send], int, float], Awaitable[None]]
-
-
 def register_table_agents(
     app: faust.App,
     *,
@@ -49,39 +45,40 @@ def register_table_agents(
     encoder: Encoder,
     chart: ChartOfAccounts,
     metrics: Metrics,
-    finish_batch: FinishBatch,
+    send_all: Callable[[Iterable[Send]], Awaitable[None]],
 ) -> None:
     def make_table_agent(table_name: str) -> Callable[[StreamT[Any]], Awaitable[None]]:
         stage = TableApply(table_name, encoder, chart)
+        table = tables[table_name]
 
         async def table_agent(stream: StreamT[Any]) -> None:
-            events: Sequence[EventT[Any]]
-            async for events in batches(stream):
+            event: EventT[Any]
+            async for event in stream.events():
+                message = event.message
                 started = time.perf_counter()
-                batch = TableBatch(tables)
-                sends: list[Send] = []
-                for event in events:
-                    message = event.message
-                    assert message.key is not None and message.value is not None, "no tombstones"
-                    current = batch.get(table_name, message.key)
-                    result = stage.process(message.value, current)
-                    if result.outcome == "applied":
-                        sends.extend(result.sends)
-                        for _, key, value in result.table_writes:
-                            batch.put(table_name, key.encode(), value, event)
-                        metrics.deltas_applied.labels(table_name).inc()
-                        for alert_type in result.extra.get("alerts", ()):
-                            metrics.alerts.labels(alert_type).inc()
-                    else:
-                        # Applied before (the guard saw its position). The row is written again,
-                        # unchanged: faust writes RocksDB at once but the changelog later, so a
-                        # kill -9 can leave a row whose changelog record never left; without
-                        # this a rebuild from the changelog (wiped disk, partition moved) would
-                        # go back in time.
-                        if current is not None:
-                            batch.put(table_name, message.key, current, event)
-                        metrics.deltas_skipped.labels(table_name).inc()
-                await finish_batch(f"table_{table_name}", batch, sends, len(events), started)
+                assert message.value is not None, "deltas are never tombstones"
+                current = table.get(message.key)
+                result = stage.process(
+                    message.value, current if isinstance(current, bytes) else None
+                )
+                if result.outcome == "applied":
+                    await send_all(result.sends)
+                    for _, key, value in result.table_writes:
+                        table[key.encode()] = value
+                    metrics.deltas_applied.labels(table_name).inc()
+                    for alert_type in result.extra.get("alerts", ()):
+                        metrics.alerts.labels(alert_type).inc()
+                else:
+                    # Applied before (the guard saw its position). The row is written again,
+                    # unchanged: faust writes RocksDB at once but the changelog later, so a
+                    # kill -9 can leave a row whose changelog record never left; without this a
+                    # rebuild from the changelog (wiped disk, partition moved) would go back.
+                    if isinstance(current, bytes):
+                        table[message.key] = current
+                    metrics.deltas_skipped.labels(table_name).inc()
+                metrics.processing_seconds.labels(f"table_{table_name}").observe(
+                    time.perf_counter() - started
+                )
 
         return table_agent
 
