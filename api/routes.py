@@ -10,6 +10,7 @@ partition answered and how fresh it is. The paths registered here are the operat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -72,7 +73,8 @@ from ledger.rejections import Rejection
 from schemas.catalog import SchemaCatalog
 from schemas.registry import RegistryClient
 from settings import COMMANDS_TOPIC, DELTA_TABLES, LEDGER_TOPIC
-from streams.commit_guard import CommitWatch
+from streams.admin import group_committed_offsets
+from streams.commit_guard import CommitWatch, adopt_broker_offsets
 from streams.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -532,8 +534,20 @@ def register_routes(
     @app.timer(interval=LAG_SAMPLE_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def lag_sampler() -> None:
         throughput.sample(consumed_total(hub.metrics.registry), time.monotonic())
-        for stalled in commit_watch.stalled(app.consumer, time.monotonic()):
-            log.warning("offset commit stalled: %s", stalled)
+        stalled = commit_watch.stalled(app.consumer, time.monotonic())
+        if stalled:
+            for _, report in stalled:
+                log.warning("offset commit stalled: %s", report)
+            try:
+                broker = await asyncio.get_running_loop().run_in_executor(
+                    None, group_committed_offsets, hub.settings
+                )
+            except Exception:
+                log.exception("committed offsets could not be read from the broker")
+            else:
+                healed = adopt_broker_offsets(app.consumer, [tp for tp, _ in stalled], broker)
+                for change in healed:
+                    log.warning("committed offset taken from the broker: %s", change)
         try:
             sampled = await sample_lag(hub)
         except Exception:

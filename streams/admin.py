@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from faust.types import TP
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -70,3 +71,15 @@ def ensure_topics(settings: Settings, *, replication: int = 1) -> list[str]:
         return missing
     finally:
         client.close()
+
+
+def group_committed_offsets(settings: Settings) -> dict[TP, int]:
+    """The committed offsets of FIN's consumer group as the broker has them (blocking)."""
+    client = admin_client(settings, wait_s=5.0)
+    try:
+        offsets = client.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
+    finally:
+        client.close()
+    return {
+        TP(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0
+    }

@@ -26,7 +26,7 @@ from faust.types import TP
 log = logging.getLogger(__name__)
 
 CommitOffsets = Callable[..., Awaitable[bool]]
-COMMIT_STALL_S = 30.0
+COMMIT_STALL_S = 20.0
 """A partition whose committed offset has not moved for this long while records were
 acknowledged past it is reported (a stalled commit makes every restart replay more)."""
 _GUARDED = "_fin_commit_guard"
@@ -79,14 +79,14 @@ def install() -> None:
 
 
 class CommitWatch:
-    """Reports partitions whose offsets are acknowledged but not committed for a long time."""
+    """Finds partitions whose offsets are acknowledged but not committed for a long time."""
 
     def __init__(self, stall_s: float = COMMIT_STALL_S) -> None:
         self._stall_s = stall_s
         self._since: dict[TP, tuple[int | None, float]] = {}
 
-    def stalled(self, consumer: Any, now: float) -> list[str]:
-        reports: list[str] = []
+    def stalled(self, consumer: Any, now: float) -> list[tuple[TP, str]]:
+        reports: list[tuple[TP, str]] = []
         for tp in consumer.assignment():
             committed = consumer._committed_offset.get(tp)
             acked = consumer._acked.get(tp) or []
@@ -97,9 +97,37 @@ class CommitWatch:
             if now - seen[1] >= self._stall_s:
                 gaps = sorted((gap.begin, gap.end) for gap in consumer._gap.get(tp, ()))[:3]
                 reports.append(
-                    f"{tp.topic}[{tp.partition}] committed offset {committed} unchanged for "
-                    f"{now - seen[1]:.0f}s with {len(acked)} acknowledged offsets "
-                    f"{min(acked)}..{max(acked)} (gaps {gaps})"
+                    (
+                        tp,
+                        f"{tp.topic}[{tp.partition}] committed offset {committed} unchanged for "
+                        f"{now - seen[1]:.0f}s with {len(acked)} acknowledged offsets "
+                        f"{min(acked)}..{max(acked)} (gaps {gaps})",
+                    )
                 )
                 self._since[tp] = (committed, now)
         return reports
+
+
+def adopt_broker_offsets(
+    consumer: Any, stalled: list[TP], broker_committed: Mapping[TP, int]
+) -> list[str]:
+    """Where faust's committed offset is behind the group's committed offset on the broker and
+    the acknowledged offsets start at or next to the broker's, take the broker's.
+
+    faust 0.15.3 can set its bookkeeping back to an offset read from the broker while a commit
+    past it was in flight (the seek after recovery races the commit); its acknowledged offsets
+    below the newer commit are gone by then, so it waits for a gap that is never filled and
+    commits nothing more on that partition. The broker's committed offset is the truth: every
+    offset below it is committed, so adopting it cannot skip an unprocessed record.
+    """
+    healed: list[str] = []
+    for tp in stalled:
+        broker = broker_committed.get(tp)
+        acked = consumer._acked.get(tp) or []
+        ours = consumer._committed_offset.get(tp)
+        if broker is None or not acked:
+            continue
+        if (ours is None or broker > ours) and broker >= min(acked) - 1:
+            consumer._committed_offset[tp] = broker
+            healed.append(f"{tp.topic}[{tp.partition}] {ours} -> {broker}")
+    return healed

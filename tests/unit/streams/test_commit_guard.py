@@ -99,7 +99,8 @@ def test_a_commit_that_does_not_move_while_acks_pile_up_is_reported_once_per_per
     watch = commit_guard.CommitWatch(stall_s=30.0)
     assert watch.stalled(consumer, now=0.0) == []
     assert watch.stalled(consumer, now=29.0) == []
-    (report,) = watch.stalled(consumer, now=31.0)
+    ((tp, report),) = watch.stalled(consumer, now=31.0)
+    assert tp == PARTITION
     assert "[2] committed offset 40 unchanged for 31s" in report and "42..43" in report
     assert watch.stalled(consumer, now=32.0) == []  # reported again only after another period
 
@@ -110,3 +111,21 @@ def test_a_commit_that_moves_is_not_reported() -> None:
     watch.stalled(consumer, now=0.0)
     consumer._committed_offset[PARTITION] = 42
     assert watch.stalled(consumer, now=31.0) == []
+
+
+def test_a_committed_offset_behind_the_broker_s_is_taken_from_the_broker() -> None:
+    # faust's seek read 17 while its commit of 27 was in flight: acks start at 27, bookkeeping
+    # says 17, so faust waits forever for 17..26. The broker has 27.
+    consumer = _consumer(committed=17, acked=list(range(27, 69)))
+    healed = commit_guard.adopt_broker_offsets(consumer, [PARTITION], {PARTITION: 27})
+    assert healed == ["fin.events.by-id[2] 17 -> 27"]
+    assert consumer._committed_offset[PARTITION] == 27
+
+
+def test_the_broker_s_offset_is_not_taken_when_a_real_gap_remains() -> None:
+    # The broker agrees with faust: offsets 17..26 were never acknowledged; that is a record
+    # still being processed (or lost), and skipping it would lose it.
+    consumer = _consumer(committed=17, acked=list(range(27, 69)))
+    assert commit_guard.adopt_broker_offsets(consumer, [PARTITION], {PARTITION: 17}) == []
+    assert commit_guard.adopt_broker_offsets(consumer, [PARTITION], {PARTITION: 20}) == []
+    assert consumer._committed_offset[PARTITION] == 17
