@@ -534,7 +534,11 @@ def register_routes(
     @app.timer(interval=LAG_SAMPLE_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def lag_sampler() -> None:
         throughput.sample(consumed_total(hub.metrics.registry), time.monotonic())
-        stalled = commit_watch.stalled(app.consumer, time.monotonic())
+        behind = {
+            TP(hub.settings.topic(topic), partition): lag
+            for (topic, partition), lag in lags.items()
+        }
+        stalled = commit_watch.stalled(app.consumer, time.monotonic(), behind)
         if stalled:
             for _, report in stalled:
                 log.warning("offset commit stalled: %s", report)

@@ -85,27 +85,48 @@ class CommitWatch:
         self._stall_s = stall_s
         self._since: dict[TP, tuple[int | None, float]] = {}
 
-    def stalled(self, consumer: Any, now: float) -> list[tuple[TP, str]]:
+    def stalled(
+        self, consumer: Any, now: float, lags: Mapping[TP, int] | None = None
+    ) -> list[tuple[TP, str]]:
+        """Partitions whose committed offset has not moved for ``stall_s`` although offsets were
+        acknowledged past it, or records wait (``lags``: records behind, by partition)."""
+        lags = lags or {}
         reports: list[tuple[TP, str]] = []
         for tp in consumer.assignment():
             committed = consumer._committed_offset.get(tp)
             acked = consumer._acked.get(tp) or []
             seen = self._since.get(tp)
-            if seen is None or seen[0] != committed or not acked:
+            behind = lags.get(tp, 0) > 0
+            if seen is None or seen[0] != committed or not (acked or behind):
                 self._since[tp] = (committed, now)
                 continue
             if now - seen[1] >= self._stall_s:
-                gaps = sorted((gap.begin, gap.end) for gap in consumer._gap.get(tp, ()))[:3]
-                reports.append(
-                    (
-                        tp,
-                        f"{tp.topic}[{tp.partition}] committed offset {committed} unchanged for "
-                        f"{now - seen[1]:.0f}s with {len(acked)} acknowledged offsets "
-                        f"{min(acked)}..{max(acked)} (gaps {gaps})",
-                    )
-                )
+                reports.append((tp, _describe(consumer, tp, committed, now - seen[1], lags)))
                 self._since[tp] = (committed, now)
         return reports
+
+
+def _describe(
+    consumer: Any, tp: TP, committed: int | None, for_s: float, lags: Mapping[TP, int]
+) -> str:
+    acked = consumer._acked.get(tp) or []
+    gaps = sorted((gap.begin, gap.end) for gap in consumer._gap.get(tp, ()))[:3]
+    active = consumer._active_partitions
+    state = (
+        f"lag {lags.get(tp, 0)}, read offset {consumer._read_offset.get(tp)}, "
+        f"{'paused' if tp in consumer._paused_partitions else 'not paused'}, "
+        f"{'active' if active is not None and tp in active else 'not active'}, gaps {gaps}"
+    )
+    if acked:
+        return (
+            f"{tp.topic}[{tp.partition}] committed offset {committed} unchanged for "
+            f"{for_s:.0f}s with {len(acked)} acknowledged offsets {min(acked)}..{max(acked)} "
+            f"({state})"
+        )
+    return (
+        f"{tp.topic}[{tp.partition}] committed offset {committed} unchanged for {for_s:.0f}s "
+        f"and nothing acknowledged although records wait ({state})"
+    )
 
 
 def adopt_broker_offsets(

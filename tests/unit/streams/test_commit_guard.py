@@ -90,6 +90,11 @@ def test_a_commit_that_succeeded_is_left_alone() -> None:
 
 
 class _Assigned(SimpleNamespace):
+    def __init__(self, **fields: Any) -> None:
+        super().__init__(
+            _read_offset={}, _paused_partitions=set(), _active_partitions={PARTITION}, **fields
+        )
+
     def assignment(self) -> set[TP]:
         return {PARTITION}
 
@@ -129,3 +134,20 @@ def test_the_broker_s_offset_is_not_taken_when_a_real_gap_remains() -> None:
     assert commit_guard.adopt_broker_offsets(consumer, [PARTITION], {PARTITION: 17}) == []
     assert commit_guard.adopt_broker_offsets(consumer, [PARTITION], {PARTITION: 20}) == []
     assert consumer._committed_offset[PARTITION] == 17
+
+
+def test_an_assigned_partition_with_records_waiting_and_nothing_acknowledged_is_reported() -> None:
+    consumer = _Assigned(_committed_offset={PARTITION: 31}, _acked={PARTITION: []}, _gap={})
+    watch = commit_guard.CommitWatch(stall_s=20.0)
+    lags = {PARTITION: 228}
+    assert watch.stalled(consumer, now=0.0, lags=lags) == []
+    ((_, report),) = watch.stalled(consumer, now=21.0, lags=lags)
+    assert "nothing acknowledged although records wait" in report
+    assert "lag 228" in report and "not paused" in report and "active" in report
+
+
+def test_an_idle_partition_with_nothing_waiting_is_not_reported() -> None:
+    consumer = _Assigned(_committed_offset={PARTITION: 31}, _acked={PARTITION: []}, _gap={})
+    watch = commit_guard.CommitWatch(stall_s=20.0)
+    watch.stalled(consumer, now=0.0, lags={PARTITION: 0})
+    assert watch.stalled(consumer, now=60.0, lags={PARTITION: 0}) == []
