@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -300,7 +301,43 @@ def build_hub(
 
     app.agent(topics[LEDGER_TOPIC], name="entries", concurrency=1)(entries_agent)
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def task_dump_on_sigusr1() -> None:
+        # `kill -USR1 <pid>` logs where every asyncio task of the worker is waiting: the first
+        # thing to look at when a partition stops moving.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
+
     return hub
+
+
+def dump_tasks() -> None:
+    tasks = asyncio.all_tasks()
+    log.warning("SIGUSR1: %d asyncio tasks", len(tasks))
+    for task in tasks:
+        log.warning("task %s waits in: %s", task.get_name(), " -> ".join(awaiting_chain(task)))
+
+
+def awaiting_chain(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task waits: its coroutine and every coroutine it awaits, innermost last."""
+    chain: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(chain) < 40:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is not None:
+            where = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}"
+            chain.append(f"{frame.f_code.co_qualname} ({where})")
+        if isinstance(awaited, asyncio.Task):
+            awaited = awaited.get_coro()
+            continue
+        if frame is None and hasattr(awaited, "gi_frame"):
+            frame = awaited.gi_frame
+            if frame is not None:
+                where = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}"
+                chain.append(f"{frame.f_code.co_qualname} ({where})")
+            awaited = awaited.gi_yieldfrom
+            continue
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+    return chain
 
 
 async def retry(

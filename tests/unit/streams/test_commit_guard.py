@@ -151,3 +151,30 @@ def test_an_idle_partition_with_nothing_waiting_is_not_reported() -> None:
     watch = commit_guard.CommitWatch(stall_s=20.0)
     watch.stalled(consumer, now=0.0, lags={PARTITION: 0})
     assert watch.stalled(consumer, now=60.0, lags={PARTITION: 0}) == []
+
+
+def test_the_task_dump_names_the_coroutines_a_task_waits_in() -> None:
+    from streams.hub import awaiting_chain
+
+    async def inner(event: asyncio.Event) -> None:
+        await event.wait()
+
+    async def outer(event: asyncio.Event) -> None:
+        await inner(event)
+
+    async def scenario() -> list[str]:
+        event = asyncio.Event()
+        task = asyncio.create_task(outer(event))
+        await asyncio.sleep(0)
+        chain = awaiting_chain(task)
+        event.set()
+        await task
+        return chain
+
+    chain = asyncio.run(scenario())
+    names = [link.split(" ")[0] for link in chain]
+    assert names[:3] == [
+        "test_the_task_dump_names_the_coroutines_a_task_waits_in.<locals>.outer",
+        "test_the_task_dump_names_the_coroutines_a_task_waits_in.<locals>.inner",
+        "Event.wait",
+    ]
