@@ -303,11 +303,36 @@ def build_hub(
 
     @app.task  # type: ignore[untyped-decorator]
     async def task_dump_on_sigusr1() -> None:
-        # `kill -USR1 <pid>` logs where every asyncio task of the worker is waiting: the first
-        # thing to look at when a partition stops moving.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
+        # `kill -USR1 <pid>` logs where every asyncio task of the worker is waiting and faust's
+        # bookkeeping of every assigned partition: the first thing to look at when a partition
+        # stops moving.
+        def dump() -> None:
+            dump_tasks()
+            dump_partitions(app.consumer)
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
 
     return hub
+
+
+def dump_partitions(consumer: Any) -> None:
+    active = consumer._active_partitions or set()
+    for tp in sorted(consumer.assignment()):
+        acked = consumer._acked.get(tp) or []
+        log.warning(
+            "partition %s[%d]: committed %s, read offset %s, acked %d (%s..%s), %s, %s, "
+            "highwater %s",
+            tp.topic,
+            tp.partition,
+            consumer._committed_offset.get(tp),
+            consumer._read_offset.get(tp),
+            len(acked),
+            min(acked) if acked else "-",
+            max(acked) if acked else "-",
+            "paused" if tp in consumer._paused_partitions else "not paused",
+            "active" if tp in active else "NOT ACTIVE",
+            consumer.highwater(tp),
+        )
 
 
 def dump_tasks() -> None:

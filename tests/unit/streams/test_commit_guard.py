@@ -178,3 +178,20 @@ def test_the_task_dump_names_the_coroutines_a_task_waits_in() -> None:
         "test_the_task_dump_names_the_coroutines_a_task_waits_in.<locals>.inner",
         "Event.wait",
     ]
+
+
+def test_the_partition_dump_logs_faust_s_bookkeeping(caplog: pytest.LogCaptureFixture) -> None:
+    from streams.hub import dump_partitions
+
+    consumer = _Assigned(
+        _committed_offset={PARTITION: 31},
+        _acked={PARTITION: [33, 34]},
+        _gap={},
+        highwater=lambda tp: 259,
+    )
+    consumer._paused_partitions.add(PARTITION)
+    with caplog.at_level("WARNING"):
+        dump_partitions(consumer)
+    (line,) = caplog.messages
+    assert "fin.events.by-id[2]: committed 31" in line
+    assert "acked 2 (33..34), paused, active, highwater 259" in line
