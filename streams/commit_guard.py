@@ -11,6 +11,10 @@ The guard wraps ``Consumer._commit_offsets``: when the commit did not happen, ea
 committed offset goes back to what it was and the offsets of the failed commit are acknowledged
 again, so the next commit covers them. Their effects were flushed before the commit was tried
 (faust flushes the producer first), so committing them later is safe.
+
+``CommitWatch`` and ``adopt_broker_offsets`` (run by the lag sampler every 5 s) report a partition
+whose committed offset stops moving and correct the one known way faust's bookkeeping falls
+behind the broker's (a post-recovery seek racing an in-flight commit).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def restore_failed_commit(
         consumer._committed_offset[tp] = previous
         # The failed commit consumed the acknowledged offsets [previous, attempted).
         first = attempted - 1 if previous is None else previous
-        returned = [offset for offset in range(first, attempted)]
+        returned = range(first, attempted)
         acked = consumer._acked[tp]
         index = consumer._acked_index[tp]
         fresh = [offset for offset in returned if offset not in index]
