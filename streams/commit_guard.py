@@ -27,6 +27,8 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
+from streams.diagnostics import describe_partition
+
 log = logging.getLogger(__name__)
 
 CommitOffsets = Callable[..., Awaitable[bool]]
@@ -114,13 +116,7 @@ def _describe(
     consumer: Any, tp: TP, committed: int | None, for_s: float, lags: Mapping[TP, int]
 ) -> str:
     acked = consumer._acked.get(tp) or []
-    gaps = sorted((gap.begin, gap.end) for gap in consumer._gap.get(tp, ()))[:3]
-    active = consumer._active_partitions
-    state = (
-        f"lag {lags.get(tp, 0)}, read offset {consumer._read_offset.get(tp)}, "
-        f"{'paused' if tp in consumer._paused_partitions else 'not paused'}, "
-        f"{'active' if active is not None and tp in active else 'not active'}, gaps {gaps}"
-    )
+    state = f"lag {lags.get(tp, 0)}, {describe_partition(consumer, tp)}"
     if acked:
         return (
             f"{tp.topic}[{tp.partition}] committed offset {committed} unchanged for "

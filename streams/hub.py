@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from settings import (
     Settings,
     delta_topic,
 )
-from streams import commit_guard
+from streams import commit_guard, diagnostics
 from streams.deadletter import SourcePosition, processing_attempt
 from streams.effects import Send, StageResult
 from streams.metrics import Metrics
@@ -303,66 +302,10 @@ def build_hub(
 
     @app.task  # type: ignore[untyped-decorator]
     async def task_dump_on_sigusr1() -> None:
-        # `kill -USR1 <pid>` logs where every asyncio task of the worker is waiting and faust's
-        # bookkeeping of every assigned partition: the first thing to look at when a partition
-        # stops moving.
-        def dump() -> None:
-            dump_tasks()
-            dump_partitions(app.consumer)
-
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+        # `kill -USR1 <pid>`: where every task waits and faust's view of every partition.
+        diagnostics.dump_on_sigusr1(app.consumer)
 
     return hub
-
-
-def dump_partitions(consumer: Any) -> None:
-    active = consumer._active_partitions or set()
-    for tp in sorted(consumer.assignment()):
-        acked = consumer._acked.get(tp) or []
-        log.warning(
-            "partition %s[%d]: committed %s, read offset %s, acked %d (%s..%s), %s, %s, "
-            "highwater %s",
-            tp.topic,
-            tp.partition,
-            consumer._committed_offset.get(tp),
-            consumer._read_offset.get(tp),
-            len(acked),
-            min(acked) if acked else "-",
-            max(acked) if acked else "-",
-            "paused" if tp in consumer._paused_partitions else "not paused",
-            "active" if tp in active else "NOT ACTIVE",
-            consumer.highwater(tp),
-        )
-
-
-def dump_tasks() -> None:
-    tasks = asyncio.all_tasks()
-    log.warning("SIGUSR1: %d asyncio tasks", len(tasks))
-    for task in tasks:
-        log.warning("task %s waits in: %s", task.get_name(), " -> ".join(awaiting_chain(task)))
-
-
-def awaiting_chain(task: asyncio.Task[Any]) -> list[str]:
-    """Where a task waits: its coroutine and every coroutine it awaits, innermost last."""
-    chain: list[str] = []
-    awaited: Any = task.get_coro()
-    while awaited is not None and len(chain) < 40:
-        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
-        if frame is not None:
-            where = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}"
-            chain.append(f"{frame.f_code.co_qualname} ({where})")
-        if isinstance(awaited, asyncio.Task):
-            awaited = awaited.get_coro()
-            continue
-        if frame is None and hasattr(awaited, "gi_frame"):
-            frame = awaited.gi_frame
-            if frame is not None:
-                where = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}"
-                chain.append(f"{frame.f_code.co_qualname} ({where})")
-            awaited = awaited.gi_yieldfrom
-            continue
-        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
-    return chain
 
 
 async def retry(

@@ -91,6 +91,7 @@ def test_a_commit_that_succeeded_is_left_alone() -> None:
 
 class _Assigned(SimpleNamespace):
     def __init__(self, **fields: Any) -> None:
+        fields.setdefault("highwater", lambda tp: None)
         super().__init__(
             _read_offset={}, _paused_partitions=set(), _active_partitions={PARTITION}, **fields
         )
@@ -154,7 +155,7 @@ def test_an_idle_partition_with_nothing_waiting_is_not_reported() -> None:
 
 
 def test_the_task_dump_names_the_coroutines_a_task_waits_in() -> None:
-    from streams.hub import awaiting_chain
+    from streams.diagnostics import awaiting_chain
 
     async def inner(event: asyncio.Event) -> None:
         await event.wait()
@@ -181,7 +182,7 @@ def test_the_task_dump_names_the_coroutines_a_task_waits_in() -> None:
 
 
 def test_the_partition_dump_logs_faust_s_bookkeeping(caplog: pytest.LogCaptureFixture) -> None:
-    from streams.hub import dump_partitions
+    from streams.diagnostics import dump_partitions
 
     consumer = _Assigned(
         _committed_offset={PARTITION: 31},
