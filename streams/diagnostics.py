@@ -27,7 +27,8 @@ def describe_partition(consumer: Any, tp: TP) -> str:
     return (
         f"committed {consumer._committed_offset.get(tp)}, "
         f"read offset {consumer._read_offset.get(tp)}, "
-        f"acked {len(acked)} ({min(acked) if acked else '-'}..{max(acked) if acked else '-'}), "
+        f"acked {len(acked)} ({min(acked) if acked else '-'}..{max(acked) if acked else '-'}, "
+        f"{len(set(acked))} distinct), "
         f"{'paused' if tp in consumer._paused_partitions else 'not paused'}, "
         f"{'active' if tp in active else 'NOT ACTIVE'}, "
         f"highwater {consumer.highwater(tp)}, gaps {gaps}"

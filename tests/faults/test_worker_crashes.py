@@ -68,16 +68,6 @@ def test_a_worker_stopped_with_sigterm_in_the_middle_of_a_batch_stops_cleanly_an
     run.finish()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=TimeoutError,  # only the slow catch-up; wrong books or counts still fail the test
-    reason=(
-        "known defect, not yet fixed (issue 6 note): after the second rebalance the surviving "
-        "worker sometimes catches up on a few partitions at well under one record per second, "
-        "so the group does not settle within 75 s (intermittent: 3 of 5 seeded runs at 15:50, "
-        "0 of 4 at 16:16 on 2026-11-25). Books and counts were never wrong in runs that settled."
-    ),
-)
 def test_a_second_worker_joining_mid_load_and_one_worker_killed_after_leave_the_books_whole(
     make_run: MakeRun,
 ) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from faust.transport.consumer import Consumer
 from faust.types import TP
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from intervaltree import IntervalTree
 
 from streams import commit_guard
 
@@ -195,4 +198,81 @@ def test_the_partition_dump_logs_faust_s_bookkeeping(caplog: pytest.LogCaptureFi
         dump_partitions(consumer)
     (line,) = caplog.messages
     assert "fin.events.by-id[2]: committed 31" in line
-    assert "acked 2 (33..34), paused, active, highwater 259" in line
+    assert "acked 2 (33..34, 2 distinct), paused, active, highwater 259" in line
+
+
+# -- the offset to commit (faust's _new_offset on a set)
+
+
+def _acked(committed: int | None, acked: list[int], gaps: Sequence[tuple[int, int]] = ()) -> Any:
+    consumer = _consumer(committed, acked)
+    consumer._gap = defaultdict(IntervalTree)
+    for begin, end in gaps:
+        consumer._gap[PARTITION].addi(begin, end)
+    return consumer
+
+
+def test_an_offset_listed_twice_does_not_end_the_run_to_commit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The defect seen after a rebalance: every offset listed twice made faust commit one
+    offset per commit interval."""
+    consumer = _acked(93, [o for o in range(93, 194) for _ in (1, 2)])
+    with caplog.at_level("WARNING"):
+        assert commit_guard.next_commit_offset(consumer, PARTITION) == 194
+    assert consumer._acked[PARTITION] == []
+    assert consumer._acked_index[PARTITION] == set()
+    assert "101 acknowledged offset(s) twice" in caplog.text
+
+
+def test_a_gap_over_acknowledged_offsets_counts_each_once() -> None:
+    consumer = _acked(93, [93, 94, 95, 96, 97, 99], gaps=[(94, 98)])
+    assert commit_guard.next_commit_offset(consumer, PARTITION) == 98
+    assert consumer._acked[PARTITION] == [99]
+    assert not consumer._gap[PARTITION]
+
+
+def test_a_gap_fills_the_hole_between_acknowledged_offsets() -> None:
+    consumer = _acked(10, [10, 11, 15, 16], gaps=[(12, 15)])
+    assert commit_guard.next_commit_offset(consumer, PARTITION) == 17
+
+
+def test_offsets_below_the_committed_one_are_dropped_not_committed() -> None:
+    consumer = _acked(94, [50, 51, 94, 95])
+    assert commit_guard.next_commit_offset(consumer, PARTITION) == 96
+    assert consumer._acked[PARTITION] == []
+    assert consumer._acked_index[PARTITION] == set()
+
+
+def test_nothing_is_committed_while_the_next_offset_is_unacknowledged() -> None:
+    consumer = _acked(10, [13, 14])
+    assert commit_guard.next_commit_offset(consumer, PARTITION) is None
+    assert consumer._acked[PARTITION] == [13, 14]
+
+
+def test_the_run_ends_at_the_first_hole() -> None:
+    consumer = _acked(10, [10, 11, 13])
+    assert commit_guard.next_commit_offset(consumer, PARTITION) == 12
+    assert consumer._acked[PARTITION] == [13]
+    assert consumer._acked_index[PARTITION] == {13}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    committed=st.one_of(st.none(), st.integers(0, 20)),
+    offsets=st.sets(st.integers(0, 60), min_size=1, max_size=40),
+)
+def test_without_repeats_it_commits_what_faust_commits(
+    committed: int | None, offsets: set[int]
+) -> None:
+    """On the lists faust keeps correctly (each offset once, none below the committed one),
+    the replacement returns faust's offset and leaves faust's list."""
+    acked = sorted(o for o in offsets if committed is None or o >= committed)
+    if not acked:
+        return
+    ours, theirs = _acked(committed, acked), _acked(committed, acked)
+    assert commit_guard.next_commit_offset(ours, PARTITION) == commit_guard.FAUST_NEW_OFFSET(
+        theirs, PARTITION
+    )
+    assert ours._acked[PARTITION] == theirs._acked[PARTITION]
+    assert ours._acked_index[PARTITION] == theirs._acked_index[PARTITION]
