@@ -12,14 +12,17 @@ committed offset goes back to what it was and the offsets of the failed commit a
 again, so the next commit covers them. Their effects were flushed before the commit was tried
 (faust flushes the producer first), so committing them later is safe.
 
-It also replaces ``Consumer._new_offset``, which finds the offset to commit as the end of the
-first run of consecutive acknowledged offsets. After a rebalance faust's fetch can deliver a record
-past the offset it has just sought to, and faust takes the offsets in between as a gap (offsets
-with no record) although their records are in its buffers and get acknowledged too (robinhood/faust
-#559). Gap offsets join faust's list of acknowledged offsets without its duplicate check, a
-repeated offset ends faust's run, and each commit then advances by one offset (seen: every
-partition of two topics ~35 offsets behind, committed at ~0.4 records/s, the group not settling
-for minutes). ``next_commit_offset`` does the same work on the set of offsets and logs gaps.
+Gaps. faust takes the offsets between the last record it delivered (its read offset) and a record
+further on as a gap: offsets with no record (transaction markers), acknowledged as if processed.
+But at every start and after every rebalance faust resumes fetching before it seeks back to the
+committed offset; the seek sets the read offset back while records past it are already queued for
+the agents, and the next record fetched opens a "gap" over them (robinhood/faust#559). faust then
+counts those queued records as done before they are processed (a crash there would skip them),
+and lists their offsets twice, which made each commit advance by one offset (the rebalance
+scenario's slow catch-up: ~35 offsets behind on every partition of two topics, committed at ~0.4
+records/s). ``perform_seek`` now remembers how far each partition had been delivered, ``_add_gap``
+leaves those offsets (and the record's own offset, which faust includes) out of a gap, and
+``next_commit_offset`` replaces ``_new_offset``, doing the same work on the set of offsets.
 
 ``CommitWatch`` and ``adopt_broker_offsets`` (run by the lag sampler every 5 s) report a partition
 whose committed offset stops moving and correct the one known way faust's bookkeeping falls
@@ -89,7 +92,6 @@ def next_commit_offset(consumer: Any, tp: TP) -> int | None:
         return None
     offsets = set(acked)
     repeated = len(acked) - len(offsets)
-    overlapped = 0
     gap = consumer._gap[tp]
     if gap:
         top = max(offsets)
@@ -98,12 +100,12 @@ def next_commit_offset(consumer: Any, tp: TP) -> int | None:
         }
         if skipped:
             overlapped = len(skipped & offsets)
-            # faust's fetch can run ahead of its seek after a rebalance (robinhood/faust#559,
-            # faust-streaming#596): a "gap" then covers records that were delivered; if any
-            # of them is never acknowledged, committing past it could skip it on a restart.
+            # Offsets faust took as a gap although their records were delivered (see
+            # true_gap): counted once here; logged because it means faust's race recurred.
             log.log(
-                logging.INFO if overlapped == len(skipped) else logging.WARNING,
-                "partition %s[%d]: gap offsets %d..%d taken as done, %d of %d acknowledged",
+                logging.WARNING if overlapped else logging.INFO,
+                "partition %s[%d]: gap offsets %d..%d taken as done, %d of %d were acknowledged "
+                "records",
                 tp.topic,
                 tp.partition,
                 min(skipped),
@@ -119,14 +121,12 @@ def next_commit_offset(consumer: Any, tp: TP) -> int | None:
         done = {o for o in offsets if o < committed}
         offsets -= done
         index.difference_update(done)
-    if repeated or overlapped:
+    if repeated:
         log.warning(
-            "partition %s[%d]: faust listed %d acknowledged offset(s) twice and %d inside a "
-            "gap (offsets the fetcher skipped); each counted once",
+            "partition %s[%d]: faust listed %d acknowledged offset(s) twice; each counted once",
             tp.topic,
             tp.partition,
             repeated,
-            overlapped,
         )
     ordered = sorted(offsets)
     if not ordered or (committed and ordered[0] - committed > 1):
@@ -141,30 +141,81 @@ def next_commit_offset(consumer: Any, tp: TP) -> int | None:
     return batch[-1] + 1
 
 
-def _logged_gap(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+_DELIVERED = "_fin_delivered_before_seek"
+
+
+def delivered_before_seek(consumer: Any) -> dict[TP, int]:
+    """Per partition, the last offset faust had delivered to its streams when it last sought
+    back to the committed offset (records it has queued and will acknowledge)."""
+    found: dict[TP, int] | None = getattr(consumer, _DELIVERED, None)
+    if found is None:
+        found = {}
+        setattr(consumer, _DELIVERED, found)
+    return found
+
+
+def true_gap(consumer: Any, tp: TP, offset_from: int, offset: int) -> tuple[int, int] | None:
+    """The offsets between the read offset (``offset_from`` - 1) and the record at ``offset``
+    that have no record: none delivered before faust's last seek, and not ``offset`` itself
+    (faust includes it). None when that leaves nothing."""
+    delivered = delivered_before_seek(consumer).get(tp)
+    if delivered is not None and delivered >= offset_from:
+        offset_from = delivered + 1
+    last = offset - 1
+    return (offset_from, last) if offset_from <= last else None
+
+
+def _true_gaps(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
     @functools.wraps(original)
     async def add_gap(self: Any, tp: TP, offset_from: int, offset_to: int) -> None:
+        gap = true_gap(self, tp, offset_from, offset_to)
+        if gap is None:
+            log.debug(
+                "partition %s[%d]: record %d follows records delivered before the seek; no gap",
+                tp.topic,
+                tp.partition,
+                offset_to,
+            )
+            return
         log.info(
-            "partition %s[%d]: faust takes offsets %d..%d as a gap (read offset %s, committed %s)",
+            "partition %s[%d]: offsets %d..%d have no record (a gap; read offset %s, committed %s)",
             tp.topic,
             tp.partition,
-            offset_from,
-            offset_to,
+            gap[0],
+            gap[1],
             self._read_offset.get(tp),
             self._committed_offset.get(tp),
         )
-        await original(self, tp, offset_from, offset_to)
+        await original(self, tp, gap[0], gap[1])
 
     setattr(add_gap, _GUARDED, True)
     return add_gap
 
 
+def _remember_delivered(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    @functools.wraps(original)
+    async def perform_seek(self: Any) -> None:
+        before = dict(self._read_offset)
+        await original(self)
+        delivered = delivered_before_seek(self)
+        delivered.clear()
+        for tp, offset in before.items():
+            now = self._read_offset.get(tp)
+            if offset is not None and (now is None or offset > now):
+                delivered[tp] = offset
+
+    setattr(perform_seek, _GUARDED, True)
+    return perform_seek
+
+
 def install() -> None:
-    """Wrap faust's ``Consumer._commit_offsets`` and replace ``Consumer._new_offset``, once
-    per process."""
+    """Wrap faust's ``Consumer._commit_offsets``, ``_add_gap`` and ``perform_seek`` and replace
+    ``Consumer._new_offset``, once per process."""
     Consumer._new_offset = next_commit_offset  # type: ignore[method-assign,assignment]
     if not getattr(Consumer._add_gap, _GUARDED, False):
-        Consumer._add_gap = _logged_gap(Consumer._add_gap)  # type: ignore[method-assign,assignment]
+        Consumer._add_gap = _true_gaps(Consumer._add_gap)  # type: ignore[method-assign,assignment]
+    if not getattr(Consumer.perform_seek, _GUARDED, False):
+        Consumer.perform_seek = _remember_delivered(Consumer.perform_seek)  # type: ignore[method-assign,assignment]
     original: CommitOffsets = Consumer._commit_offsets
     if getattr(original, _GUARDED, False):
         return
