@@ -20,9 +20,10 @@ the agents, and the next record fetched opens a "gap" over them (robinhood/faust
 counts those queued records as done before they are processed (a crash there would skip them),
 and lists their offsets twice, which made each commit advance by one offset (the rebalance
 scenario's slow catch-up: ~35 offsets behind on every partition of two topics, committed at ~0.4
-records/s). ``perform_seek`` now remembers how far each partition had been delivered, ``_add_gap``
-leaves those offsets (and the record's own offset, which faust includes) out of a gap, and
-``next_commit_offset`` replaces ``_new_offset``, doing the same work on the set of offsets.
+records/s). FIN's ``perform_seek`` (in place of faust's) remembers how far each partition had
+been delivered, ``_add_gap`` leaves those offsets (and the record's own offset, which faust
+includes) out of a gap, and ``next_commit_offset`` replaces ``_new_offset``, doing the same work
+on the set of offsets.
 
 ``CommitWatch`` and ``adopt_broker_offsets`` (run by the lag sampler every 5 s) report a partition
 whose committed offset stops moving and correct the one known way faust's bookkeeping falls
@@ -36,7 +37,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from faust.transport.consumer import Consumer
+from faust.transport.consumer import Consumer, ensure_TP
 from faust.types import TP
 
 from streams.diagnostics import describe_partition
@@ -192,20 +193,27 @@ def _true_gaps(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaita
     return add_gap
 
 
-def _remember_delivered(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    @functools.wraps(original)
-    async def perform_seek(self: Any) -> None:
-        before = dict(self._read_offset)
-        await original(self)
-        delivered = delivered_before_seek(self)
-        delivered.clear()
-        for tp, offset in before.items():
-            now = self._read_offset.get(tp)
-            if offset is not None and (now is None or offset > now):
-                delivered[tp] = offset
-
-    setattr(perform_seek, _GUARDED, True)
-    return perform_seek
+async def perform_seek(self: Any) -> None:
+    """faust's ``Consumer.perform_seek`` (seek every partition to its committed offset and set
+    the read and committed offsets to it), remembering first how far each partition had been
+    delivered: faust keeps fetching while the seek awaits the broker, and those records are
+    queued for the agents too."""
+    committed: Mapping[Any, int | None] = await self.seek_to_committed()
+    read_offset = self._read_offset
+    delivered = delivered_before_seek(self)
+    delivered.clear()
+    sought = {
+        tp: offset if offset is not None and offset >= 0 else None
+        for tp, offset in committed.items()
+    }
+    for tp, offset in sought.items():
+        current = read_offset.get(tp)
+        if current is not None and (offset is None or current > offset):
+            delivered[ensure_TP(tp)] = current
+    read_offset.update(sought)
+    self._committed_offset.update(
+        {ensure_TP(tp): offset or None for tp, offset in committed.items() if offset is not None}
+    )
 
 
 def install() -> None:
@@ -214,8 +222,7 @@ def install() -> None:
     Consumer._new_offset = next_commit_offset  # type: ignore[method-assign,assignment]
     if not getattr(Consumer._add_gap, _GUARDED, False):
         Consumer._add_gap = _true_gaps(Consumer._add_gap)  # type: ignore[method-assign,assignment]
-    if not getattr(Consumer.perform_seek, _GUARDED, False):
-        Consumer.perform_seek = _remember_delivered(Consumer.perform_seek)  # type: ignore[method-assign,assignment]
+    Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     original: CommitOffsets = Consumer._commit_offsets
     if getattr(original, _GUARDED, False):
         return

@@ -282,33 +282,36 @@ def test_without_repeats_it_commits_what_faust_commits(
 
 
 class _Seeking:
-    """faust's seek bookkeeping: perform_seek sets each read offset back to the committed one."""
+    """A consumer as far as seeking goes; records keep arriving while the seek awaits the broker."""
 
-    def __init__(self, read: dict[TP, int | None], committed: dict[TP, int]) -> None:
-        self._read_offset: dict[TP, int | None] = defaultdict(lambda: None, read)
+    def __init__(self, read: int | None, committed: int, delivered_meanwhile: int | None) -> None:
+        self._read_offset: dict[TP, int | None] = defaultdict(lambda: None, {PARTITION: read})
         self._committed_offset: dict[TP, int | None] = defaultdict(lambda: None)
-        self._to = committed
+        self.committed = committed
+        self.meanwhile = delivered_meanwhile
         self.gaps: list[tuple[TP, int, int]] = []
 
-    async def perform_seek(self) -> None:
-        self._read_offset.update(self._to)
-        self._committed_offset.update(self._to)
+    async def seek_to_committed(self) -> dict[TP, int]:
+        if self.meanwhile is not None:
+            self._read_offset[PARTITION] = self.meanwhile
+        return {PARTITION: self.committed}
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         self.gaps.append((tp, offset_from, offset_to))
 
 
-def _seek_and_gap(read: int | None, committed: int, record: int) -> list[tuple[TP, int, int]]:
-    """Run the guarded perform_seek, then faust's gap call for ``record`` arriving next."""
-    consumer = _Seeking({PARTITION: read}, {PARTITION: committed})
-    seek = commit_guard._remember_delivered(_Seeking.perform_seek)
+def _seek_and_gap(
+    read: int | None, committed: int, record: int, meanwhile: int | None = None
+) -> list[tuple[TP, int, int]]:
+    """FIN's perform_seek, then faust's gap call for ``record`` arriving next."""
+    consumer = _Seeking(read, committed, meanwhile)
     add_gap = commit_guard._true_gaps(_Seeking._add_gap)
 
     async def scenario() -> None:
-        await seek(consumer)
-        start = consumer._read_offset[PARTITION]
-        assert start is not None
-        await add_gap(consumer, PARTITION, start + 1, record)
+        await commit_guard.perform_seek(consumer)
+        assert consumer._read_offset[PARTITION] == committed
+        assert consumer._committed_offset[PARTITION] == committed
+        await add_gap(consumer, PARTITION, committed + 1, record)
 
     asyncio.run(scenario())
     return consumer.gaps
@@ -317,6 +320,10 @@ def _seek_and_gap(read: int | None, committed: int, record: int) -> list[tuple[T
 def test_records_queued_before_the_seek_are_not_a_gap() -> None:
     """The start-up race: records 15..28 delivered, seek back to 15, then record 29 fetched."""
     assert _seek_and_gap(read=28, committed=15, record=29) == []
+
+
+def test_records_delivered_while_the_seek_awaited_the_broker_are_not_a_gap() -> None:
+    assert _seek_and_gap(read=None, committed=1, record=40, meanwhile=39) == []
 
 
 def test_offsets_past_the_queued_records_are_still_a_gap() -> None:
@@ -329,14 +336,13 @@ def test_without_records_before_the_seek_the_gap_stops_short_of_the_record() -> 
 
 
 def test_the_next_seek_forgets_what_was_delivered_before_the_previous_one() -> None:
-    consumer = _Seeking({PARTITION: 28}, {PARTITION: 15})
-    seek = commit_guard._remember_delivered(_Seeking.perform_seek)
+    consumer = _Seeking(28, 15, None)
 
     async def twice() -> None:
-        await seek(consumer)
+        await commit_guard.perform_seek(consumer)
         assert commit_guard.delivered_before_seek(consumer) == {PARTITION: 28}
-        consumer._to = {PARTITION: 30}
-        await seek(consumer)
+        consumer.committed = 30
+        await commit_guard.perform_seek(consumer)
 
     asyncio.run(twice())
     assert commit_guard.delivered_before_seek(consumer) == {}
