@@ -196,8 +196,9 @@ def _true_gaps(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaita
 async def perform_seek(self: Any) -> None:
     """faust's ``Consumer.perform_seek`` (seek every partition to its committed offset and set
     the read and committed offsets to it), remembering first how far each partition had been
-    delivered: faust keeps fetching while the seek awaits the broker, and those records are
-    queued for the agents too."""
+    delivered (faust keeps fetching while the seek awaits the broker, and those records are
+    queued for the agents too), and never setting the committed offset back below a commit
+    that completed meanwhile."""
     committed: Mapping[Any, int | None] = await self.seek_to_committed()
     read_offset = self._read_offset
     delivered = delivered_before_seek(self)
@@ -211,9 +212,17 @@ async def perform_seek(self: Any) -> None:
         if current is not None and (offset is None or current > offset):
             delivered[ensure_TP(tp)] = current
     read_offset.update(sought)
-    self._committed_offset.update(
-        {ensure_TP(tp): offset or None for tp, offset in committed.items() if offset is not None}
-    )
+    ours = self._committed_offset
+    for raw_tp, offset in committed.items():
+        if offset is None:
+            continue
+        tp = ensure_TP(raw_tp)
+        known = ours.get(tp)
+        # A commit that completed while the seek awaited the broker is newer than what the
+        # broker answered before it (faust took the older one, and then waited for offsets
+        # below its commit that no longer come: the stall adopt_broker_offsets heals).
+        if known is None or not offset or offset >= known:
+            ours[tp] = offset or None
 
 
 def install() -> None:

@@ -346,3 +346,19 @@ def test_the_next_seek_forgets_what_was_delivered_before_the_previous_one() -> N
 
     asyncio.run(twice())
     assert commit_guard.delivered_before_seek(consumer) == {}
+
+
+def test_a_commit_completed_during_the_seek_is_not_set_back() -> None:
+    """The broker answered 6 before a commit of 10 completed; faust took the 6 and then waited
+    for offsets 7..9, which were acknowledged before and never come again."""
+    consumer = _Seeking(None, 6, None)
+    consumer._committed_offset[PARTITION] = 10
+    asyncio.run(commit_guard.perform_seek(consumer))
+    assert consumer._committed_offset[PARTITION] == 10
+    assert consumer._read_offset[PARTITION] == 6  # read again from the broker's offset
+
+
+def test_after_a_revocation_the_seek_takes_the_broker_s_committed_offset() -> None:
+    consumer = _Seeking(None, 6, None)
+    asyncio.run(commit_guard.perform_seek(consumer))
+    assert consumer._committed_offset[PARTITION] == 6
