@@ -8,6 +8,7 @@ and per-partition order is what makes the position guards of the reducers sound.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -158,13 +159,15 @@ def build_hub(
 
     async def send_all(sends: Iterable[Send]) -> None:
         for send in sends:
-            await retry(
+            delivery = await retry(
                 lambda send=send: topics[send.topic].send(  # type: ignore[misc]
                     key=send.key, value=send.value, headers=list(send.headers) or None
                 ),
                 what="producer",
                 metrics=metrics,
             )
+            if isinstance(delivery, asyncio.Future):
+                delivery.add_done_callback(functools.partial(report_failed_delivery, send, metrics))
 
     def write_tables(result: StageResult) -> None:
         for table_name, key, value in result.table_writes:
@@ -306,6 +309,29 @@ def build_hub(
         diagnostics.dump_on_sigusr1(app.consumer)
 
     return hub
+
+
+def report_failed_delivery(send: Send, metrics: Metrics, delivery: asyncio.Future[Any]) -> None:
+    """Log and count a record the producer accepted but did not deliver.
+
+    FIN awaits the hand-over to the producer, not the broker's acknowledgement (one round trip
+    per record would cap throughput); faust flushes the producer before each offset commit but
+    does not fail the commit for a record that could not be delivered. Such a record is lost for
+    its consumers unless the source record is read again, so it is reported loudly."""
+    if delivery.cancelled():
+        failure: BaseException | None = asyncio.CancelledError()
+    else:
+        failure = delivery.exception()
+    if failure is None:
+        return
+    metrics.send_failures.labels(send.topic).inc()
+    log.error(
+        "delivery to %s failed (key %r): %r; the source record of this send may be committed "
+        "without it",
+        send.topic,
+        send.key,
+        failure,
+    )
 
 
 async def retry(

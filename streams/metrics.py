@@ -58,6 +58,12 @@ class Metrics:
         self.retries = Counter(
             "fin_retries_total", "Retries of transient failures.", ["dependency"], registry=r
         )
+        self.send_failures = Counter(
+            "fin_send_failures_total",
+            "Records the producer accepted but could not deliver (each is logged).",
+            ["topic"],
+            registry=r,
+        )
         self.breaker_state = Gauge(
             "fin_circuit_breaker_state",
             "0 closed, 1 half-open, 2 open.",
