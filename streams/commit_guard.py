@@ -104,7 +104,7 @@ def next_commit_offset(consumer: Any, tp: TP) -> int | None:
             # Offsets faust took as a gap although their records were delivered (see
             # true_gap): counted once here; logged because it means faust's race recurred.
             log.log(
-                logging.WARNING if overlapped else logging.INFO,
+                logging.WARNING if overlapped else logging.DEBUG,
                 "partition %s[%d]: gap offsets %d..%d taken as done, %d of %d were acknowledged "
                 "records",
                 tp.topic,
@@ -178,7 +178,8 @@ def _true_gaps(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaita
                 offset_to,
             )
             return
-        log.info(
+        # DEBUG: behind a transactional upstream every commit marker is such a gap.
+        log.debug(
             "partition %s[%d]: offsets %d..%d have no record (a gap; read offset %s, committed %s)",
             tp.topic,
             tp.partition,
