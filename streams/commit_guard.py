@@ -26,8 +26,9 @@ includes) out of a gap, and ``next_commit_offset`` replaces ``_new_offset``, doi
 on the set of offsets.
 
 ``CommitWatch`` and ``adopt_broker_offsets`` (run by the lag sampler every 5 s) report a partition
-whose committed offset stops moving and correct the one known way faust's bookkeeping falls
-behind the broker's (a post-recovery seek racing an in-flight commit).
+whose committed offset stops moving and take the broker's committed offset when faust's own fell
+behind it. The one known cause, a seek racing an in-flight commit, is now prevented in
+``perform_seek``; they stay as a safety net that says so in the log.
 """
 
 from __future__ import annotations
@@ -201,27 +202,22 @@ async def perform_seek(self: Any) -> None:
     queued for the agents too), and never setting the committed offset back below a commit
     that completed meanwhile."""
     committed: Mapping[Any, int | None] = await self.seek_to_committed()
-    read_offset = self._read_offset
+    read_offset, ours = self._read_offset, self._committed_offset
     delivered = delivered_before_seek(self)
     delivered.clear()
-    sought = {
-        tp: offset if offset is not None and offset >= 0 else None
-        for tp, offset in committed.items()
-    }
-    for tp, offset in sought.items():
-        current = read_offset.get(tp)
-        if current is not None and (offset is None or current > offset):
-            delivered[ensure_TP(tp)] = current
-    read_offset.update(sought)
-    ours = self._committed_offset
     for raw_tp, offset in committed.items():
+        tp = ensure_TP(raw_tp)
+        sought = offset if offset is not None and offset >= 0 else None
+        current = read_offset.get(tp)
+        if current is not None and (sought is None or current > sought):
+            delivered[tp] = current
+        read_offset[tp] = sought
         if offset is None:
             continue
-        tp = ensure_TP(raw_tp)
         known = ours.get(tp)
         # A commit that completed while the seek awaited the broker is newer than what the
         # broker answered before it (faust took the older one, and then waited for offsets
-        # below its commit that no longer come: the stall adopt_broker_offsets heals).
+        # below its commit that no longer come).
         if known is None or not offset or offset >= known:
             ours[tp] = offset or None
 
