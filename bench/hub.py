@@ -34,7 +34,7 @@ from bench.context import API_KEY, PARTITIONS, Context, app_id_for
 from bench.dataset import Dataset, differences, reference_trial_balances
 from bench.measure import DrainResult, LatencyResult
 from bench.profile import Sampler
-from settings import ALERTS_TOPIC, BY_EVENT_ID_TOPIC, LEDGER_TOPIC
+from settings import ALERTS_TOPIC, BY_EVENT_ID_TOPIC, COMMANDS_TOPIC, LEDGER_TOPIC, SOURCE_TOPICS
 from tests.fixtures import Worker, free_port
 
 log = logging.getLogger(__name__)
@@ -260,6 +260,7 @@ def drain(
                 "cpu_busy_share": round((cpu_end - cpu_start) / max(1e-9, last - first), 3),
                 "ledger_entries": entries,
                 "changelog_records": sum(ctx.kafka.count(t) for t in deployment.changelogs()),
+                "records_written": records_written(ctx, deployment, prefix),
                 "integrity_counts": counts,
             },
         )
@@ -268,6 +269,24 @@ def drain(
     if not keep:
         ctx.cleanup(prefix)
     return result, deployment
+
+
+def records_written(ctx: Context, deployment: HubDeployment, prefix: str) -> dict[str, int]:
+    """Every Kafka record the worker wrote during the drain, by kind of topic: the internal
+    hops (by-event-id, one deltas topic per table), the outputs (ledger, alerts, dead letters)
+    and the table changelogs. Divided by the input events, this is the hub's write
+    amplification: each record is a produce, and each internal one a consume as well."""
+    inputs = {prefix + name for name in (*SOURCE_TOPICS, COMMANDS_TOPIC)}
+    written: dict[str, int] = {}
+    for topic in ctx.kafka.topics_starting_with(prefix):
+        if topic in inputs:
+            continue
+        kind = topic.removeprefix(prefix)
+        if kind.startswith("fin.internal.deltas."):
+            kind = "fin.internal.deltas.*"
+        written[kind] = written.get(kind, 0) + ctx.kafka.count(topic)
+    written["changelogs"] = sum(ctx.kafka.count(topic) for topic in deployment.changelogs())
+    return written
 
 
 def _wait_stable(ctx: Context, topics: list[str], interval_s: float = 0.5) -> None:

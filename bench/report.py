@@ -103,6 +103,9 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
         ]
     ratio = summary.get("hub_to_baseline")
     lines.append(f"Hub / baseline drain throughput: **{_fmt(ratio, 3) if ratio else 'n/a'}**.")
+    amplification = write_amplification(data)
+    if amplification:
+        lines.append(amplification)
     recovery = data.get("recovery")
     if recovery:
         lines.append(
@@ -150,6 +153,28 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
         lines += ["", "Not measured in this run:", *(f"- {item}" for item in data["missing"])]
     lines += ["", "How each figure is taken: see `bench/__main__.py`.", ""]
     return "\n".join(lines)
+
+
+def write_amplification(data: Mapping[str, Any]) -> str | None:
+    """Kafka records the hub wrote per input event, from its last valid drain run."""
+    runs = [
+        run
+        for run in data["drain"]
+        if run["contestant"] == "hub" and run["valid"] and run["details"].get("records_written")
+    ]
+    if not runs:
+        return None
+    run = runs[-1]
+    written: Mapping[str, int] = run["details"]["records_written"]
+    events = run["events"]
+    total = sum(written.values())
+    parts = ", ".join(
+        f"{kind} {count / events:.2f}" for kind, count in sorted(written.items()) if count
+    )
+    return (
+        f"Kafka records the hub wrote per input event: **{total / events:.2f}** ({parts}); "
+        "the baseline writes the journal entries and alerts only."
+    )
 
 
 def write(directory: Path, data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:

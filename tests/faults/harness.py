@@ -44,7 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from kafka import KafkaProducer
+import rocksdict
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoded, Decoder, Encoder
@@ -493,6 +495,8 @@ class FaultRun:
             for key in sorted(set(found) | set(wanted), key=str)
             if found.get(key) != wanted.get(key)
         }
+        if differences:
+            self.log(self.explain_rows(list(differences)[:5]))
         assert not differences, (
             f"{len(differences)} book row(s) differ from the reference ledger "
             f"(first 10): {list(differences.items())[:10]}"
@@ -519,6 +523,51 @@ class FaultRun:
             f"{len(f.unexpected_exits)} unexpected exit(s)"
         )
         return f
+
+    def explain_rows(self, keys: Sequence[tuple[str, Any]]) -> str:
+        """Where each wrong book row's changes went, to tell a lost write from a lost read:
+        its records on the deltas topic (and whether the group committed past them), on the
+        table's changelog, and in each worker's RocksDB files on disk (opened read-only beside
+        the running worker); then a ``kill -USR1`` so each worker logs faust's view of every
+        partition and where its tasks wait."""
+        lines = ["why these book rows differ:"]
+        committed = {
+            (tp.topic, tp.partition): offset for tp, offset in self.cluster.committed().items()
+        }
+        for kind, key in keys:
+            table = ROW_TABLES.get(kind)
+            if table is None or not isinstance(key, str):
+                continue
+            wanted = key.encode()
+            lines.append(f"  {kind} {key} (table {table}):")
+            deltas = self.deployment.topic(f"fin.internal.deltas.{table}")
+            for record in read_raw(self.infra.bootstrap, deltas):
+                if record.key == wanted:
+                    done = committed.get((deltas, record.partition))
+                    lines.append(
+                        f"    deltas[{record.partition}]@{record.offset} "
+                        f"(group committed {done}): {record.value[:160]!r}"
+                    )
+            for worker in self.workers:
+                app_id = worker.env["FIN_APP_ID"]
+                changelog = f"{app_id}-{table}-changelog"
+                for record in read_raw(self.infra.bootstrap, changelog):
+                    if record.key == wanted:
+                        lines.append(
+                            f"    {changelog}[{record.partition}]@{record.offset}: "
+                            f"{(record.value or b'')[:160]!r}"
+                        )
+                break  # the workers share one app id, hence one changelog
+            for index, worker in enumerate(self.workers):
+                tables = Path(worker.env["FIN_DATA_DIR"]) / worker.env["FIN_APP_ID"]
+                for path in sorted(tables.glob(f"**/{table}-*.db")):
+                    lines.append(f"    worker-{index} {path.name} on disk: {on_disk(path, wanted)}")
+        for worker in self.running():
+            if worker.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid, signal.SIGUSR1)
+        lines.append("  (kill -USR1 sent: each running worker's log has its partition dump)")
+        return "\n".join(lines)
 
     def diagnose(self) -> str:
         """What an operator would look at after a failed check: source positions forwarded
@@ -674,6 +723,49 @@ class FaultRun:
 
 def _letters(letters: Counter[tuple[bytes | None, bytes | None, str]]) -> list[str]:
     return [f"{reason} key={key!r} x{count}" for (key, _, reason), count in letters.items()][:20]
+
+
+ROW_TABLES = {"budget": "budgets", "customer": "customers", "vendor": "vendors"}
+
+
+def read_raw(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+    """Every record of a topic by its full name (changelogs carry the app id, not the prefix)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        numbers = consumer.partitions_for_topic(topic) or set()
+        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + 30
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                break
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def on_disk(path: Path, key: bytes) -> str:
+    """The row ``key`` in one RocksDB partition directory, read without disturbing its owner."""
+    try:
+        db = rocksdict.Rdict(
+            str(path),
+            options=rocksdict.Options(raw_mode=True),
+            access_type=rocksdict.AccessType.read_only(),
+        )
+    except Exception as exc:  # a diagnosis must not fail the diagnosis
+        return f"unreadable ({exc})"
+    try:
+        value = db.get(key)
+        return "absent" if value is None else f"present {bytes(value)[:120]!r}"
+    finally:
+        db.close()
 
 
 @contextlib.contextmanager
