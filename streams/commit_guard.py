@@ -12,6 +12,11 @@ committed offset goes back to what it was and the offsets of the failed commit a
 again, so the next commit covers them. Their effects were flushed before the commit was tried
 (faust flushes the producer first), so committing them later is safe.
 
+Before each commit the guard also waits until faust's producer buffer, where table writes queue
+their changelog records, is empty (``hand_over_changelogs``): faust's own flush gives up on it
+after 0.1 s without progress, so while the broker was away a commit could go ahead of changelog
+records of the events it committed.
+
 Gaps. faust takes the offsets between the last record it delivered (its read offset) and a record
 further on as a gap: offsets with no record (transaction markers), acknowledged as if processed.
 But at every start and after every rebalance faust resumes fetching before it seeks back to the
@@ -238,6 +243,7 @@ def install() -> None:
         self: Any, offsets: Mapping[TP, int], start_new_transaction: bool = True
     ) -> bool:
         before = {tp: self._committed_offset.get(tp) for tp in offsets}
+        await hand_over_changelogs(self.app.producer.buffer)
         did_commit = await original(self, offsets, start_new_transaction=start_new_transaction)
         if not did_commit:
             restore_failed_commit(self, offsets, before)
@@ -245,6 +251,29 @@ def install() -> None:
 
     setattr(guarded, _GUARDED, True)
     Consumer._commit_offsets = guarded  # type: ignore[method-assign]
+
+
+async def hand_over_changelogs(buffer: Any) -> None:
+    """Wait until faust's producer buffer is empty before an offset commit.
+
+    A table write queues its changelog record in that buffer (``send_soon``), to be handed to
+    the Kafka producer by a background task. faust flushes the producer before committing, but
+    its buffer flush gives up after 0.1 s without progress (``ProducerBuffer.flush_atmost``), as
+    it does while the broker is away; the commit then went ahead with changelog records of
+    committed events still queued in this process. A kill -9 there loses them, and a table
+    rebuilt from its changelog (wiped disk, partition moved to another worker) would miss
+    changes whose source records are committed. Waiting here keeps the order: changelog
+    records handed over (and then delivered: faust flushes the Kafka producer next), then the
+    source offsets committed. A stopping producer is not waited for (nothing would drain it)."""
+    waits = 0
+    while buffer.size and buffer.state == "running":
+        await buffer.flush()
+        waits += 1
+        if waits % 100 == 0:  # about every 10 s of a buffer that does not drain
+            log.warning(
+                "offset commit waiting for %d changelog record(s) to reach the producer",
+                buffer.size,
+            )
 
 
 class CommitWatch:

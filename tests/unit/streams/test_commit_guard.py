@@ -20,11 +20,30 @@ from streams import commit_guard
 PARTITION = TP("fin.events.by-id", 2)
 
 
-def _consumer(committed: int | None, acked: list[int]) -> Any:
+class SlowBuffer:
+    """faust's producer buffer as its flush behaves: each flush hands over at most one queued
+    record, or none when the broker is away (``stuck_flushes``), and returns either way."""
+
+    def __init__(self, size: int, stuck_flushes: int = 0, state: str = "running") -> None:
+        self.size = size
+        self.stuck_flushes = stuck_flushes
+        self.state = state
+        self.flushes = 0
+
+    async def flush(self) -> None:
+        self.flushes += 1
+        if self.stuck_flushes:
+            self.stuck_flushes -= 1
+        elif self.size:
+            self.size -= 1
+
+
+def _consumer(committed: int | None, acked: list[int], buffer: Any = None) -> Any:
     consumer = SimpleNamespace(
         _committed_offset=defaultdict(lambda: None),
         _acked=defaultdict(list),
         _acked_index=defaultdict(set),
+        app=SimpleNamespace(producer=SimpleNamespace(buffer=buffer or SlowBuffer(0))),
     )
     if committed is not None:
         consumer._committed_offset[PARTITION] = committed
@@ -362,3 +381,29 @@ def test_after_a_revocation_the_seek_takes_the_broker_s_committed_offset() -> No
     consumer = _Seeking(None, 6, None)
     asyncio.run(commit_guard.perform_seek(consumer))
     assert consumer._committed_offset[PARTITION] == 6
+
+
+def test_the_commit_waits_until_every_queued_changelog_record_reached_the_producer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    buffer = SlowBuffer(size=3, stuck_flushes=5)  # a broker away for five flushes, then back
+    seen_at_commit: list[int] = []
+
+    async def commit(
+        self: Any, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        seen_at_commit.append(self.app.producer.buffer.size)
+        return True
+
+    monkeypatch.setattr(Consumer, "_commit_offsets", commit)
+    commit_guard.install()
+    consumer = _consumer(committed=0, acked=[0, 1, 2], buffer=buffer)
+    assert asyncio.run(Consumer._commit_offsets(consumer, {PARTITION: 3})) is True
+    assert seen_at_commit == [0]
+    assert buffer.flushes == 8
+
+
+def test_a_stopping_producer_is_not_waited_for() -> None:
+    buffer = SlowBuffer(size=2, stuck_flushes=1_000_000, state="stopping")
+    asyncio.run(commit_guard.hand_over_changelogs(buffer))
+    assert buffer.flushes == 0 and buffer.size == 2
