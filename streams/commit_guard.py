@@ -12,10 +12,9 @@ committed offset goes back to what it was and the offsets of the failed commit a
 again, so the next commit covers them. Their effects were flushed before the commit was tried
 (faust flushes the producer first), so committing them later is safe.
 
-Before each commit the guard also waits until faust's producer buffer, where table writes queue
-their changelog records, is empty (``hand_over_changelogs``): faust's own flush gives up on it
-after 0.1 s without progress, so while the broker was away a commit could go ahead of changelog
-records of the events it committed.
+faust's flush of its producer buffer (where table writes queue their changelog records) gave up
+after 0.1 s without progress, e.g. while the broker was away; ``flush_fully`` replaces it, so an
+offset commit and a rebalance's table recovery wait until those records reached the producer.
 
 Gaps. faust takes the offsets between the last record it delivered (its read offset) and a record
 further on as a gap: offsets with no record (transaction markers), acknowledged as if processed.
@@ -44,6 +43,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from faust.transport.consumer import Consumer, ensure_TP
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
 from streams.diagnostics import describe_partition
@@ -228,12 +228,14 @@ async def perform_seek(self: Any) -> None:
 
 
 def install() -> None:
-    """Wrap faust's ``Consumer._commit_offsets``, ``_add_gap`` and ``perform_seek`` and replace
-    ``Consumer._new_offset``, once per process."""
+    """Wrap faust's ``Consumer._commit_offsets`` and ``_add_gap``, and replace
+    ``Consumer._new_offset``, ``Consumer.perform_seek`` and ``ProducerBuffer.flush``, once per
+    process."""
     Consumer._new_offset = next_commit_offset  # type: ignore[method-assign,assignment]
     if not getattr(Consumer._add_gap, _GUARDED, False):
         Consumer._add_gap = _true_gaps(Consumer._add_gap)  # type: ignore[method-assign,assignment]
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+    ProducerBuffer.flush = flush_fully  # type: ignore[method-assign]
     original: CommitOffsets = Consumer._commit_offsets
     if getattr(original, _GUARDED, False):
         return
@@ -243,7 +245,6 @@ def install() -> None:
         self: Any, offsets: Mapping[TP, int], start_new_transaction: bool = True
     ) -> bool:
         before = {tp: self._committed_offset.get(tp) for tp in offsets}
-        await hand_over_changelogs(self.app.producer.buffer)
         did_commit = await original(self, offsets, start_new_transaction=start_new_transaction)
         if not did_commit:
             restore_failed_commit(self, offsets, before)
@@ -253,26 +254,29 @@ def install() -> None:
     Consumer._commit_offsets = guarded  # type: ignore[method-assign]
 
 
-async def hand_over_changelogs(buffer: Any) -> None:
-    """Wait until faust's producer buffer is empty before an offset commit.
+async def flush_fully(self: Any) -> None:
+    """``ProducerBuffer.flush`` that returns only once the buffer is empty (or stopping).
 
-    A table write queues its changelog record in that buffer (``send_soon``), to be handed to
-    the Kafka producer by a background task. faust flushes the producer before committing, but
-    its buffer flush gives up after 0.1 s without progress (``ProducerBuffer.flush_atmost``), as
-    it does while the broker is away; the commit then went ahead with changelog records of
-    committed events still queued in this process. A kill -9 there loses them, and a table
-    rebuilt from its changelog (wiped disk, partition moved to another worker) would miss
-    changes whose source records are committed. Waiting here keeps the order: changelog
-    records handed over (and then delivered: faust flushes the Kafka producer next), then the
-    source offsets committed. A stopping producer is not waited for (nothing would drain it)."""
+    A table write queues its changelog record in faust's producer buffer (``send_soon``), to be
+    handed to the Kafka producer by a background task. faust's flush of that buffer gives up
+    after 0.1 s without progress (``ProducerBuffer.flush_atmost``), as it does while the broker
+    is away, and two callers relied on it:
+    - the flush before an offset commit: the commit went ahead of changelog records of events
+      it committed; a kill -9 then, and a table rebuilt from its changelog (wiped disk,
+      partition moved) would miss changes whose source records are committed;
+    - the flush when partitions are revoked: the recovery that follows the rebalance reads each
+      changelog from the table's persisted offset and writes those records into RocksDB, over
+      rows that were newer (their records still queued), so a row went back in time locally
+      while its changelog moved on: a lost update, made permanent by the next write of the row.
+    A stopping buffer is not waited for: nothing would drain it any more."""
     waits = 0
-    while buffer.size and buffer.state == "running":
-        await buffer.flush()
+    while self.size and self.state == "running":
+        await self.flush_atmost(None)
         waits += 1
         if waits % 100 == 0:  # about every 10 s of a buffer that does not drain
             log.warning(
-                "offset commit waiting for %d changelog record(s) to reach the producer",
-                buffer.size,
+                "producer flush waiting for %d changelog record(s) to reach the producer",
+                self.size,
             )
 
 

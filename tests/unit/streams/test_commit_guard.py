@@ -30,7 +30,8 @@ class SlowBuffer:
         self.state = state
         self.flushes = 0
 
-    async def flush(self) -> None:
+    async def flush_atmost(self, max_messages: int | None) -> None:
+        assert max_messages is None
         self.flushes += 1
         if self.stuck_flushes:
             self.stuck_flushes -= 1
@@ -38,12 +39,11 @@ class SlowBuffer:
             self.size -= 1
 
 
-def _consumer(committed: int | None, acked: list[int], buffer: Any = None) -> Any:
+def _consumer(committed: int | None, acked: list[int]) -> Any:
     consumer = SimpleNamespace(
         _committed_offset=defaultdict(lambda: None),
         _acked=defaultdict(list),
         _acked_index=defaultdict(set),
-        app=SimpleNamespace(producer=SimpleNamespace(buffer=buffer or SlowBuffer(0))),
     )
     if committed is not None:
         consumer._committed_offset[PARTITION] = committed
@@ -383,27 +383,21 @@ def test_after_a_revocation_the_seek_takes_the_broker_s_committed_offset() -> No
     assert consumer._committed_offset[PARTITION] == 6
 
 
-def test_the_commit_waits_until_every_queued_changelog_record_reached_the_producer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_flush_returns_once_every_queued_changelog_record_reached_the_producer() -> None:
     buffer = SlowBuffer(size=3, stuck_flushes=5)  # a broker away for five flushes, then back
-    seen_at_commit: list[int] = []
-
-    async def commit(
-        self: Any, offsets: Mapping[TP, int], start_new_transaction: bool = True
-    ) -> bool:
-        seen_at_commit.append(self.app.producer.buffer.size)
-        return True
-
-    monkeypatch.setattr(Consumer, "_commit_offsets", commit)
-    commit_guard.install()
-    consumer = _consumer(committed=0, acked=[0, 1, 2], buffer=buffer)
-    assert asyncio.run(Consumer._commit_offsets(consumer, {PARTITION: 3})) is True
-    assert seen_at_commit == [0]
+    asyncio.run(commit_guard.flush_fully(buffer))
+    assert buffer.size == 0
     assert buffer.flushes == 8
 
 
 def test_a_stopping_producer_is_not_waited_for() -> None:
     buffer = SlowBuffer(size=2, stuck_flushes=1_000_000, state="stopping")
-    asyncio.run(commit_guard.hand_over_changelogs(buffer))
+    asyncio.run(commit_guard.flush_fully(buffer))
     assert buffer.flushes == 0 and buffer.size == 2
+
+
+def test_install_puts_the_full_flush_in_place_of_fausts() -> None:
+    from faust.transport.producer import ProducerBuffer
+
+    commit_guard.install()
+    assert ProducerBuffer.flush is commit_guard.flush_fully
