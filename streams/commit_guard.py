@@ -264,10 +264,10 @@ async def flush_fully(self: Any) -> None:
     - the flush before an offset commit: the commit went ahead of changelog records of events
       it committed; a kill -9 then, and a table rebuilt from its changelog (wiped disk,
       partition moved) would miss changes whose source records are committed;
-    - the flush when partitions are revoked: the recovery that follows the rebalance reads each
-      changelog from the table's persisted offset and writes those records into RocksDB, over
-      rows that were newer (their records still queued), so a row went back in time locally
-      while its changelog moved on: a lost update, made permanent by the next write of the row.
+    - the flush when partitions are revoked: the worker that gets a partition next rebuilds its
+      table rows by reading the changelog up to its end at that moment; records still queued
+      in the previous owner's buffer arrive after that read, so the new owner's table missed
+      changes whose source records the previous owner had committed: a lost update.
     A stopping buffer is not waited for: nothing would drain it any more."""
     waits = 0
     while self.size and self.state == "running":
