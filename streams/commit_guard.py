@@ -14,7 +14,8 @@ again, so the next commit covers them. Their effects were flushed before the com
 
 faust's flush of its producer buffer (where table writes queue their changelog records) gave up
 after 0.1 s without progress, e.g. while the broker was away; ``flush_fully`` replaces it, so an
-offset commit and a rebalance's table recovery wait until those records reached the producer.
+offset commit, and the hand-over of revoked partitions, wait until those records reached the
+producer.
 
 Gaps. faust takes the offsets between the last record it delivered (its read offset) and a record
 further on as a gap: offsets with no record (transaction markers), acknowledged as if processed.
@@ -273,7 +274,7 @@ async def flush_fully(self: Any) -> None:
     while self.size and self.state == "running":
         await self.flush_atmost(None)
         waits += 1
-        if waits % 100 == 0:  # about every 10 s of a buffer that does not drain
+        if waits % 100 == 0:  # every 10 s or more while the buffer does not drain
             log.warning(
                 "producer flush waiting for %d changelog record(s) to reach the producer",
                 self.size,
