@@ -45,8 +45,7 @@ from typing import Any
 
 import fastavro
 import rocksdict
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
+from kafka import KafkaProducer
 
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoded, Decoder, Encoder
@@ -69,6 +68,7 @@ from tests.integration.ledger_helpers import (
     integrity_report,
     metric_by_label,
     metric_total,
+    read_named_topic,
     read_topic,
     source_position,
     wait_for,
@@ -544,7 +544,7 @@ class FaultRun:
             wanted = key.encode()
             lines.append(f"  {kind} {key} (table {table}):")
             deltas = self.deployment.topic(f"fin.internal.deltas.{table}")
-            for record in read_raw(self.infra.bootstrap, deltas):
+            for record in read_named_topic(self.infra.bootstrap, deltas):
                 if record.key == wanted:
                     done = committed.get((deltas, record.partition))
                     lines.append(
@@ -553,7 +553,7 @@ class FaultRun:
                     )
             # The workers share one app id, hence one changelog per table.
             changelog = f"{self.deployment.env()['FIN_APP_ID']}-{table}-changelog"
-            for record in read_raw(self.infra.bootstrap, changelog):
+            for record in read_named_topic(self.infra.bootstrap, changelog):
                 if record.key == wanted:
                     lines.append(
                         f"    {changelog}[{record.partition}]@{record.offset}: "
@@ -727,29 +727,6 @@ def _letters(letters: Counter[tuple[bytes | None, bytes | None, str]]) -> list[s
 
 
 ROW_TABLES = {"budget": "budgets", "customer": "customers", "vendor": "vendors"}
-
-
-def read_raw(bootstrap: str, topic: str) -> list[ConsumerRecord]:
-    """Every record of a topic by its full name (changelogs carry the app id, not the prefix)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        numbers = consumer.partitions_for_topic(topic) or set()
-        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + 30
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                break
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def on_disk(path: Path, key: bytes) -> str:

@@ -525,18 +525,26 @@ def read_topic(
     cluster: Cluster, contract_topic: str, timeout_s: float = 60
 ) -> list[ConsumerRecord]:
     """Every record of a topic, from the beginning up to the end offsets of now."""
-    partitions = cluster.partitions(contract_topic)
-    consumer = KafkaConsumer(
-        bootstrap_servers=cluster.deployment.infra.bootstrap, enable_auto_commit=False
+    return read_named_topic(
+        cluster.deployment.infra.bootstrap, cluster.deployment.topic(contract_topic), timeout_s
     )
+
+
+def read_named_topic(bootstrap: str, topic: str, timeout_s: float = 60) -> list[ConsumerRecord]:
+    """``read_topic`` by the topic's full name (a changelog's carries the app id, not the
+    deployment's prefix)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
+        numbers = consumer.partitions_for_topic(topic)
+        assert numbers, f"topic {topic} has no partitions"
+        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         records: list[ConsumerRecord] = []
         deadline = time.monotonic() + timeout_s
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            assert time.monotonic() < deadline, f"reading {contract_topic} took over {timeout_s}s"
+            assert time.monotonic() < deadline, f"reading {topic} took over {timeout_s}s"
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
         return records
