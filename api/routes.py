@@ -74,7 +74,7 @@ from schemas.catalog import SchemaCatalog
 from schemas.registry import RegistryClient
 from settings import COMMANDS_TOPIC, DELTA_TABLES, LEDGER_TOPIC
 from streams.admin import group_committed_offsets
-from streams.commit_guard import CommitWatch, adopt_broker_offsets
+from streams.commit_guard import CommitWatch, adopt_broker_offsets, holes_at_head, reread_holes
 from streams.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -552,6 +552,9 @@ def register_routes(
                 healed = adopt_broker_offsets(app.consumer, [tp for tp, _ in stalled], broker)
                 for change in healed:
                     log.warning("committed offset taken from the broker: %s", change)
+            holes = holes_at_head(app.consumer, [tp for tp, _ in stalled])
+            for change in await reread_holes(app.consumer, holes):
+                log.warning("re-reading a partition with unacknowledged records: %s", change)
         try:
             sampled = await sample_lag(hub)
         except Exception:

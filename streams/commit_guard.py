@@ -33,7 +33,10 @@ on the set of offsets.
 ``CommitWatch`` and ``adopt_broker_offsets`` (run by the lag sampler every 5 s) report a partition
 whose committed offset stops moving and take the broker's committed offset when faust's own fell
 behind it. The one known cause, a seek racing an in-flight commit, is now prevented in
-``perform_seek``; they stay as a safety net that says so in the log.
+``perform_seek``; they stay as a safety net that says so in the log. ``holes_at_head`` and
+``reread_holes`` (same place) read a partition again from its committed offset when its
+acknowledged offsets start past records never acknowledged (seen once after a kill -9 restart,
+cause not found; the re-read cannot skip anything).
 """
 
 from __future__ import annotations
@@ -349,3 +352,40 @@ def adopt_broker_offsets(
             consumer._committed_offset[tp] = broker
             healed.append(f"{tp.topic}[{tp.partition}] {ours} -> {broker}")
     return healed
+
+
+def holes_at_head(consumer: Any, stalled: list[TP]) -> dict[TP, tuple[int, int]]:
+    """Stalled partitions whose acknowledged offsets start past a hole: offsets from the
+    committed one on that were never acknowledged, while records after them were.
+
+    An agent processes a partition's records in order, one at a time, so a record still in
+    flight has nothing acknowledged after it; a hole means its records never reached the agent
+    in this process (seen once after a kill -9 restart, where faust's fetcher starts before its
+    seek). Nothing would ever fill it, and the partition would never commit again."""
+    holes: dict[TP, tuple[int, int]] = {}
+    for tp in stalled:
+        acked = consumer._acked.get(tp) or []
+        committed = consumer._committed_offset.get(tp)
+        if committed is None or not acked:
+            continue
+        first = min(acked)
+        if first > committed + 1:  # faust tolerates one slot (a transaction marker)
+            holes[tp] = (committed, first - 1)
+    return holes
+
+
+async def reread_holes(consumer: Any, holes: Mapping[TP, tuple[int, int]]) -> list[str]:
+    """Seek each partition with a hole back to its committed offset: the records of the hole are
+    delivered again, and so are those after it, whose replays are recognised (the ``processed``
+    table, the delta position guards, the stats watermark) and whose offsets are already
+    acknowledged. Nothing is skipped; the cost is reading a partition's tail twice."""
+    done: list[str] = []
+    for tp, (start, end) in holes.items():
+        # If the hole's offsets are in faust's index of acknowledged offsets although not in
+        # its list, faust would ignore their acknowledgements again: take them out first.
+        consumer._acked_index[tp].difference_update(range(start, end + 1))
+        await consumer.seek(tp, start)
+        done.append(
+            f"{tp.topic}[{tp.partition}] from {start} (offsets {start}..{end} never acknowledged)"
+        )
+    return done

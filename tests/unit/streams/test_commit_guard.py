@@ -401,3 +401,31 @@ def test_install_puts_the_full_flush_in_place_of_fausts() -> None:
 
     commit_guard.install()
     assert ProducerBuffer.flush is commit_guard.flush_fully
+
+
+def test_a_hole_at_the_head_of_the_acknowledged_offsets_is_found() -> None:
+    consumer = _consumer(committed=37, acked=list(range(39, 157)))
+    other = TP("fin.events.by-id", 3)
+    consumer._committed_offset[other] = 51
+    consumer._acked[other].extend([51, 52, 53])  # in order: no hole, just not committed yet
+    marker = TP("fin.events.by-id", 0)
+    consumer._committed_offset[marker] = 10
+    consumer._acked[marker].extend([11, 12])  # one slot, as faust tolerates (a marker)
+    holes = commit_guard.holes_at_head(consumer, [PARTITION, other, marker])
+    assert holes == {PARTITION: (37, 38)}
+
+
+def test_a_hole_is_read_again_from_the_committed_offset_and_its_acks_are_taken() -> None:
+    consumer = _consumer(committed=37, acked=list(range(39, 157)))
+    consumer._acked_index[PARTITION].add(38)  # the inconsistent state an ack would trip on
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer.seek = seek
+    done = asyncio.run(commit_guard.reread_holes(consumer, {PARTITION: (37, 38)}))
+    assert seeks == [(PARTITION, 37)]
+    assert 38 not in consumer._acked_index[PARTITION]
+    assert consumer._acked_index[PARTITION] >= set(range(39, 157))
+    assert done and "37..38" in done[0]
