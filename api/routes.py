@@ -553,8 +553,11 @@ def register_routes(
                 for change in healed:
                     log.warning("committed offset taken from the broker: %s", change)
             holes = holes_at_head(app.consumer, [tp for tp, _ in stalled])
-            for change in await reread_holes(app.consumer, holes):
-                log.warning("re-reading a partition with unacknowledged records: %s", change)
+            try:
+                for change in await reread_holes(app.consumer, holes):
+                    log.warning("re-reading a partition with unacknowledged records: %s", change)
+            except Exception:  # e.g. the partition was revoked meanwhile; the watch runs again
+                log.exception("re-reading %s failed", sorted(holes))
         try:
             sampled = await sample_lag(hub)
         except Exception:
