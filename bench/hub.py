@@ -241,6 +241,7 @@ def drain(
         if counts.get("events_in") != n or counts.get("postings") != n:
             problems.append(f"integrity counts {counts}, expected {n} in and posted")
         entries = ctx.kafka.count(prefix + LEDGER_TOPIC)
+        written = records_written(ctx, deployment, prefix)
         if entries != dataset.entries:
             problems.append(f"{entries} records on the ledger topic, expected {dataset.entries}")
         result = DrainResult(
@@ -259,8 +260,8 @@ def drain(
                 "process_cpu_total_s": round(cpu_end, 2),
                 "cpu_busy_share": round((cpu_end - cpu_start) / max(1e-9, last - first), 3),
                 "ledger_entries": entries,
-                "changelog_records": sum(ctx.kafka.count(t) for t in deployment.changelogs()),
-                "records_written": records_written(ctx, deployment, prefix),
+                "changelog_records": written["changelogs"],
+                "records_written": written,
                 "integrity_counts": counts,
             },
         )
