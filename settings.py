@@ -58,6 +58,7 @@ class Settings:
     standby_replicas: int = 0
     processing_guarantee: str = "at_least_once"
     log_level: str = "info"
+    delivery_audit: bool = False
     chart_path: Path = PROJECT_ROOT / "config" / "chart_of_accounts.toml"
     schema_dir: Path = PROJECT_ROOT / "schemas"
     registry_timeout_s: float = 5.0
@@ -90,6 +91,7 @@ class Settings:
             standby_replicas=_int(env, "FIN_STANDBY_REPLICAS", cls.standby_replicas),
             processing_guarantee=env.get("FIN_PROCESSING_GUARANTEE", cls.processing_guarantee),
             log_level=env.get("FIN_LOG_LEVEL", cls.log_level),
+            delivery_audit=env.get("FIN_DELIVERY_AUDIT", "0") == "1",
             chart_path=Path(env["FIN_CHART_PATH"]) if env.get("FIN_CHART_PATH") else cls.chart_path,
             registry_timeout_s=float(env.get("FIN_REGISTRY_TIMEOUT_S", cls.registry_timeout_s)),
         )

@@ -555,7 +555,13 @@ def register_routes(
             holes = holes_at_head(app.consumer, [tp for tp, _ in stalled])
             try:
                 for change in await reread_holes(app.consumer, holes):
-                    log.warning("re-reading a partition with unacknowledged records: %s", change)
+                    # Should not happen since keep_queued_records_on_resume; a delta re-read
+                    # after later ones were applied is refused by its table's position guard.
+                    log.error(
+                        "re-reading a partition with records never processed: %s; check "
+                        "GET /api/v1/fin/ledger/integrity",
+                        change,
+                    )
             except Exception:  # e.g. the partition was revoked meanwhile; the watch runs again
                 log.exception("re-reading %s failed", sorted(holes))
         try:

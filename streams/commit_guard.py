@@ -30,13 +30,26 @@ been delivered, ``_add_gap`` leaves those offsets (and the record's own offset, 
 includes) out of a gap, and ``next_commit_offset`` replaces ``_new_offset``, doing the same work
 on the set of offsets.
 
+Records dropped from the agents' queues. mode's ``FlowControlEvent.resume`` empties every queue
+made with ``clear_on_resume``, and faust makes every agent's input queue so. faust resumes flow
+right after its seek to the committed offsets (at every start and after every rebalance), while
+its fetcher has been delivering records all along: the records queued at that moment were
+delivered (faust's read offset is past them) but are never processed, and never acknowledged.
+That hole at the head of a partition stalled its commit when it was two records or more; when it
+was one, faust's one-slot rule (a transaction marker's slot, kept in ``next_commit_offset``)
+committed past it, and the record was lost: for a delta, a table row missed a change for good
+(the delta's position guard then refuses its replay). ``keep_queued_records_on_resume`` makes the
+resume leave the agents' queues alone (the changelog queue of table recovery is still emptied, as
+faust intends); records queued before a rebalance are still dropped, by faust's explicit clear
+when partitions are revoked and by the stream's generation check, and read again after the seek.
+
 ``CommitWatch`` and ``adopt_broker_offsets`` (run by the lag sampler every 5 s) report a partition
 whose committed offset stops moving and take the broker's committed offset when faust's own fell
 behind it. The one known cause, a seek racing an in-flight commit, is now prevented in
 ``perform_seek``; they stay as a safety net that says so in the log. ``holes_at_head`` and
 ``reread_holes`` (same place) read a partition again from its committed offset when its
-acknowledged offsets start past records never acknowledged (seen once after a kill -9 restart,
-cause not found; the re-read cannot skip anything).
+acknowledged offsets start past records never acknowledged (the resume above was the cause found;
+they stay as a net that logs an error).
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ from typing import Any
 from faust.transport.consumer import Consumer, ensure_TP
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP
+from mode.utils.queues import FlowControlEvent
 
 from streams.diagnostics import describe_partition
 
@@ -143,6 +157,16 @@ def next_commit_offset(consumer: Any, tp: TP) -> int | None:
     if not ordered or (committed and ordered[0] - committed > 1):
         acked[:] = ordered
         return None
+    if committed and ordered[0] == committed + 1:
+        # faust's rule for a transaction marker's slot. FIN's own topics have no markers under
+        # at_least_once, so there it means a record was never processed: say so.
+        log.info(
+            "partition %s[%d]: offset %d was never acknowledged; committing past it as a "
+            "transaction marker's slot",
+            tp.topic,
+            tp.partition,
+            committed,
+        )
     end = 0
     while end + 1 < len(ordered) and ordered[end + 1] == ordered[end] + 1:
         end += 1
@@ -284,6 +308,25 @@ async def flush_fully(self: Any) -> None:
             )
 
 
+def keep_queued_records_on_resume(
+    flow_control: FlowControlEvent, changelog_queue: Callable[[], Any]
+) -> None:
+    """Make ``flow_control.resume()`` leave the agents' queues alone.
+
+    mode's resume empties every queue that asked for it, and faust asks for it on every agent's
+    input queue; faust resumes right after seeking to the committed offsets, so records the
+    fetcher delivered meanwhile were dropped without being processed or acknowledged, and never
+    read again (see the module docstring). Only the changelog queue of table recovery is
+    emptied, as faust intends: recovery seeks its changelogs itself and re-reads them."""
+
+    def resume() -> None:
+        flow_control._suspend.clear()
+        flow_control._resume.set()
+        changelog_queue().clear()
+
+    flow_control.resume = resume  # type: ignore[method-assign]
+
+
 class CommitWatch:
     """Finds partitions whose offsets are acknowledged but not committed for a long time."""
 
@@ -360,8 +403,9 @@ def holes_at_head(consumer: Any, stalled: list[TP]) -> dict[TP, tuple[int, int]]
 
     An agent processes a partition's records in order, one at a time, so a record still in
     flight has nothing acknowledged after it; a hole means its records never reached the agent
-    in this process (seen once after a kill -9 restart, where faust's fetcher starts before its
-    seek). Nothing would ever fill it, and the partition would never commit again."""
+    in this process (the cause found: faust's resume emptied the agents' queues after its seek,
+    see ``keep_queued_records_on_resume``). Nothing would ever fill it, and the partition would
+    never commit again."""
     holes: dict[TP, tuple[int, int]] = {}
     for tp in stalled:
         acked = consumer._acked.get(tp) or []
@@ -378,7 +422,9 @@ async def reread_holes(consumer: Any, holes: Mapping[TP, tuple[int, int]]) -> li
     """Seek each partition with a hole back to its committed offset: the records of the hole are
     delivered again, and so are those after it, whose replays are recognised (the ``processed``
     table, the delta position guards, the stats watermark) and whose offsets are already
-    acknowledged. Nothing is skipped; the cost is reading a partition's tail twice."""
+    acknowledged. Right for postings (the ``processed`` table knows each event id); not for a
+    delta or a stats count older than one applied after the hole: its guard refuses it, which
+    is why the caller logs an error."""
     done: list[str] = []
     for tp, (start, end) in holes.items():
         # If the hole's offsets are in faust's index of acknowledged offsets although not in

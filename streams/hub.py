@@ -33,7 +33,7 @@ from settings import (
     Settings,
     delta_topic,
 )
-from streams import commit_guard, diagnostics
+from streams import commit_guard, delivery_audit, diagnostics
 from streams.deadletter import SourcePosition, processing_attempt
 from streams.effects import Send, StageResult
 from streams.metrics import Metrics
@@ -127,6 +127,12 @@ def build_hub(
         key_serializer="raw",
         value_serializer="raw",
     )
+    # faust's resume after its seek dropped records already delivered to the agents (a hole).
+    commit_guard.keep_queued_records_on_resume(
+        app.flow_control,
+        lambda: app.tables.changelog_queue,  # type: ignore[attr-defined]
+    )
+    delivery_audit.install(app, enabled=settings.delivery_audit)
 
     def raw_topic(name: str, *, internal: bool) -> TopicT:
         return app.topic(
@@ -179,6 +185,7 @@ def build_hub(
         event: EventT[Any]
         async for event in stream.events():
             message = event.message
+            delivery_audit.processed(message)
             contract = contract_topic_of[message.topic]
             started = time.perf_counter()
             position = SourcePosition(
@@ -252,6 +259,7 @@ def build_hub(
         event: EventT[Any]
         async for event in stream.events():
             message = event.message
+            delivery_audit.processed(message)
             started = time.perf_counter()
             assert message.key is not None and message.value is not None
             record = ByIdRecord(
@@ -299,6 +307,7 @@ def build_hub(
         # Journal entries keyed by entry id, so GET /ledger/entries/{id} can be routed.
         event: EventT[Any]
         async for event in stream.events():
+            delivery_audit.processed(event.message)
             entries[event.message.key] = event.message.value
 
     app.agent(topics[LEDGER_TOPIC], name="entries", concurrency=1)(entries_agent)

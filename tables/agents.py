@@ -21,6 +21,7 @@ from ledger.chart import ChartOfAccounts
 from ledger.reducers import PeriodRow, trial_balance
 from schemas.codec import Encoder
 from settings import DELTA_TABLES, Settings, delta_topic
+from streams import delivery_audit
 from streams.effects import Send
 from streams.metrics import Metrics
 from tables.state import TableApply
@@ -55,6 +56,7 @@ def register_table_agents(
             event: EventT[Any]
             async for event in stream.events():
                 message = event.message
+                delivery_audit.processed(message)
                 started = time.perf_counter()
                 assert message.value is not None, "deltas are never tombstones"
                 current = table.get(message.key)

@@ -14,6 +14,9 @@ checks the invariant of issue 6 against the independent reference ledger:
   a crash are allowed by design, but must be identical); the dead-letter topic holds exactly
   the expected dead letters, one per source position (a re-emitted copy names the same one);
 * no change is applied twice to any table (the tables equal the reference);
+* every record faust delivers reaches its agent: the workers run with the delivery audit
+  (``FIN_DELIVERY_AUDIT=1``) and no worker log may show an agent skipping offsets of a
+  partition it kept (``AUDIT processing jump``), even where replays hid the loss from the books;
 * no process needs a human: a worker the test kills is restarted as a supervisor would, and a
   worker that exits on its own is restarted by a supervisor thread and reported.
 
@@ -83,6 +86,7 @@ WORKER_ENV = {
     "BROKER_SESSION_TIMEOUT": "6",
     "BROKER_HEARTBEAT_INTERVAL": "1",
     "FIN_LOG_LEVEL": "info",
+    "FIN_DELIVERY_AUDIT": "1",
 }
 SETTLE_TIMEOUT_S = 75.0
 # A worker that exits by itself more often than this is crash-looping: a human would be needed.
@@ -500,6 +504,11 @@ class FaultRun:
                 self.log(self.explain_rows(list(differences)[:5]))
             except Exception as exc:  # the differences below are the finding, not this
                 self.log(f"explaining the differing rows failed: {exc!r}")
+        skips = self.skipped_deliveries()
+        assert not skips, (
+            f"{len(skips)} time(s) an agent skipped records faust had delivered (first 10): "
+            f"{skips[:10]}"
+        )
         assert not differences, (
             f"{len(differences)} book row(s) differ from the reference ledger "
             f"(first 10): {list(differences.items())[:10]}"
@@ -526,6 +535,16 @@ class FaultRun:
             f"{len(f.unexpected_exits)} unexpected exit(s)"
         )
         return f
+
+    def skipped_deliveries(self) -> list[str]:
+        """The delivery audit's ``AUDIT processing jump`` lines of every worker's log."""
+        return [
+            line.strip()
+            for worker in self.workers
+            if worker.log_path.exists()
+            for line in worker.log_path.read_text(errors="replace").splitlines()
+            if "AUDIT processing jump" in line
+        ]
 
     def explain_rows(self, keys: Sequence[tuple[str, Any]]) -> str:
         """Where each wrong book row's changes went, to tell a lost write from a lost read:

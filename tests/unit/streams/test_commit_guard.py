@@ -429,3 +429,53 @@ def test_a_hole_is_read_again_from_the_committed_offset_and_its_acks_are_taken()
     assert 38 not in consumer._acked_index[PARTITION]
     assert consumer._acked_index[PARTITION] >= set(range(39, 157))
     assert done and "37..38" in done[0]
+
+
+def _flow_with_queues() -> tuple[Any, Any, Any]:
+    from mode.utils.queues import FlowControlEvent, ThrowableQueue
+
+    flow = FlowControlEvent()  # suspended, as faust's is at start
+    # The queue class and flag faust gives every agent's input channel and the changelog queue.
+    agent_queue: ThrowableQueue[int] = ThrowableQueue(flow_control=flow, clear_on_resume=True)
+    changelog_queue: ThrowableQueue[int] = ThrowableQueue(flow_control=flow, clear_on_resume=True)
+    return flow, agent_queue, changelog_queue
+
+
+def test_mode_s_own_resume_drops_the_records_queued_for_the_agents() -> None:
+    """The faulty behaviour the replacement exists for (if mode stops doing this, the
+    replacement can go)."""
+    flow, agent_queue, _ = _flow_with_queues()
+    agent_queue.put_nowait(60)
+    flow.resume()
+    assert agent_queue.empty()
+
+
+def test_after_the_replacement_a_resume_keeps_the_agents_records_and_resumes_flow() -> None:
+    flow, agent_queue, changelog_queue = _flow_with_queues()
+    commit_guard.keep_queued_records_on_resume(flow, lambda: changelog_queue)
+    agent_queue.put_nowait(60)
+    agent_queue.put_nowait(61)
+    changelog_queue.put_nowait(7)
+
+    flow.resume()
+
+    assert flow.is_active()
+    assert [agent_queue.get_nowait(), agent_queue.get_nowait()] == [60, 61]
+    assert changelog_queue.empty(), "table recovery's queue is still emptied, as faust intends"
+
+    async def acquire() -> None:
+        await asyncio.wait_for(flow.acquire(), timeout=1)
+
+    asyncio.run(acquire())  # a resumed flow lets producers in at once
+
+
+def test_after_the_replacement_suspend_and_an_explicit_clear_still_work() -> None:
+    """faust empties the queues itself when partitions are revoked; that stays."""
+    flow, agent_queue, changelog_queue = _flow_with_queues()
+    commit_guard.keep_queued_records_on_resume(flow, lambda: changelog_queue)
+    flow.resume()
+    agent_queue.put_nowait(1)
+    flow.suspend()
+    assert not flow.is_active()
+    flow.clear()
+    assert agent_queue.empty()
