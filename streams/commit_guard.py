@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from faust.transport.consumer import Consumer, ensure_TP
@@ -68,6 +68,9 @@ from streams.diagnostics import describe_partition
 
 log = logging.getLogger(__name__)
 
+MARKER_FREE_TOPICS: set[str] = set()
+"""Topics with no transaction markers (FIN's own, written without transactions under
+at_least_once; filled by ``declare_marker_free``): faust's one-slot rule never applies there."""
 CommitOffsets = Callable[..., Awaitable[bool]]
 COMMIT_STALL_S = 20.0
 """A partition whose committed offset has not moved for this long while records were
@@ -103,6 +106,17 @@ def restore_failed_commit(
         )
 
 
+def declare_marker_free(topics: Iterable[str]) -> None:
+    """Topics FIN writes without transactions: an unacknowledged offset there is a record."""
+    MARKER_FREE_TOPICS.update(topics)
+
+
+def _slot(tp: TP) -> int:
+    """How many unacknowledged offsets right at the committed one faust's rule takes for a
+    transaction marker: one, except on a topic known to have none."""
+    return 0 if tp.topic in MARKER_FREE_TOPICS else 1
+
+
 def next_commit_offset(consumer: Any, tp: TP) -> int | None:
     """The offset to commit for ``tp`` (one past the first run of consecutive acknowledged
     offsets), consuming that run; None when nothing can be committed.
@@ -111,7 +125,9 @@ def next_commit_offset(consumer: Any, tp: TP) -> int | None:
     covered by a gap (offsets the fetcher skipped), counts once; offsets below the committed
     offset are already committed and dropped. Otherwise faust's rules: gaps up to the highest
     acknowledged offset count as acknowledged, and the run may start one past the committed
-    offset (a transaction marker's slot)."""
+    offset (a transaction marker's slot) — except on a topic with no markers
+    (``MARKER_FREE_TOPICS``), where that offset is a record never processed: nothing is
+    committed and the stall watch reads the partition again (``holes_at_head``)."""
     acked: list[int] = consumer._acked[tp]
     if not acked:
         return None
@@ -154,12 +170,11 @@ def next_commit_offset(consumer: Any, tp: TP) -> int | None:
             repeated,
         )
     ordered = sorted(offsets)
-    if not ordered or (committed and ordered[0] - committed > 1):
+    if not ordered or (committed and ordered[0] - committed > _slot(tp)):
         acked[:] = ordered
         return None
     if committed and ordered[0] == committed + 1:
-        # faust's rule for a transaction marker's slot. FIN's own topics have no markers under
-        # at_least_once, so there it means a record was never processed: say so.
+        # faust's rule for a transaction marker's slot (an upstream writing transactions).
         log.info(
             "partition %s[%d]: offset %d was never acknowledged; committing past it as a "
             "transaction marker's slot",
@@ -413,7 +428,7 @@ def holes_at_head(consumer: Any, stalled: list[TP]) -> dict[TP, tuple[int, int]]
         if committed is None or not acked:
             continue
         first = min(acked)
-        if first > committed + 1:  # faust tolerates one slot (a transaction marker)
+        if first > committed + _slot(tp):  # faust's one slot for a transaction marker
             holes[tp] = (committed, first - 1)
     return holes
 

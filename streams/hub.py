@@ -157,6 +157,12 @@ def build_hub(
     for table in DELTA_TABLES:
         topics[delta_topic(table)] = raw_topic(delta_topic(table), internal=True)
     contract_topic_of = {settings.topic(name): name for name in topics}
+    if settings.processing_guarantee == "at_least_once":
+        # FIN writes these without transactions: an offset never acknowledged is a record.
+        commit_guard.declare_marker_free(
+            settings.topic(name)
+            for name in (BY_EVENT_ID_TOPIC, LEDGER_TOPIC, *map(delta_topic, DELTA_TABLES))
+        )
 
     tables = declare_tables(app, settings)
     hub = Hub(

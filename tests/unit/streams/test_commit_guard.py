@@ -479,3 +479,30 @@ def test_after_the_replacement_suspend_and_an_explicit_clear_still_work() -> Non
     assert not flow.is_active()
     flow.clear()
     assert agent_queue.empty()
+
+
+def test_faust_s_marker_slot_is_committed_past_on_a_topic_that_may_have_markers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consumer = _acked(10, [11, 12])
+    with caplog.at_level("INFO"):
+        assert commit_guard.next_commit_offset(consumer, PARTITION) == 13
+    assert "offset 10 was never acknowledged" in caplog.text
+
+
+def test_on_a_topic_without_markers_an_unacknowledged_offset_is_never_committed_past(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(commit_guard, "MARKER_FREE_TOPICS", {PARTITION.topic})
+    consumer = _acked(10, [11, 12])
+    assert commit_guard.next_commit_offset(consumer, PARTITION) is None
+    assert consumer._acked[PARTITION] == [11, 12], "kept for when the hole is read again"
+    assert commit_guard.holes_at_head(consumer, [PARTITION]) == {PARTITION: (10, 10)}
+    consumer._acked[PARTITION].insert(0, 10)  # the re-read record, processed at last
+    assert commit_guard.next_commit_offset(consumer, PARTITION) == 13
+
+
+def test_declared_topics_are_the_marker_free_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commit_guard, "MARKER_FREE_TOPICS", set())
+    commit_guard.declare_marker_free(["t.fin.internal.by-event-id"])
+    assert {"t.fin.internal.by-event-id"} == commit_guard.MARKER_FREE_TOPICS
