@@ -3,7 +3,8 @@
 Logs, at WARNING with the prefix ``AUDIT``, every irregular step of a partition's records on
 their way from the Kafka client to the agents: records a fetch returned that faust did not pass
 on, deliveries that jump over offsets or go back, the read offsets a seek changed, records
-dropped from a queue, records acknowledged without an agent having processed them, and an agent
+dropped from a queue, records acknowledged through ``Consumer.ack`` without an agent having
+processed them (faust's compiled stream path acknowledges inline, so not those), and an agent
 skipping offsets of a partition it kept (``AUDIT processing jump``: FIN's topics have no
 transaction markers under at_least_once, so that is a lost record; the fault suite fails on it).
 Off by default: it costs a dictionary look-up per record and logs many lines on every restart.
@@ -20,6 +21,8 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.types import TP, Message
 from mode.utils.queues import ThrowableQueue
+
+from streams.commit_guard import delivered_before_seek
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +127,13 @@ def install(app: Any, *, enabled: bool) -> None:
 
     @functools.wraps(perform_seek)
     async def audited_seek(self: Any) -> None:
-        before = dict(self._read_offset)
         await perform_seek(self)
+        # How far each partition had been delivered when the seek set its read offset back.
         changes = [
-            f"{_tp_name(tp)} {before.get(tp)}->{offset}"
-            for tp, offset in sorted(self._read_offset.items())
-            if before.get(tp) != offset
+            f"{_tp_name(tp)} delivered to {offset}, read offset now {self._read_offset.get(tp)}"
+            for tp, offset in sorted(delivered_before_seek(self).items())
         ]
-        log.warning("AUDIT seek done, read offsets changed: %s", ", ".join(changes) or "none")
+        log.warning("AUDIT seek done: %s", ", ".join(changes) or "nothing delivered before it")
 
     Consumer.perform_seek = audited_seek  # type: ignore[method-assign]
 
