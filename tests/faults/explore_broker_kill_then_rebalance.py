@@ -4,8 +4,10 @@ broker kill -9 scenario followed, right after the broker is back, by a rebalance
 In the suite's broker scenario the consumer group usually survives the restart; the one run that
 ended with a wrong book row (2026-11-25, issue 6) had a rejoin whose revocation met a commit
 blocked during the outage. Here the rejoin is forced: the worker is frozen (SIGSTOP) past its
-6 s session timeout once the broker is back, so the broker drops it and it must rejoin. Run it
-explicitly, in a loop, to hunt that defect:
+6 s session timeout once the broker is back, so the broker drops it and it must rejoin. On the
+code of that day this path dropped delivered records at the resume after the rejoin's seek (seen
+with the delivery audit on 2026-12-02; fixed by ``commit_guard.keep_queued_records_on_resume``),
+the likely cause of that row. Run it explicitly, in a loop, to check:
 
     for i in $(seq 10); do .venv/bin/python -m pytest -p no:cacheprovider -m faults \\
         tests/faults/explore_broker_kill_then_rebalance.py -q; done

@@ -421,10 +421,7 @@ class Cluster:
         self._admin.close()
 
     def partitions(self, contract_topic: str) -> list[TopicPartition]:
-        topic = self.deployment.topic(contract_topic)
-        numbers = self._consumer.partitions_for_topic(topic)
-        assert numbers, f"topic {topic} has no partitions"
-        return [TopicPartition(topic, number) for number in sorted(numbers)]
+        return topic_partitions(self._consumer, self.deployment.topic(contract_topic))
 
     def end_offsets(self, contract_topics: Iterable[str]) -> dict[TopicPartition, int]:
         partitions = [tp for topic in contract_topics for tp in self.partitions(topic)]
@@ -530,14 +527,19 @@ def read_topic(
     )
 
 
+def topic_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic`` (by its full name), in order."""
+    numbers = consumer.partitions_for_topic(topic)
+    assert numbers, f"topic {topic} has no partitions"
+    return [TopicPartition(topic, number) for number in sorted(numbers)]
+
+
 def read_named_topic(bootstrap: str, topic: str, timeout_s: float = 60) -> list[ConsumerRecord]:
     """``read_topic`` by the topic's full name (a changelog's carries the app id, not the
     deployment's prefix)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        numbers = consumer.partitions_for_topic(topic)
-        assert numbers, f"topic {topic} has no partitions"
-        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
+        partitions = topic_partitions(consumer, topic)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
