@@ -14,6 +14,11 @@ from pathlib import Path
 from errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent
+# Written by `ops/registry.sh start` (`make up`): the base URL of the registry it started, used
+# when FIN_SCHEMA_REGISTRY_URL is unset, so `make up` then `python app.py worker` just works.
+REGISTRY_URL_FILE = PROJECT_ROOT / ".state" / "registry" / "url"
+# Host headers a worker answers when FIN_ALLOWED_HOSTS is unset (any port), besides FIN_WEB_HOST.
+DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 
 SOURCE_TOPICS: tuple[str, ...] = (
     "hr.events",
@@ -63,6 +68,11 @@ class Settings:
     schema_dir: Path = PROJECT_ROOT / "schemas"
     registry_timeout_s: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Without a write key, commands are refused unless this opens them (demos only).
+    api_insecure_writes: bool = False
+    # Host names (no port) requests may name in their Host header; None: DEFAULT_ALLOWED_HOSTS.
+    # FIN_WEB_HOST is always allowed (workers forward reads to each other by it); "*": any host.
+    allowed_hosts: tuple[str, ...] | None = None
 
     def topic(self, name: str) -> str:
         """The real name of a contract topic (tests isolate themselves with a prefix)."""
@@ -72,14 +82,29 @@ class Settings:
     def web_url(self) -> str:
         return f"http://{self.web_host}:{self.web_port}"
 
+    @property
+    def host_allow_list(self) -> frozenset[str]:
+        """The host names (lower case, IPv6 without brackets) a Host header may name."""
+        listed = DEFAULT_ALLOWED_HOSTS if self.allowed_hosts is None else self.allowed_hosts
+        return frozenset({*(_host_name(host) for host in listed), _host_name(self.web_host)})
+
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        registry_url_file: Path | None = REGISTRY_URL_FILE,
+    ) -> Settings:
+        """``registry_url_file``: where ``ops/registry.sh`` wrote the URL of the registry it
+        started; read only when FIN_SCHEMA_REGISTRY_URL is unset (None: never read)."""
         env = os.environ if environ is None else environ
         read_key = env.get("FIN_API_KEY") or None
         write_key = env.get("FIN_API_WRITE_KEY") or read_key
         settings = cls(
             kafka_bootstrap=env.get("FIN_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
-            schema_registry_url=env.get("FIN_SCHEMA_REGISTRY_URL", cls.schema_registry_url),
+            schema_registry_url=env.get("FIN_SCHEMA_REGISTRY_URL")
+            or _registry_url_from(registry_url_file)
+            or cls.schema_registry_url,
             web_host=env.get("FIN_WEB_HOST", cls.web_host),
             web_port=_int(env, "FIN_WEB_PORT", cls.web_port),
             data_dir=Path(env["FIN_DATA_DIR"]) if env.get("FIN_DATA_DIR") else cls.data_dir,
@@ -94,6 +119,8 @@ class Settings:
             delivery_audit=env.get("FIN_DELIVERY_AUDIT", "0") == "1",
             chart_path=Path(env["FIN_CHART_PATH"]) if env.get("FIN_CHART_PATH") else cls.chart_path,
             registry_timeout_s=float(env.get("FIN_REGISTRY_TIMEOUT_S", cls.registry_timeout_s)),
+            api_insecure_writes=_flag(env, "FIN_API_INSECURE_WRITES"),
+            allowed_hosts=_allowed_hosts(env.get("FIN_ALLOWED_HOSTS", "")),
         )
         settings.check()
         return settings
@@ -120,3 +147,44 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "")
+    if raw in ("", "0"):
+        return False
+    if raw == "1":
+        return True
+    raise ConfigurationError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def _registry_url_from(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        url = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return url or None
+
+
+def _host_name(host: str) -> str:
+    name = host.strip().lower().rstrip(".")
+    return name[1:-1] if name.startswith("[") and name.endswith("]") else name
+
+
+def _allowed_hosts(raw: str) -> tuple[str, ...] | None:
+    """FIN_ALLOWED_HOSTS: comma-separated host names, without scheme or port; unset: None."""
+    hosts = []
+    for entry in raw.split(","):
+        name = _host_name(entry)
+        if not name:
+            continue
+        bare_ipv6 = name.count(":") > 1
+        if "/" in name or (":" in name and not bare_ipv6) or name.startswith("["):
+            raise ConfigurationError(
+                "FIN_ALLOWED_HOSTS takes host names without scheme or port (any port is "
+                f"allowed), e.g. fin.example.com,worker-1; got {entry.strip()!r}"
+            )
+        hosts.append(name)
+    return tuple(hosts) if hosts else None

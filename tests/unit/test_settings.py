@@ -1,0 +1,83 @@
+"""Settings from the environment: the registry URL `make up` wrote, write safety, allowed hosts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from errors import ConfigurationError
+from settings import Settings
+
+APICURIO = "http://127.0.0.1:8081/apis/ccompat/v7"
+
+
+def url_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "registry" / "url"
+    path.parent.mkdir()
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_without_fin_schema_registry_url_the_url_make_up_wrote_is_used(tmp_path: Path) -> None:
+    settings = Settings.from_env({}, registry_url_file=url_file(tmp_path, APICURIO + "\n"))
+
+    assert settings.schema_registry_url == APICURIO
+
+
+def test_an_explicit_fin_schema_registry_url_wins_over_the_file(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"FIN_SCHEMA_REGISTRY_URL": "http://registry:8080/apis/ccompat/v7"},
+        registry_url_file=url_file(tmp_path, APICURIO),
+    )
+
+    assert settings.schema_registry_url == "http://registry:8080/apis/ccompat/v7"
+
+
+def test_without_the_file_or_with_an_empty_one_the_default_url_is_used(tmp_path: Path) -> None:
+    missing = Settings.from_env({}, registry_url_file=tmp_path / "nothing-here")
+    empty = Settings.from_env({}, registry_url_file=url_file(tmp_path, "  \n"))
+
+    assert missing.schema_registry_url == empty.schema_registry_url == "http://localhost:8081"
+
+
+def test_writes_are_closed_unless_fin_api_insecure_writes_is_1() -> None:
+    assert Settings.from_env({}, registry_url_file=None).api_insecure_writes is False
+    assert (
+        Settings.from_env(
+            {"FIN_API_INSECURE_WRITES": "0"}, registry_url_file=None
+        ).api_insecure_writes
+        is False
+    )
+    assert (
+        Settings.from_env(
+            {"FIN_API_INSECURE_WRITES": "1"}, registry_url_file=None
+        ).api_insecure_writes
+        is True
+    )
+
+
+def test_an_insecure_writes_value_other_than_0_or_1_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="FIN_API_INSECURE_WRITES"):
+        Settings.from_env({"FIN_API_INSECURE_WRITES": "yes"}, registry_url_file=None)
+
+
+def test_by_default_the_bind_host_localhost_and_loopback_addresses_are_allowed_hosts() -> None:
+    settings = Settings.from_env({"FIN_WEB_HOST": "Worker-1"}, registry_url_file=None)
+
+    assert settings.host_allow_list == {"worker-1", "localhost", "127.0.0.1", "::1"}
+
+
+def test_fin_allowed_hosts_replaces_the_defaults_but_the_bind_host_stays_allowed() -> None:
+    settings = Settings.from_env(
+        {"FIN_ALLOWED_HOSTS": " fin.example.com, [::1],WORKER-2. ,", "FIN_WEB_HOST": "worker-1"},
+        registry_url_file=None,
+    )
+
+    assert settings.host_allow_list == {"fin.example.com", "::1", "worker-2", "worker-1"}
+
+
+@pytest.mark.parametrize("entry", ["worker-1:6066", "http://worker-1", "[::1]:6066"])
+def test_an_allowed_host_with_a_port_or_scheme_is_a_configuration_error(entry: str) -> None:
+    with pytest.raises(ConfigurationError, match="FIN_ALLOWED_HOSTS"):
+        Settings.from_env({"FIN_ALLOWED_HOSTS": entry}, registry_url_file=None)
