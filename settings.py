@@ -42,6 +42,12 @@ DELTA_TABLES: tuple[str, ...] = (
 )
 
 
+# "classic": one faust pass per record at every stage (ingest, posting, one agent per table,
+# entries). "batched": the same stages over batches, rows written once per batch, outputs sent
+# straight to the producer, deltas coalesced per row and batch (docs/design.md, Dataflow).
+RUNTIMES: tuple[str, ...] = ("classic", "batched")
+
+
 def delta_topic(table: str) -> str:
     return f"fin.internal.deltas.{table}"
 
@@ -67,6 +73,9 @@ class Settings:
     chart_path: Path = PROJECT_ROOT / "config" / "chart_of_accounts.toml"
     schema_dir: Path = PROJECT_ROOT / "schemas"
     registry_timeout_s: float = 5.0
+    runtime: str = "classic"
+    batch_max: int = 500
+    batch_within_s: float = 0.02
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
     api_insecure_writes: bool = False
@@ -121,6 +130,9 @@ class Settings:
             registry_timeout_s=float(env.get("FIN_REGISTRY_TIMEOUT_S", cls.registry_timeout_s)),
             api_insecure_writes=_flag(env, "FIN_API_INSECURE_WRITES"),
             allowed_hosts=_allowed_hosts(env.get("FIN_ALLOWED_HOSTS", "")),
+            runtime=env.get("FIN_RUNTIME", cls.runtime),
+            batch_max=_int(env, "FIN_BATCH_MAX", cls.batch_max),
+            batch_within_s=_int(env, "FIN_BATCH_WITHIN_MS", int(cls.batch_within_s * 1000)) / 1000,
         )
         settings.check()
         return settings
@@ -135,6 +147,14 @@ class Settings:
                 "FIN_PROCESSING_GUARANTEE must be at_least_once or exactly_once, "
                 f"got {self.processing_guarantee!r}"
             )
+        if self.runtime not in RUNTIMES:
+            raise ConfigurationError(
+                f"FIN_RUNTIME must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}"
+            )
+        if not 1 <= self.batch_max <= 100_000:
+            raise ConfigurationError(f"FIN_BATCH_MAX must be 1..100000, got {self.batch_max}")
+        if not 0 < self.batch_within_s <= 10:
+            raise ConfigurationError("FIN_BATCH_WITHIN_MS must be 1..10000")
         if not 0 < self.web_port < 65536:
             raise ConfigurationError(f"FIN_WEB_PORT out of range: {self.web_port}")
 

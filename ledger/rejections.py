@@ -32,6 +32,10 @@ class Reason(StrEnum):
     EVENT_ID_CONFLICT = "event_id_conflict"
     COMPENSATION_TARGET_UNKNOWN = "compensation_target_unknown"
     COMPENSATION_TARGET_NOT_REVERSIBLE = "compensation_target_not_reversible"
+    # Anything else that made a stage raise on this record (a defect, or a record the producer
+    # refused, e.g. too large to forward): dead-lettered so the stream goes on and nothing is
+    # lost silently; the exception's type and message are in the detail.
+    PROCESSING_ERROR = "processing_error"
 
     @property
     def order(self) -> int:

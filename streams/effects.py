@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ledger.deltas import Delta
+from ledger.reducers import Position
+
 
 @dataclass(frozen=True)
 class Send:
@@ -28,3 +31,6 @@ class StageResult:
     table_writes: tuple[tuple[str, str, bytes], ...] = ()  # (table, key, value)
     event_timestamp: datetime | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The batched runtime coalesces deltas per row and batch instead of sending one record per
+    # delta: (delta, position, source event id), in the order the posting produced them.
+    deltas: tuple[tuple[Delta, Position, str], ...] = ()

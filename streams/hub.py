@@ -34,6 +34,7 @@ from settings import (
     delta_topic,
 )
 from streams import commit_guard, delivery_audit, diagnostics
+from streams.batched import register_batched_agents
 from streams.deadletter import SourcePosition, processing_attempt
 from streams.effects import Send, StageResult
 from streams.metrics import Metrics
@@ -48,7 +49,7 @@ from streams.pipeline import (
     stats_key_posting,
 )
 from streams.resilience import Backoff
-from tables.agents import declare_tables, register_table_agents
+from tables.agents import declare_tables, register_table_agents, register_table_gauges
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +252,25 @@ def build_hub(
         elif result.outcome in ("replay", "reemit"):
             metrics.replays.labels("posting").inc()
 
+    if settings.runtime == "batched":
+        register_batched_agents(
+            app=app,
+            settings=settings,
+            tables=tables,
+            topics=topics,
+            contract_topic_of=contract_topic_of,
+            decoder=decoder,
+            encoder=encoder,
+            chart=chart,
+            metrics=metrics,
+            prefetch_schema=prefetch_schema,
+            count_outcome=count_outcome,
+            headers_as_bytes=headers_as_bytes,
+        )
+        register_table_gauges(app, tables=tables, metrics=metrics)
+        register_diagnostics(app)
+        return hub
+
     for name in (*SOURCE_TOPICS, COMMANDS_TOPIC):
         app.agent(topics[name], name=f"ingest-{name}", concurrency=1)(ingest_agent)
 
@@ -318,12 +338,16 @@ def build_hub(
 
     app.agent(topics[LEDGER_TOPIC], name="entries", concurrency=1)(entries_agent)
 
+    register_table_gauges(app, tables=tables, metrics=metrics)
+    register_diagnostics(app)
+    return hub
+
+
+def register_diagnostics(app: faust.App) -> None:
     @app.task  # type: ignore[untyped-decorator]
     async def task_dump_on_sigusr1() -> None:
         # `kill -USR1 <pid>`: where every task waits and faust's view of every partition.
         diagnostics.dump_on_sigusr1(app.consumer)
-
-    return hub
 
 
 def report_failed_delivery(send: Send, metrics: Metrics, delivery: asyncio.Future[Any]) -> None:

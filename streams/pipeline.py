@@ -227,10 +227,20 @@ class Posting:
     the returned writes), so this class stays free of faust.
     """
 
-    def __init__(self, decoder: Decoder, encoder: Encoder, chart: ChartOfAccounts) -> None:
+    def __init__(
+        self,
+        decoder: Decoder,
+        encoder: Encoder,
+        chart: ChartOfAccounts,
+        *,
+        coalesce_deltas: bool = False,
+    ) -> None:
         self._decoder = decoder
         self._encoder = encoder
         self._chart = chart
+        # True: deltas are returned in ``StageResult.deltas`` for the caller to coalesce per
+        # row and batch; False: one delta record each, in ``sends``.
+        self._coalesce_deltas = coalesce_deltas
 
     def process(
         self, record: ByIdRecord, get_processed: Callable[[str], bytes | None], now: datetime
@@ -421,15 +431,18 @@ class Posting:
         sends: list[Send] = []
         if posting.entry is not None:
             sends.append(self.entry_send(posting.entry))
-        for index, delta in enumerate(posting.deltas):
-            sends.append(
-                delta_send(
-                    delta, (record.partition, record.offset, index), processed.source.event_id
-                )
-            )
+        event_id = processed.source.event_id
+        positioned = tuple(
+            (delta, (record.partition, record.offset, index), event_id)
+            for index, delta in enumerate(posting.deltas)
+        )
+        if not self._coalesce_deltas:
+            sends.extend(delta_send(*item) for item in positioned)
+            positioned = ()
         return StageResult(
             outcome=outcome,
             sends=tuple(sends),
+            deltas=positioned,
             table_writes=(
                 ("processed", processed.source.event_id, orjson.dumps(processed.to_json_dict())),
             ),

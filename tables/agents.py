@@ -89,6 +89,10 @@ def register_table_agents(
             make_table_agent(table_name)
         )
 
+
+def register_table_gauges(
+    app: faust.App, *, tables: dict[str, TableT[Any, Any]], metrics: Metrics
+) -> None:
     @app.timer(interval=TABLE_GAUGES_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def table_gauges() -> None:
         # Counting keys walks RocksDB, so it runs now and then, not per event.

@@ -17,6 +17,7 @@ DESIGN_ORDER = [
     "event_id_conflict",
     "compensation_target_unknown",
     "compensation_target_not_reversible",
+    "processing_error",
 ]
 
 
