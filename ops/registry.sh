@@ -11,7 +11,9 @@
 #   REGISTRY_PORT [8081]                       HTTP port, bound to 127.0.0.1 only
 #   REGISTRY_KAFKA_BOOTSTRAP [127.0.0.1:9092]  Kafka holding the registry journal (KafkaSQL)
 #   REGISTRY_KAFKA_TOPIC [kafkasql-journal]    journal topic (snapshots: <topic>-snapshots)
-#   REGISTRY_STATE_DIR [<repo>/.state/registry] log + pid
+#   REGISTRY_STATE_DIR [<repo>/.state/registry] log, pid, and `url` (the base URL below, written
+#                                              at start: FIN's Settings read it when
+#                                              FIN_SCHEMA_REGISTRY_URL is unset)
 #   REGISTRY_MANAGEMENT_PORT [0 = random free port] Quarkus management interface (health, metrics)
 #   REGISTRY_HEAP [256m]                       -Xmx of the JVM
 #   REGISTRY_GLOBAL_COMPATIBILITY [BACKWARD]   default compatibility (Confluent's default; Apicurio's is NONE)
@@ -45,6 +47,7 @@ GLOBAL_COMPAT="${REGISTRY_GLOBAL_COMPATIBILITY:-BACKWARD}"
 START_TIMEOUT="${REGISTRY_START_TIMEOUT:-90}"
 STOP_TIMEOUT=30
 PID_FILE="$STATE_DIR/registry.pid"
+URL_FILE="$STATE_DIR/url"
 LOG_FILE="$STATE_DIR/registry.log"
 # Which registry: Apicurio (first choice) needs Java 21+; where there is none, the project's own
 # registry (registry/, Karapace's design: compacted `_schemas` topic, one writer) runs instead.
@@ -128,6 +131,11 @@ http_code() {
 }
 
 answering() { [ "$(http_code)" = 200 ]; }
+
+write_url() {  # where this registry answers, for `python app.py …` without FIN_SCHEMA_REGISTRY_URL
+  mkdir -p "$STATE_DIR"
+  printf '%s\n' "$BASE_URL" >"$URL_FILE.tmp" && mv -f "$URL_FILE.tmp" "$URL_FILE"
+}
 
 port_in_use() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
@@ -219,6 +227,7 @@ cmd_status() {
 cmd_start() {
   local pid
   if answering; then
+    write_url
     echo "registry: already running at $BASE_URL"
     return 0
   fi
@@ -228,6 +237,7 @@ cmd_start() {
   exec {start_lock}>"$STATE_DIR/.start.lock"
   flock "$start_lock"
   if answering; then
+    write_url
     echo "registry: already running at $BASE_URL"
     return 0
   fi
@@ -252,6 +262,7 @@ cmd_start() {
   local waited=0
   while [ "$waited" -lt "$START_TIMEOUT" ]; do
     if answering; then
+      write_url
       echo "registry: up at $BASE_URL (pid $pid, ${waited}s, log $LOG_FILE)"
       return 0
     fi
@@ -292,7 +303,7 @@ cmd_stop() {
     done
     kill -0 "$pid" 2>/dev/null && die "pid $pid survived SIGKILL"
   fi
-  rm -f "$PID_FILE"
+  rm -f "$PID_FILE" "$URL_FILE"
   echo "registry: stopped (pid $pid)"
 }
 
@@ -304,6 +315,7 @@ cmd_run() {
   mapfile -t cmd < <(server_cmd)
   [ "${#cmd[@]}" -gt 1 ] || exit 1
   log "Confluent-compatible base URL: $BASE_URL"
+  write_url
   cd "$STATE_DIR"
   [ "$IMPL" = python ] && export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
   exec "${cmd[@]}"
