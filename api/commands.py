@@ -20,20 +20,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
 import uuid
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any, Final
 
 import orjson
 from faust.types import RecordMetadata, TopicT
 
 from api import params
-from api.http import BadParameterError, to_jsonable
+from api.http import JSON_DEPTH_MAX, BadParameterError, to_jsonable
 from ledger.chart import ChartOfAccounts
 from ledger.events import DEFAULT_CURRENCY
 from ledger.money import money
@@ -47,6 +50,12 @@ COMMAND_SOURCE: Final = "fin-api"
 IDEMPOTENCY_KEYS_MAX: Final = 10_000
 IDEMPOTENCY_TTL_S: Final = 24 * 3600.0
 PUBLISH_TIMEOUT_S: Final = 15.0
+
+# A JSON string, escapes included; an unterminated one runs to the end (so no quote is tried
+# twice and the scan stays linear). What is left outside strings holds the brackets that nest.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
 def _body_fields(
@@ -122,6 +131,11 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     sent as a number is refused anyway: money travels as text)."""
     if not body.strip():
         raise BadParameterError("body", "a JSON object is required")
+    if json_depth(body) > JSON_DEPTH_MAX:
+        # Refused before parsing: Python's parser would fail with RecursionError (a 500).
+        raise BadParameterError(
+            "body", f"JSON nested deeper than {JSON_DEPTH_MAX} levels of arrays and objects"
+        )
     try:
         parsed = json.loads(
             body.decode("utf-8"), parse_float=Decimal, parse_constant=_refuse_constant
@@ -131,6 +145,16 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise BadParameterError("body", "must be a JSON object")
     return parsed
+
+
+def json_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in ``body`` (1 for ``{}``), brackets in strings aside.
+
+    Linear in the body's size and with no recursion, so any bytes may be measured; brackets
+    that do not match are the parser's business.
+    """
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", body))
+    return max(accumulate(array("b", brackets.translate(_BRACKET_STEPS))), default=0)
 
 
 def _refuse_constant(name: str) -> Any:

@@ -7,6 +7,13 @@ and any unexpected exception (logged, answered 500 without internals).
 
 API keys (``X-API-Key`` header, or ``Authorization: Bearer``) are compared in constant time.
 A missing or unknown key is 401, a read key on a write endpoint is 403; neither body carries data.
+
+Safe by default: without a write key, commands are refused (403) unless FIN_API_INSECURE_WRITES=1
+opens them; a body is read only when sent as ``application/json`` (a browser cannot send that
+cross-site without a CORS preflight, which FIN never grants), and JSON nests at most
+``JSON_DEPTH_MAX`` levels. A request naming a host the worker does not answer for (DNS
+rebinding) is 421, except /health and /ready. A client that goes away mid-body is logged at
+DEBUG: it is not the worker's error.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any, Final
 import faust
 import orjson
 from aiohttp import web as aiohttp_web
+from aiohttp.http_exceptions import HttpProcessingError
 from faust.web import Request, Response, View
 from faust.web.exceptions import WebError
 
@@ -34,6 +42,10 @@ log = logging.getLogger(__name__)
 JSON_CONTENT_TYPE: Final = "application/json"
 # Commands are a few hundred bytes; anything much larger is not a command.
 REQUEST_BODY_BYTES_MAX: Final = 64 * 1024
+# Deeper JSON is no command; Python's parser would fail with RecursionError long before 64 KiB.
+JSON_DEPTH_MAX: Final = 400
+# Answered whatever the Host header: they carry no data, and orchestrators probe by address.
+HOST_CHECK_EXEMPT_PATHS: Final = frozenset({"/health", "/ready"})
 
 
 class BadParameterError(Exception):
@@ -58,6 +70,10 @@ class RequestRefusedError(Exception):
         self.status = status
         self.title = title
         self.detail = detail
+
+
+class ClientDisconnectedError(Exception):
+    """The client went away before its request body was complete: nobody to answer."""
 
 
 def to_jsonable(value: Any) -> Any:
@@ -119,10 +135,21 @@ def bad_parameter(view: View, error: BadParameterError) -> Response:
 
 @dataclass(frozen=True)
 class ApiKeys:
-    """The configured keys; ``None`` leaves that kind of endpoint open (local development)."""
+    """The configured keys. No read key leaves reads open; no write key closes writes (403)
+    unless ``insecure_writes`` opens them to anyone (a demo)."""
 
     read_key: str | None
     write_key: str | None
+    insecure_writes: bool = False
+
+    @property
+    def writes_disabled(self) -> bool:
+        """No write key and not opened: every command is refused, whatever key it brings."""
+        return self.write_key is None and not self.insecure_writes
+
+    @property
+    def writes_open(self) -> bool:
+        return self.write_key is None and self.insecure_writes
 
     def refusal(self, given: str | None, *, write: bool) -> int | None:
         """None when ``given`` may call the endpoint, else the status to refuse with (401/403).
@@ -136,7 +163,9 @@ class ApiKeys:
         else:
             accepted = [key for key in (self.read_key, self.write_key) if key is not None]
             insufficient = []
-        open_endpoint = self.write_key is None if write else self.read_key is None
+        if write and self.writes_disabled:
+            return 403
+        open_endpoint = self.writes_open if write else self.read_key is None
         if open_endpoint:
             return None
         if not given:
@@ -165,10 +194,46 @@ def given_key(request: Request) -> str | None:
     return None
 
 
-def refuse_access(view: View, status: int) -> Response:
+def refuse_access(view: View, status: int, *, writes_disabled: bool = False) -> Response:
+    if status == 403 and writes_disabled:
+        return problem(
+            view,
+            403,
+            "forbidden",
+            "commands are disabled on this worker: it has no write key (FIN_API_WRITE_KEY); "
+            "FIN_API_INSECURE_WRITES=1 opens them to anyone, for a demo only",
+        )
     if status == 403:
         return problem(view, 403, "forbidden", "this endpoint needs the write key")
     return problem(view, 401, "unauthorised", "a valid X-API-Key header is required")
+
+
+def security_warnings(keys: ApiKeys, allowed_hosts: frozenset[str]) -> list[str]:
+    """What an operator must know at start: everything that answers without a key."""
+    warnings = []
+    if keys.read_key is None:
+        warnings.append(
+            "reads are UNAUTHENTICATED: anyone reaching this worker reads budgets, credit, "
+            "payables, the ledger and /metrics (set FIN_API_KEY)"
+        )
+    if keys.writes_open:
+        warnings.append(
+            "writes are UNAUTHENTICATED (FIN_API_INSECURE_WRITES=1): anyone reaching this worker "
+            "can post payments, budgets, credit limits and compensations; for a demo only (set "
+            "FIN_API_WRITE_KEY)"
+        )
+    elif keys.writes_disabled:
+        warnings.append(
+            "commands are refused (403): no write key is set (FIN_API_WRITE_KEY, or FIN_API_KEY "
+            "for both); FIN_API_INSECURE_WRITES=1 opens them to anyone, for a demo only"
+        )
+    elif keys.insecure_writes:
+        warnings.append("FIN_API_INSECURE_WRITES=1 is ignored: a write key is set")
+    if "*" in allowed_hosts:
+        warnings.append(
+            "any Host header is answered (FIN_ALLOWED_HOSTS=*): DNS rebinding is not refused"
+        )
+    return warnings
 
 
 # --- views ---------------------------------------------------------------------------------
@@ -204,21 +269,36 @@ async def read_body(request: Request, limit: int = REQUEST_BODY_BYTES_MAX) -> by
     content = getattr(request, "content", None)
     assert content is not None, "FIN runs faust's aiohttp web driver"
     body = bytearray()
-    async for chunk in content.iter_any():
-        body += chunk
-        if len(body) > limit:
-            raise RequestRefusedError(
-                413, "request body too large", f"a request body may hold at most {limit} bytes"
-            )
+    try:
+        async for chunk in content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise RequestRefusedError(
+                    413, "request body too large", f"a request body may hold at most {limit} bytes"
+                )
+    except ConnectionError as exc:
+        raise ClientDisconnectedError(str(exc)) from exc
+    except HttpProcessingError as exc:  # e.g. a malformed chunked encoding
+        raise RequestRefusedError(400, "malformed request body", exc.message) from exc
     return bytes(body)
 
 
 def require_json_media_type(request: Request) -> None:
-    """A body FIN reads must be JSON; no Content-Type at all is taken as JSON."""
+    """A body FIN reads must be sent as JSON: a missing or other Content-Type is 415.
+
+    The three types a web page may send cross-site without a CORS preflight (text/plain, forms)
+    are thereby refused, so a page a user opens cannot forge a command.
+    """
     media_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if media_type not in ("", JSON_CONTENT_TYPE):
+    if media_type == "":
         raise RequestRefusedError(
-            415, "unsupported media type", f"send {JSON_CONTENT_TYPE}, not {media_type!r}"
+            415,
+            "unsupported media type",
+            f"a Content-Type: {JSON_CONTENT_TYPE} header is required with a body",
+        )
+    if media_type != JSON_CONTENT_TYPE:
+        raise RequestRefusedError(
+            415, "unsupported media type", f"send {JSON_CONTENT_TYPE}, not {media_type[:80]!r}"
         )
 
 
@@ -233,6 +313,10 @@ async def _problem_middleware(
 ) -> aiohttp_web.StreamResponse:
     try:
         return await handler(request)
+    except ClientDisconnectedError as exc:
+        # Not the worker's fault, and one line per disconnect must not flood the log.
+        log.debug("client went away during %s %s: %s", request.method, request.path, exc)
+        return _problem_response(400, "client disconnected", "the request body was cut off", {})
     except aiohttp_web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -262,8 +346,74 @@ def _problem_response(
     )
 
 
+class _MalformedRequestsAtDebug(logging.Filter):
+    """aiohttp answers a malformed request (bad chunk size, header...) with 400 itself, and logs
+    the client's error as an ERROR with a traceback; one DEBUG line instead, no log flooding."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            log.debug("malformed request refused (400) by the web server: %s", error.message)
+            return False
+        return True
+
+
+_MALFORMED_REQUESTS_AT_DEBUG: Final = _MalformedRequestsAtDebug()
+
+
 def install_problem_middleware(app: faust.App) -> None:
     """Answer unknown paths, unsupported methods and crashes with problem bodies."""
+    _web_app(app).middlewares.append(_problem_middleware)
+    # The same filter object is added once, however many apps a process builds.
+    logging.getLogger("aiohttp.server").addFilter(_MALFORMED_REQUESTS_AT_DEBUG)
+
+
+def _web_app(app: faust.App) -> aiohttp_web.Application:
     web_app = getattr(app.web, "web_app", None)
     assert isinstance(web_app, aiohttp_web.Application), "FIN runs faust's aiohttp web driver"
-    web_app.middlewares.append(_problem_middleware)
+    return web_app
+
+
+def host_of(header: str) -> str | None:
+    """The host name of a Host header value (lower case, IPv6 unbracketed), None if malformed."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        host, rest = (value[1:end], value[end + 1 :]) if end > 0 else ("", "")
+    else:
+        host, colon, port = value.rpartition(":")
+        host, rest = (host, colon + port) if colon else (value, "")
+        if ":" in host:
+            return None
+    port = rest[1:]
+    if rest and not (rest[0] == ":" and port.isascii() and port.isdigit()):
+        return None
+    host = host.rstrip(".")
+    return host or None
+
+
+def install_host_guard(app: faust.App, allowed: frozenset[str]) -> None:
+    """Refuse (421) requests whose Host header names a host this worker does not answer for:
+    a page served by a rebinding DNS name must not reach a worker on the victim's machine."""
+    any_host = "*" in allowed
+
+    @aiohttp_web.middleware
+    async def host_guard(
+        request: aiohttp_web.Request, handler: Handler
+    ) -> aiohttp_web.StreamResponse:
+        if any_host or request.path in HOST_CHECK_EXEMPT_PATHS:
+            return await handler(request)
+        raw = request.headers.get("Host")
+        if raw is not None and host_of(raw) in allowed:
+            return await handler(request)
+        named = "no Host header" if raw is None else f"Host {raw[:100]!r}"
+        return _problem_response(
+            421,
+            "misdirected request",
+            f"this worker does not answer for {named}; allowed are its FIN_WEB_HOST and "
+            "FIN_ALLOWED_HOSTS (default localhost, 127.0.0.1, ::1), with any port",
+            {},
+        )
+
+    # Before every other middleware: a refused host learns nothing, not even a 404.
+    _web_app(app).middlewares.insert(0, host_guard)

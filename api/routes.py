@@ -39,6 +39,7 @@ from api.http import (
     RequestRefusedError,
     bad_parameter,
     given_key,
+    install_host_guard,
     install_problem_middleware,
     json_bytes,
     json_response,
@@ -46,6 +47,7 @@ from api.http import (
     read_body,
     refuse_access,
     require_json_media_type,
+    security_warnings,
     to_jsonable,
 )
 from api.integrity import PeriodicIntegrity, build_report, gather_parts, local_partial
@@ -91,13 +93,18 @@ def register_routes(
 ) -> None:
     app = hub.app
     settings = hub.settings
-    keys = ApiKeys(settings.api_read_key, settings.api_write_key)
+    keys = ApiKeys(
+        settings.api_read_key, settings.api_write_key, insecure_writes=settings.api_insecure_writes
+    )
+    for warning in security_warnings(keys, settings.host_allow_list):
+        log.warning("SECURITY WARNING: %s", warning)
+    install_host_guard(app, settings.host_allow_list)
     install_problem_middleware(app)
     document = json_bytes(
         build_document(
             chart,
             read_protected=keys.read_key is not None,
-            write_protected=keys.write_key is not None,
+            write_protected=not keys.writes_open,
         )
     )
 
@@ -395,8 +402,21 @@ def register_routes(
             except BadParameterError as exc:
                 return bad_parameter(self, exc)
 
+            index = hub.entries_index
+
             async def local() -> Response:
-                raw = hub.tables["entries"].get(entry_id.encode())
+                if index is not None:
+                    raw = index.get(entry_id)
+                    if raw is None and index.behind:
+                        return problem(
+                            self,
+                            503,
+                            "catching up",
+                            f"no journal entry {entry_id} yet; this worker's copy of the ledger "
+                            f"is {index.behind} record(s) behind the topic",
+                        )
+                else:
+                    raw = hub.tables["entries"].get(entry_id.encode())
                 if not isinstance(raw, bytes):
                     return problem(self, 404, "not found", f"no journal entry {entry_id}")
                 await hub.prefetch_schema(raw)
@@ -406,6 +426,8 @@ def register_routes(
                     raise RuntimeError(f"stored entry {entry_id} does not decode: {decoded}")
                 return json_response(self, decoded.record)
 
+            if index is not None:
+                return await local()  # every worker has the whole ledger: no routing
             return await routed(self, request, "entries", entry_id, local)
 
     # --- commands --------------------------------------------------------------------------
@@ -418,7 +440,7 @@ def register_routes(
     ) -> Response:
         """Parse, validate, publish; 202 once Kafka has the command."""
         if (status := refusal(request, write=True)) is not None:
-            return refuse_access(view, status)
+            return refuse_access(view, status, writes_disabled=keys.writes_disabled)
         try:
             require_json_media_type(request)
             body = commands.parse_json_object(await read_body(request))

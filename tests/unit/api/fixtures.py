@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from api.routes import register_routes
 from ledger.chart import ChartOfAccounts, load_chart
@@ -24,8 +25,13 @@ def encoder() -> Encoder:
     return Encoder(SchemaCatalog.load(), lambda subject: SCHEMA_ID)
 
 
-def hub_with_routes(data_dir: Path, *, read_key: str | None, write_key: str | None) -> Hub:
-    settings = Settings(data_dir=data_dir, api_read_key=read_key, api_write_key=write_key)
+def hub_with_routes(
+    data_dir: Path, *, read_key: str | None, write_key: str | None, **settings_given: Any
+) -> Hub:
+    """``settings_given``: further Settings fields (``api_insecure_writes``, ``allowed_hosts``)."""
+    settings = Settings(
+        data_dir=data_dir, api_read_key=read_key, api_write_key=write_key, **settings_given
+    )
     catalog = SchemaCatalog.load()
 
     def no_registry(schema_id: int) -> str:

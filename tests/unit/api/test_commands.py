@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from api.commands import (
     PreparedCommand,
     budget_set_data,
     compensation_data,
+    json_depth,
     parse_json_object,
     prepare,
     request_digest,
@@ -219,3 +221,36 @@ def test_the_request_digest_ignores_how_the_json_was_spelled() -> None:
     assert request_digest(VENDOR_PAYMENT_MADE, spelled_one_way) != request_digest(
         VENDOR_PAYMENT_MADE, different
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        (b"1", 0),
+        (b"{}", 1),
+        (b'{"a": [1, {"b": "]]]"}]}', 3),
+        (b'{"k\\"[": 1}', 1),
+        (b'["\\\\", ["x"]]', 2),
+        (b"[" * 5000, 5000),
+    ],
+)
+def test_json_depth_counts_arrays_and_objects_but_not_brackets_in_strings(
+    body: bytes, depth: int
+) -> None:
+    assert json_depth(body) == depth
+
+
+def test_json_depth_of_any_64_kib_body_takes_milliseconds() -> None:
+    started = time.perf_counter()
+    for hostile in (b'"' + b'\\"[' * 21_000, b"[]" * 32_000, b'"' * 64_000, b"[" * 64_000):
+        json_depth(hostile)
+
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_body_nested_deeper_than_the_limit_is_refused_before_parsing() -> None:
+    with pytest.raises(BadParameterError, match="deeper than 400") as refused:
+        parse_json_object(b'{"a":' + b"[" * 30_000 + b"]" * 30_000 + b"}")
+
+    assert refused.value.name == "body"
+    assert parse_json_object(b'{"a":' + b"[" * 399 + b"]" * 399 + b"}")["a"] is not None

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from api.http import ApiKeys, to_jsonable
+from api.http import ApiKeys, security_warnings, to_jsonable
 
 READ = "read-key"
 WRITE = "write-key"
@@ -38,11 +38,35 @@ def test_a_key_is_refused_with_401_when_unknown_and_403_when_it_only_reads(
     assert keys.refusal(given, write=write) == expected
 
 
-def test_without_keys_every_endpoint_is_open() -> None:
+def test_without_keys_reads_are_open_and_writes_are_refused_with_403_whatever_the_key() -> None:
     keys = ApiKeys(read_key=None, write_key=None)
 
     assert keys.refusal(None, write=False) is None
-    assert keys.refusal("anything", write=True) is None
+    assert keys.refusal(None, write=True) == 403
+    assert keys.refusal("anything", write=True) == 403
+    assert keys.writes_disabled
+
+
+def test_insecure_writes_open_writes_only_when_there_is_no_write_key() -> None:
+    open_for_a_demo = ApiKeys(read_key=None, write_key=None, insecure_writes=True)
+    keyed = ApiKeys(read_key=None, write_key=WRITE, insecure_writes=True)
+
+    assert open_for_a_demo.refusal(None, write=True) is None
+    assert keyed.refusal(None, write=True) == 401
+    assert keyed.refusal(WRITE, write=True) is None
+
+
+def test_security_warnings_name_whatever_answers_without_a_key() -> None:
+    hosts = frozenset({"localhost"})
+
+    assert security_warnings(ApiKeys(READ, WRITE), hosts) == []
+    reads_open = security_warnings(ApiKeys(None, WRITE), hosts)
+    assert len(reads_open) == 1 and "reads are UNAUTHENTICATED" in reads_open[0]
+    demo = " ".join(security_warnings(ApiKeys(None, None, insecure_writes=True), hosts))
+    assert "writes are UNAUTHENTICATED" in demo
+    closed = " ".join(security_warnings(ApiKeys(READ, None), hosts))
+    assert "commands are refused" in closed
+    assert "DNS rebinding" in " ".join(security_warnings(ApiKeys(READ, WRITE), frozenset("*")))
 
 
 def test_a_write_key_alone_protects_writes_and_leaves_reads_open() -> None:
