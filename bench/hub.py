@@ -217,6 +217,9 @@ def drain(
                 or totals["fin_table_deltas_applied_total"] < dataset.deltas
             ):
                 return False
+            if os.environ.get("FIN_RUNTIME", "classic") == "batched":
+                # No entries table: every journal entry on the ledger topic is the end.
+                return ctx.kafka.count(prefix + LEDGER_TOPIC) >= dataset.entries
             entries_log = f"{deployment.app_id}-entries-changelog"
             return ctx.kafka.count(entries_log) >= dataset.entries
 

@@ -23,6 +23,10 @@ from settings import (
 
 log = logging.getLogger(__name__)
 
+# The ledger topic is the book of record (and the source of every worker's entries index in
+# the batched runtime): its records are kept forever, not for the broker's default 7 days.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {LEDGER_TOPIC: {"retention.ms": "-1"}}
+
 
 def contract_topics() -> tuple[str, ...]:
     return (
@@ -60,7 +64,17 @@ def ensure_topics(settings: Settings, *, replication: int = 1) -> list[str]:
         if missing:
             try:
                 client.create_topics(
-                    [NewTopic(name, settings.partitions, replication) for name in missing]
+                    [
+                        NewTopic(
+                            name,
+                            settings.partitions,
+                            replication,
+                            topic_configs=TOPIC_CONFIGS.get(
+                                name.removeprefix(settings.topic_prefix), {}
+                            ),
+                        )
+                        for name in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass  # another worker created them at the same moment

@@ -13,8 +13,8 @@ a bare producer send costs ~20 µs. So here:
 - the posting stage coalesces its deltas per row and batch: one delta record per (table, key)
   and batch, holding that row's deltas in order (each with its position, so the table's guard
   still applies them exactly once, whatever the batch boundaries after a crash);
-- the entries index (``GET /ledger/entries/{id}``) is written by the posting stage itself, in
-  the by-event-id partition of the event, instead of by an agent reading the ledger topic back.
+- no agent and no table for the entries index (``GET /ledger/entries/{id}``): every worker
+  reads the ledger topic into a local copy keyed by entry id (``tables/entries_index.py``).
 
 Nothing that raises may skip a record: an exception while processing one record dead-letters it
 as ``processing_error`` (original bytes, source position, the exception in ``fin.detail``) and
@@ -51,11 +51,11 @@ from settings import (
     COMMANDS_TOPIC,
     DELTA_TABLES,
     DLQ_TOPIC,
-    LEDGER_TOPIC,
     SOURCE_TOPICS,
     Settings,
     delta_topic,
 )
+from streams import delivery_audit
 from streams.deadletter import SourcePosition, processing_attempt
 from streams.effects import Send, StageResult
 from streams.metrics import Metrics
@@ -326,6 +326,7 @@ def register_batched_agents(
         box = outbox()
         for event in events:
             message = event.message
+            delivery_audit.processed(message)
             contract = contract_topic_of[message.topic]
             started = time.perf_counter()
             position = SourcePosition(
@@ -383,7 +384,6 @@ def register_batched_agents(
 
     posting_stage = Posting(decoder, encoder, chart, coalesce_deltas=True)
     processed = batched["processed"]
-    entries = batched["entries"]
 
     async def posting_batch(events: Sequence[EventT[Any]]) -> None:
         box = outbox()
@@ -391,6 +391,7 @@ def register_batched_agents(
         posted_timestamps: list[datetime] = []
         for event in events:
             message = event.message
+            delivery_audit.processed(message)
             started = time.perf_counter()
             assert message.key is not None and message.value is not None
             record = ByIdRecord(
@@ -437,9 +438,6 @@ def register_batched_agents(
             if refused is not None:
                 result = refused
             else:
-                for send in result.sends:
-                    if send.topic == LEDGER_TOPIC and send.key is not None and send.value:
-                        entries.put(partition, send.key, send.value)
                 for delta, position, event_id in result.deltas:
                     coalesced.setdefault((delta.table, delta.key), []).append(
                         {
@@ -465,7 +463,7 @@ def register_batched_agents(
             await box.send(
                 Send(delta_topic(table_name), key.encode(), orjson.dumps({"deltas": items}))
             )
-        await flush(box, "processed", "entries", "stats")
+        await flush(box, "processed", "stats")
         delivered_at = time.time()
         for timestamp in posted_timestamps:
             metrics.event_to_posting_seconds.observe(max(0.0, delivered_at - timestamp.timestamp()))
@@ -512,6 +510,7 @@ def make_table_agent(
         rows: dict[tuple[int, bytes], reducers.Row] = {}
         for event in events:
             message = event.message
+            delivery_audit.processed(message)
             started = time.perf_counter()
             assert message.key is not None and message.value is not None
             body = orjson.loads(message.value)

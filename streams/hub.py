@@ -50,6 +50,7 @@ from streams.pipeline import (
 )
 from streams.resilience import Backoff
 from tables.agents import declare_tables, register_table_agents, register_table_gauges
+from tables.entries_index import EntriesIndex
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ class Hub:
     encoder: Encoder
     prefetch_schema: Callable[[bytes | None], Awaitable[None]]
     started_at: float = field(default_factory=time.time)
+    # The batched runtime's local copy of the ledger topic by entry id (None: the classic
+    # runtime's routed ``entries`` table answers).
+    entries_index: EntriesIndex | None = None
 
     def topic(self, contract_name: str) -> TopicT:
         return self.topics[contract_name]
@@ -253,6 +257,16 @@ def build_hub(
             metrics.replays.labels("posting").inc()
 
     if settings.runtime == "batched":
+        hub.entries_index = index = EntriesIndex(
+            settings.kafka_bootstrap,
+            settings.topic(LEDGER_TOPIC),
+            data_dir / "entries-index",
+        )
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def start_entries_index() -> None:
+            index.start()
+
         register_batched_agents(
             app=app,
             settings=settings,

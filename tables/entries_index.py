@@ -1,0 +1,132 @@
+"""Every worker's own copy of ``fin.ledger.postings``, keyed by entry id (batched runtime).
+
+``GET /ledger/entries/{id}`` needs an entry by its id. The classic runtime keeps an ``entries``
+table written by an agent that reads the ledger topic back: a faust pass and a changelog record
+per entry (~0.95 of the records written per input event). Yet the ledger topic already *is* a
+durable log of every entry keyed by entry id. So here each worker reads it with a plain client
+(no consumer group, every partition) into a local RocksDB database, its read position stored in
+the same write batch as the entries: a projection, rebuilt from the topic when the directory is
+lost, with nothing written to Kafka. Any worker answers any entry id from its own copy, no
+routing needed. The ledger topic must keep its records (``retention.ms=-1``; see
+``streams.admin``), as the book of record.
+
+A look-up that misses while the copy is behind the topic's end says so (the caller answers 503,
+"catching up"), never a wrong 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rocksdict import Options, Rdict, WriteBatch
+
+log = logging.getLogger(__name__)
+
+_POSITION_PREFIX = b"\x00position:"  # entry ids are uuids: no key starts with a NUL byte
+FETCH_RECORDS_MAX = 5_000
+END_OFFSETS_INTERVAL_S = 2.0
+
+
+class EntriesIndex:
+    def __init__(self, bootstrap: str, topic: str, path: Path) -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self._db = Rdict(str(path), options)
+        self._positions: dict[int, int] = {}  # partition -> next offset to read
+        self._end_offsets: dict[int, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def get(self, entry_id: str) -> bytes | None:
+        value = self._db.get(entry_id.encode())
+        return value if isinstance(value, bytes) else None
+
+    @property
+    def behind(self) -> int:
+        """Records on the topic (as of the last look at its end) not in this copy yet."""
+        return sum(
+            max(0, end - self._positions.get(partition, 0))
+            for partition, end in self._end_offsets.items()
+        )
+
+    def positions(self) -> dict[int, int]:
+        return dict(self._positions)
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._db.close()
+
+    async def _run_forever(self) -> None:
+        while True:
+            try:
+                await self._run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("entries index: reading %s failed; again in 5 s", self._topic)
+                await asyncio.sleep(5.0)
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap.split(","),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=FETCH_RECORDS_MAX,
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions(consumer)
+            consumer.assign(partitions)
+            for tp in partitions:
+                stored = self._db.get(_POSITION_PREFIX + str(tp.partition).encode())
+                position = int(stored) if isinstance(stored, bytes) else 0
+                self._positions[tp.partition] = position
+                consumer.seek(tp, position)
+            loop = asyncio.get_running_loop()
+            next_end_check = 0.0
+            while True:
+                if loop.time() >= next_end_check:
+                    ends = await consumer.end_offsets(partitions)
+                    self._end_offsets = {tp.partition: offset for tp, offset in ends.items()}
+                    next_end_check = loop.time() + END_OFFSETS_INTERVAL_S
+                fetched = await consumer.getmany(timeout_ms=200, max_records=FETCH_RECORDS_MAX)
+                if fetched:
+                    self._apply(fetched)
+        finally:
+            await consumer.stop()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        while True:
+            numbers = consumer.partitions_for_topic(self._topic)
+            if numbers:
+                return [TopicPartition(self._topic, number) for number in sorted(numbers)]
+            await consumer.force_metadata_update()
+            await asyncio.sleep(0.5)
+
+    def _apply(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for tp, records in fetched.items():
+            for record in records:
+                if record.key is not None and record.value is not None:
+                    batch.put(record.key, record.value)
+            if records:
+                position = records[-1].offset + 1
+                batch.put(_POSITION_PREFIX + str(tp.partition).encode(), str(position).encode())
+                self._positions[tp.partition] = position
+                end = self._end_offsets.get(tp.partition, 0)
+                self._end_offsets[tp.partition] = max(end, position)
+        self._db.write(batch)

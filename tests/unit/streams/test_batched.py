@@ -1,0 +1,233 @@
+"""The batched runtime's building blocks, without Kafka: record cache, outbox, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from faust.types import TP
+
+from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, Settings
+from streams.batched import Outbox, send_or_dead_letter
+from streams.deadletter import SourcePosition, header_map
+from streams.effects import Send
+from streams.metrics import Metrics
+from tables.store import BatchedTable
+
+SOURCE = SourcePosition("scm.events", 2, 41, 1_700_000_000_000)
+
+
+@dataclass
+class RecordMetadata:
+    offset: int
+
+
+@dataclass
+class FakeProducer:
+    """Delivers every record at once, numbering offsets per (topic, partition); refuses values
+    longer than ``value_length_max`` as aiokafka refuses records over max_request_size."""
+
+    value_length_max: int = 1_000_000
+    sent: list[tuple[str, bytes | None, bytes | None, int | None, Any]] = field(
+        default_factory=list
+    )
+    offsets: dict[tuple[str, int | None], int] = field(default_factory=lambda: defaultdict(int))
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+    ) -> asyncio.Future[RecordMetadata]:
+        if value is not None and len(value) > self.value_length_max:
+            raise ValueError(f"record of {len(value)} bytes is over the limit")
+        self.sent.append((topic, key, value, partition, headers))
+        offset = self.offsets[(topic, partition)]
+        self.offsets[(topic, partition)] = offset + 1
+        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        future.set_result(RecordMetadata(offset))
+        return future
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.dbs: dict[int, dict[bytes, bytes]] = defaultdict(dict)
+        self.puts = 0
+        self._key_index: dict[bytes, int] = {}
+        self.persisted: dict[TP, int] = {}
+
+    def _db_for_partition(self, partition: int) -> FakeDb:
+        return FakeDb(self, partition)
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
+@dataclass
+class FakeDb:
+    store: FakeStore
+    partition: int
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.store.dbs[self.partition].get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.store.puts += 1
+        self.store.dbs[self.partition][key] = value
+
+
+@dataclass
+class FakeTable:
+    name: str = "budgets"
+    data: FakeStore = field(default_factory=FakeStore)
+    changelog_topic_name: str = "app-budgets-changelog"
+
+
+def test_a_row_changed_many_times_in_a_batch_is_written_and_sent_once() -> None:
+    table = FakeTable()
+    batched = BatchedTable(table)  # type: ignore[arg-type]
+    producer = FakeProducer()
+    for amount in range(10):
+        batched.put(1, b"ENG-001", str(amount).encode())
+    batched.put(3, b"OPS-001", b"7")
+
+    async def flush() -> list[asyncio.Future[Any]]:
+        return await batched.flush(producer)
+
+    futures = asyncio.run(flush())
+
+    assert len(futures) == 2
+    assert table.data.puts == 2
+    assert table.data.dbs[1][b"ENG-001"] == b"9"
+    assert [(topic, key, partition) for topic, key, _, partition, _ in producer.sent] == [
+        ("app-budgets-changelog", b"ENG-001", 1),
+        ("app-budgets-changelog", b"OPS-001", 3),
+    ]
+
+
+def test_a_row_is_read_from_the_batch_before_it_reaches_rocksdb() -> None:
+    table = FakeTable()
+    table.data.dbs[0][b"k"] = b"old"
+    batched = BatchedTable(table)  # type: ignore[arg-type]
+    assert batched.get(0, b"k") == b"old"
+    batched.put(0, b"k", b"new")
+    assert batched.get(0, b"k") == b"new"
+    assert table.data.dbs[0][b"k"] == b"old"
+    assert batched.get(1, b"k") is None  # another partition's database
+
+
+def test_the_persisted_offset_is_the_highest_delivered_changelog_offset_per_partition() -> None:
+    table = FakeTable()
+    batched = BatchedTable(table)  # type: ignore[arg-type]
+    producer = FakeProducer()
+
+    async def two_batches() -> None:
+        for batch in range(2):
+            batched.put(0, f"a{batch}".encode(), b"1")
+            batched.put(0, f"b{batch}".encode(), b"1")
+            batched.put(2, f"c{batch}".encode(), b"1")
+            await asyncio.gather(*await batched.flush(producer))
+            batched.mark_persisted()
+
+    asyncio.run(two_batches())
+
+    assert table.data.persisted == {
+        TP("app-budgets-changelog", 0): 3,
+        TP("app-budgets-changelog", 2): 1,
+    }
+
+
+def _outbox(producer: FakeProducer) -> Outbox:
+    return Outbox(producer, Settings(topic_prefix="t."), Metrics())
+
+
+def test_a_forward_the_producer_refuses_is_dead_lettered_with_its_original_bytes() -> None:
+    producer = FakeProducer(value_length_max=100)
+    big = b"x" * 150
+    outbox = _outbox(producer)
+
+    async def run() -> Any:
+        result = await send_or_dead_letter(
+            outbox,
+            [Send(BY_EVENT_ID_TOPIC, b"event-1", big)],
+            key=b"PO-1",
+            value=b"original",
+            source=SOURCE,
+            event_id="event-1",
+            attempts=1,
+        )
+        await outbox.delivered()
+        return result
+
+    result = asyncio.run(run())
+
+    assert result is not None and result.reason == "processing_error"
+    [(topic, key, value, _, headers)] = producer.sent
+    assert (topic, key, value) == ("t." + DLQ_TOPIC, b"PO-1", b"original")
+    named = header_map(headers)
+    assert named["fin.reason"] == "processing_error"
+    assert "over the limit" in named["fin.detail"]
+    assert (named["fin.source.topic"], named["fin.source.offset"]) == ("scm.events", "41")
+
+
+def test_a_dead_letter_too_large_to_copy_is_sent_without_its_bytes_naming_the_original() -> None:
+    producer = FakeProducer(value_length_max=100)
+    huge = b"y" * 500
+    outbox = _outbox(producer)
+
+    async def run() -> Any:
+        result = await send_or_dead_letter(
+            outbox,
+            [Send(BY_EVENT_ID_TOPIC, b"event-2", huge)],
+            key=b"PO-2",
+            value=huge,
+            source=SOURCE,
+            event_id="event-2",
+            attempts=1,
+        )
+        await outbox.delivered()
+        return result
+
+    result = asyncio.run(run())
+
+    assert result is not None and result.outcome == "rejected"
+    [(topic, key, value, _, headers)] = producer.sent
+    assert (topic, key, value) == ("t." + DLQ_TOPIC, b"PO-2", None)
+    detail = header_map(headers)["fin.detail"]
+    assert "original record not copied" in detail
+    assert "scm.events[2]@41" in detail
+
+
+def test_outputs_that_the_producer_accepts_pass_through_unchanged() -> None:
+    producer = FakeProducer()
+    outbox = _outbox(producer)
+
+    async def run() -> Any:
+        result = await send_or_dead_letter(
+            outbox,
+            [Send(BY_EVENT_ID_TOPIC, b"e", b"v", (("h", b"1"),))],
+            key=b"k",
+            value=b"v",
+            source=SOURCE,
+            event_id="e",
+            attempts=1,
+        )
+        await outbox.delivered()
+        return result
+
+    assert asyncio.run(run()) is None
+    assert producer.sent == [("t." + BY_EVENT_ID_TOPIC, b"e", b"v", None, [("h", b"1")])]
+
+
+def test_settings_refuse_an_unknown_runtime() -> None:
+    from errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="FIN_RUNTIME"):
+        Settings.from_env({"FIN_RUNTIME": "fast"}, registry_url_file=None)
+
