@@ -2,7 +2,11 @@
 # `make run`: the main job in the foreground. Brings up local Kafka and the schema registry
 # (fetching them on first use), creates the topics, registers the schemas, starts one worker,
 # publishes the specification's sample events and then a steady synthetic stream, and prints the
-# URLs. Ctrl-C stops everything this script started and leaves no process behind.
+# URLs and API keys. Ctrl-C stops everything this script started and leaves no process behind.
+#
+# Keys: the worker refuses commands without a write key. Unless FIN_API_KEY is set, this script
+# makes a read key and a write key once, keeps them in .state/api-keys (mode 600) so links and
+# scripts keep working across runs, and prints them with example curl lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +45,19 @@ export FIN_SCHEMA_REGISTRY_URL
 export FIN_WEB_PORT=${FIN_WEB_PORT:-6066}
 export FIN_DATA_DIR=${FIN_DATA_DIR:-$STATE/worker}
 
+keys_file="$STATE/api-keys"
+if [ -z "${FIN_API_KEY:-}" ]; then
+  if ! grep -q '^write=' "$keys_file" 2>/dev/null; then
+    (umask 077 && $PY -c 'import secrets
+print("read=" + secrets.token_urlsafe(24))
+print("write=" + secrets.token_urlsafe(24))' >"$keys_file")
+  fi
+  FIN_API_KEY=$(sed -n 's/^read=//p' "$keys_file")
+  FIN_API_WRITE_KEY=${FIN_API_WRITE_KEY:-$(sed -n 's/^write=//p' "$keys_file")}
+fi
+# The worker and the demo traffic get the same keys (Settings: no write key means the read key).
+export FIN_API_KEY FIN_API_WRITE_KEY=${FIN_API_WRITE_KEY:-$FIN_API_KEY}
+
 $PY app.py topics create
 $PY app.py schemas register >/dev/null
 $PY app.py worker >"$STATE/worker.log" 2>&1 &
@@ -56,7 +73,7 @@ base="http://127.0.0.1:$FIN_WEB_PORT"
 cat <<MSG
 
 FIN is running.
-  status page      $base/
+  status page      $base/?key=$FIN_API_KEY
   health / ready   $base/health   $base/ready
   metrics          $base/metrics
   budget check     $base/api/v1/fin/budgets/department/ENG-001?category=SALARY&period=2024-Q1
@@ -65,6 +82,12 @@ FIN is running.
   trial balance    $base/api/v1/fin/ledger/trial-balance?period=2024-03
   schema registry  $FIN_SCHEMA_REGISTRY_URL
   kafka            $FIN_KAFKA_BOOTSTRAP
+  read key         $FIN_API_KEY   (X-API-Key header; every endpoint but /health and /ready)
+  write key        $FIN_API_WRITE_KEY   (commands; also reads)
+Try:
+  curl -H 'X-API-Key: $FIN_API_KEY' '$base/api/v1/fin/ar/customers/CUS-001/credit-status'
+  curl -X PUT -H 'X-API-Key: $FIN_API_WRITE_KEY' -H 'Content-Type: application/json' \\
+       -d '{"credit_limit": "60000.00"}' '$base/api/v1/fin/ar/customers/CUS-001/credit-limit'
 Publishing demo traffic at $RATE events/s. Ctrl-C stops everything.
 
 MSG
