@@ -13,7 +13,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -60,6 +60,10 @@ class _WriterSchema:
     # Floats in fields our reader lacks are skipped by schema resolution; a writer schema with
     # any float gets a second, writer-only read so a NaN anywhere is still refused.
     has_floats: bool = False
+    # Set when this writer schema is FIN's own reader schema (decided once per id, see
+    # `_TrustedCheck`): the value is read without schema resolution and only the checks that can
+    # still fail run.
+    trusted: "_TrustedCheck | None" = None
 
 
 def _rejection(code: str, detail: str) -> Rejection:
@@ -117,6 +121,8 @@ class Decoder:
             problem = _non_finite_float(payload, writer.parsed)
             if problem is not None:
                 return _rejection("payload_undecodable", f"{entry.fullname}: {problem}")
+        if writer.trusted is not None:
+            return _read_payload(schema_id, payload, writer.parsed, None, entry, writer.trusted)
         return _read_payload(
             schema_id, payload, writer.parsed, self._readers[entry.fullname], entry
         )
@@ -134,11 +140,23 @@ class Decoder:
         except SchemaNotFound:
             self._remember_unknown(schema_id)
             return None
-        writer = _parse_writer_schema(schema_text)
+        writer = self._with_trust(_parse_writer_schema(schema_text))
         self._schemas[schema_id] = writer
         if len(self._schemas) > self._cache_size_max:
             self._schemas.popitem(last=False)
         return writer
+
+    def _with_trust(self, writer: _WriterSchema) -> _WriterSchema:
+        """`writer`, marked trusted when it is (parsed) exactly the reader schema of its record.
+
+        Decided here, once per schema id, rather than by fastavro on every read: fastavro itself
+        drops the reader schema when the two compare equal, but pays for a deep comparison of
+        the parsed schemas each time to find out.
+        """
+        reader = self._readers.get(writer.fullname or "")
+        if reader is None or writer.parsed != reader:
+            return writer
+        return replace(writer, trusted=_TrustedCheck(reader))
 
     def _recently_unknown(self, schema_id: int) -> bool:
         seen_at = self._unknown_ids.get(schema_id)
@@ -227,8 +245,14 @@ def _find_non_finite(value: Any, path: str) -> str | None:
 
 
 def _read_payload(
-    schema_id: int, payload: bytes, writer: Schema, reader: Schema, entry: SchemaEntry
+    schema_id: int,
+    payload: bytes,
+    writer: Schema,
+    reader: Schema | None,
+    entry: SchemaEntry,
+    trusted: "_TrustedCheck | None" = None,
 ) -> Decoded | Rejection:
+    """Read `payload`; with `trusted` (the writer is the reader schema) `reader` is None."""
     buffer = io.BytesIO(payload)
     try:
         record = fastavro.schemaless_reader(buffer, writer, reader)
@@ -244,12 +268,104 @@ def _read_payload(
             "payload_undecodable",
             f"{entry.fullname}: {len(payload) - buffer.tell()} trailing byte(s) after the record",
         )
-    problem = nonconformity(record, reader)
+    problem = trusted(record) if trusted is not None else nonconformity(record, reader)
     if problem is not None:
         return _rejection("payload_undecodable", f"{entry.fullname}: {problem}")
     assert isinstance(record, dict)
     event_type = str(record["event_type"]) if entry.contract.has_envelope else entry.fullname
     return Decoded(event_type, record, schema_id, entry.fullname)
+
+
+# What fastavro yields for these, read with FIN's own schema as the writer's, always passes
+# `nonconformity`: text, bytes and None for the primitives; for the logical types a Decimal (its
+# context traps overflow, so never an infinity or NaN), a date, a UTC-aware datetime, or an
+# exception. Everything else (int and long ranges, float finiteness, booleans, enums, fixed,
+# other logical types) is checked as before.
+_TRUSTED_PRIMITIVES = frozenset({"null", "string", "bytes"})
+_TRUSTED_LOGICAL_TYPES = frozenset({"decimal", "date", "timestamp-millis"})
+
+# (field name, checks of the nested record's fields, or else the field's schema for a full
+# `_nonconformity` walk), in field order.
+_FieldCheck = tuple[str, "tuple[_FieldCheck, ...] | None", Schema]
+
+
+class _TrustedCheck:
+    """`nonconformity(record, reader)`, for records read with the reader schema as the writer's.
+
+    Such a record has exactly the reader's fields, in order, of the Python types fastavro maps
+    them to; only the fields whose schema can still yield a problem are walked, with the same
+    function, path and order as the full walk, so the first problem found and its text are the
+    same. For FIN's schemas that is nothing, or one int field.
+    """
+
+    def __init__(self, reader: Mapping[str, Any]) -> None:
+        self._named: Mapping[str, Any] = reader.get("__named_schemas", {})
+        self._fields = _field_checks(reader, self._named, frozenset())
+
+    def __call__(self, record: Any) -> str | None:
+        if not self._fields:
+            return None
+        return _check_fields(record, self._fields, self._named, "")
+
+
+def _field_checks(
+    record_schema: Mapping[str, Any], named: Mapping[str, Any], visiting: frozenset[str]
+) -> tuple[_FieldCheck, ...]:
+    visiting = visiting | {str(record_schema.get("name", ""))}
+    checks: list[_FieldCheck] = []
+    for field in record_schema["fields"]:
+        field_schema = field["type"]
+        if not _may_fail(field_schema, named, visiting):
+            continue
+        resolved = named.get(field_schema) if isinstance(field_schema, str) else field_schema
+        if (
+            isinstance(resolved, dict)
+            and resolved.get("type") == "record"
+            and "logicalType" not in resolved
+            and str(resolved.get("name", "")) not in visiting  # recursive: walked in full
+        ):
+            checks.append((field["name"], _field_checks(resolved, named, visiting), field_schema))
+        else:
+            checks.append((field["name"], None, field_schema))
+    return tuple(checks)
+
+
+def _may_fail(schema: Schema, named: Mapping[str, Any], visiting: frozenset[str]) -> bool:
+    """Whether a value fastavro reads for `schema` (writer = reader) can fail `nonconformity`."""
+    if isinstance(schema, list):
+        return any(_may_fail(branch, named, visiting) for branch in schema)
+    if isinstance(schema, str):
+        if schema in named:
+            # A recursive type is walked in full rather than reasoned about.
+            return schema in visiting or _may_fail(named[schema], named, visiting | {schema})
+        return schema not in _TRUSTED_PRIMITIVES
+    logical_type = schema.get("logicalType")
+    if logical_type is not None:
+        return logical_type not in _TRUSTED_LOGICAL_TYPES
+    kind = schema["type"]
+    if kind == "record":
+        inner = visiting | {str(schema.get("name", ""))}
+        return any(_may_fail(field["type"], named, inner) for field in schema["fields"])
+    if kind == "array":
+        return _may_fail(schema["items"], named, visiting)
+    if kind == "map":
+        return _may_fail(schema["values"], named, visiting)
+    return kind not in _TRUSTED_PRIMITIVES
+
+
+def _check_fields(
+    record: Any, checks: tuple[_FieldCheck, ...], named: Mapping[str, Any], path: str
+) -> str | None:
+    for name, nested, field_schema in checks:
+        field_path = f"{path}.{name}" if path else name
+        value = record[name]
+        if nested is not None:
+            problem = _check_fields(value, nested, named, field_path)
+        else:
+            problem = _nonconformity(value, field_schema, named, field_path, False)
+        if problem is not None:
+            return problem
+    return None
 
 
 def nonconformity(value: Any, schema: Schema, *, for_writing: bool = False) -> str | None:
