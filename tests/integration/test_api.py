@@ -366,6 +366,64 @@ def test_a_body_that_is_not_json_is_refused_with_415_or_400(api: Api) -> None:
     assert assert_problem(broken, 400)["parameter"] == "body"
 
 
+def test_a_cross_site_post_in_the_shape_of_a_no_cors_request_is_refused_and_not_published(
+    api: Api,
+) -> None:
+    path = api.url + f"{PREFIX}/ap/vendors/VEN-001/payments"
+    body = b'{"payment_id": "CSRF-1", "amount": "5.00"}'
+    before = commands_end_offset(api)
+
+    forged = [
+        requests.post(
+            path, data=body, headers={**headers, "Origin": "http://evil.example"}, timeout=30
+        )
+        for headers in (
+            {"Content-Type": "text/plain"},
+            {"Content-Type": "text/plain", "X-API-Key": api.write_key},
+            {"X-API-Key": api.write_key},
+        )
+    ]
+    preflight = requests.options(
+        path,
+        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+        timeout=30,
+    )
+
+    assert [response.status_code for response in forged] == [401, 415, 415]
+    assert "application/json" in forged[2].json()["detail"]
+    assert preflight.status_code >= 400 and "Access-Control-Allow-Origin" not in preflight.headers
+    assert commands_end_offset(api) == before
+
+
+def test_a_foreign_host_is_refused_with_421_and_health_answers_any_host(api: Api) -> None:
+    rebound = requests.get(
+        api.url + f"{PREFIX}/ar/customers/CUS-001/credit-status",
+        headers={"X-API-Key": api.read_key, "Host": "evil.example"},
+        timeout=30,
+    )
+    health = requests.get(api.url + "/health", headers={"Host": "evil.example"}, timeout=30)
+
+    assert "evil.example" in assert_problem(rebound, 421)["detail"]
+    assert "25000" not in rebound.text
+    assert health.status_code == 200
+
+
+def test_json_nested_30000_levels_is_a_400_naming_the_body_and_the_worker_answers_on(
+    api: Api,
+) -> None:
+    deep = b'{"reason":' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+
+    response = requests.post(
+        api.url + f"{PREFIX}/compensations",
+        data=deep,
+        headers={"X-API-Key": api.write_key, "Content-Type": "application/json"},
+        timeout=30,
+    )
+
+    assert "deeper than 400" in assert_problem(response, 400)["detail"]
+    assert requests.get(api.url + "/health", timeout=30).status_code == 200
+
+
 # --- keys ------------------------------------------------------------------------------------
 
 
