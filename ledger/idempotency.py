@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from ledger.entries import SourceRef
 from ledger.events import to_json_record
 from ledger.rejections import Reason, Rejection
@@ -136,11 +138,25 @@ def fingerprint(record: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of a decoded record (sorted keys, no spaces).
 
     Computed on ``to_json_record``'s form, so a record and its JSON round trip agree.
+    Fingerprints are kept in the ``processed`` table: this text must never change.
     """
-    canonical = json.dumps(
-        to_json_record(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    form = to_json_record(record)
+    try:
+        # orjson writes exactly the bytes of the json.dumps call below for what to_json_record
+        # yields (dicts, lists, text, int, bool, None): keys sorted by code point, UTF-8 left
+        # unescaped, the same escapes for control characters (a test compares them on every
+        # code point). It refuses what it cannot write that way (ints beyond 64 bits, lone
+        # surrogates), and those take the original path, which answers as it always did.
+        canonical = orjson.dumps(form, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        canonical = _canonical_json(form)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _canonical_json(form: Any) -> bytes:
+    """The fingerprint's canonical JSON as it was first defined (the reference for orjson)."""
+    text = json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
 
 
 def decide(
