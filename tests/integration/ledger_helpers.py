@@ -79,6 +79,14 @@ INPUT_TOPICS = (
     ),
 )
 
+
+def input_topics() -> tuple[str, ...]:
+    """The topics FIN's consumer group reads: the batched runtime does not read the ledger
+    topic back (each worker copies it outside the group, ``tables/entries_index.py``)."""
+    if os.environ.get("FIN_RUNTIME", "classic") == "batched":
+        return tuple(topic for topic in INPUT_TOPICS if topic != "fin.ledger.postings")
+    return INPUT_TOPICS
+
 Encode = Callable[[Mapping[str, Any]], bytes]
 
 
@@ -491,7 +499,7 @@ def wait_until_settled(
         posted = cluster.record_count("fin.ledger.postings")
         if posted < entries:
             return f"{posted} of {entries} journal entries on the ledger topic"
-        ends = cluster.end_offsets(INPUT_TOPICS)
+        ends = cluster.end_offsets(input_topics())
         committed = cluster.committed()
         behind = {
             f"{tp.topic}[{tp.partition}]": end - committed.get(tp, 0)
@@ -659,7 +667,7 @@ def consumer_lag(cluster: Cluster) -> int:
     but is not a record, and a consumer never commits past it. Small gaps are therefore read
     (read_committed) and only the records in them counted.
     """
-    ends = cluster.end_offsets(INPUT_TOPICS)
+    ends = cluster.end_offsets(input_topics())
     committed = cluster.committed()
     behind = {
         tp: (committed.get(tp, 0), end) for tp, end in ends.items() if committed.get(tp, 0) < end
@@ -673,7 +681,7 @@ def consumer_lag(cluster: Cluster) -> int:
 
 def partitions_behind(cluster: Cluster) -> str:
     """Which input partitions the group has not committed to their end (for failure reports)."""
-    ends = cluster.end_offsets(INPUT_TOPICS)
+    ends = cluster.end_offsets(input_topics())
     committed = cluster.committed()
     behind = [
         f"{tp.topic}[{tp.partition}] {committed.get(tp, 0)}/{end}"
@@ -739,7 +747,7 @@ def wait_until_caught_up(
             snapshot = [
                 sorted(
                     (tp.topic, tp.partition, end)
-                    for tp, end in cluster.end_offsets(INPUT_TOPICS).items()
+                    for tp, end in cluster.end_offsets(input_topics()).items()
                 ),
                 cluster.record_count("fin.dlq"),
                 counts,
