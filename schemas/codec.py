@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -529,6 +530,15 @@ class Encoder:
 
 def encode_payload(record: Mapping[str, Any], entry: SchemaEntry) -> bytes:
     """The bare Avro body of `record` under `entry`'s schema, after strict validation."""
+    if _write_check(entry.parsed)(record):
+        # Certainly valid: the strict checks below would all pass, so only the write is left.
+        # It is the very same fastavro call, so the bytes (and any error it raises) are too.
+        buffer = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buffer, entry.parsed, record, strict_allow_default=True)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise RecordInvalidError(f"{entry.fullname}: {exc}") from exc
+        return buffer.getvalue()
     problem = nonconformity(dict(record), entry.parsed, for_writing=True)
     if problem is not None:
         raise RecordInvalidError(f"{entry.fullname}: {problem}")
@@ -540,3 +550,160 @@ def encode_payload(record: Mapping[str, Any], entry: SchemaEntry) -> bytes:
         # fastavro's ValidationError is a ValueError: decimal scale or precision, ranges.
         raise RecordInvalidError(f"{entry.fullname}: {exc}") from exc
     return buffer.getvalue()
+
+
+# --- the fast write check --------------------------------------------------------------------
+#
+# encode_payload validates three times over: `nonconformity` walks the record, fastavro's
+# `validate` walks it again, and the writer a third time. A record FIN built itself (a journal
+# entry, an alert, an event) is valid in the overwhelming majority of cases, so a check compiled
+# once per schema answers "certainly valid" from exact Python types and bounds, after which the
+# write alone is left. It may say "not sure" for valid records (a Mapping that is not a dict, an
+# optional field left out, a uuid in a non-canonical spelling, a float field): those take the
+# strict path, which decides, raises and words its errors exactly as before. It must never say
+# "valid" for a record either strict check would refuse.
+
+_WriteCheck = Callable[[Any], bool]
+_MISSING = object()
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+# parsed schema id -> (the schema, kept so the id cannot be reused; its check)
+_WRITE_CHECKS: dict[int, tuple[Schema, _WriteCheck]] = {}
+
+
+def _write_check(parsed: Schema) -> _WriteCheck:
+    cached = _WRITE_CHECKS.get(id(parsed))
+    if cached is not None and cached[0] is parsed:
+        return cached[1]
+    named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
+    check = _compile_write_check(parsed, named, frozenset())
+    _WRITE_CHECKS[id(parsed)] = (parsed, check)
+    return check
+
+
+def _not_sure(value: Any) -> bool:
+    return False
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _is_boolean(value: Any) -> bool:
+    return type(value) is bool
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int and INT_MIN <= value <= INT_MAX
+
+
+def _is_long(value: Any) -> bool:
+    return type(value) is int and LONG_MIN <= value <= LONG_MAX
+
+
+def _is_string(value: Any) -> bool:
+    return type(value) is str
+
+
+def _is_bytes(value: Any) -> bool:
+    return type(value) is bytes
+
+
+def _is_date(value: Any) -> bool:
+    return type(value) is dt.date
+
+
+def _is_aware_datetime(value: Any) -> bool:
+    # Any aware datetime (years 1..9999) is a long count of milliseconds.
+    return type(value) is dt.datetime and value.utcoffset() is not None
+
+
+def _is_canonical_uuid(value: Any) -> bool:
+    return type(value) is str and _CANONICAL_UUID.fullmatch(value) is not None
+
+
+# Bools and floats are absent from the exact types on purpose (bool is an int subclass; a float
+# field is rare enough to leave to the strict path).
+_PRIMITIVE_WRITE_CHECKS: Mapping[str, _WriteCheck] = {
+    "null": _is_none,
+    "boolean": _is_boolean,
+    "int": _is_int,
+    "long": _is_long,
+    "string": _is_string,
+    "bytes": _is_bytes,
+}
+
+
+def _decimal_check(precision: int, scale: int) -> _WriteCheck:
+    def is_decimal(value: Any) -> bool:
+        # Exactly what fastavro's decimal preparation refuses (too many digits, too many
+        # places), plus the finite Decimal nonconformity asks for.
+        if type(value) is not Decimal or not value.is_finite():
+            return False
+        _, digits, exponent = value.as_tuple()
+        return isinstance(exponent, int) and exponent >= -scale and len(digits) <= precision
+
+    return is_decimal
+
+
+def _compile_write_check(
+    schema: Schema, named: Mapping[str, Any], visiting: frozenset[str]
+) -> _WriteCheck:
+    if isinstance(schema, list):
+        branches = tuple(_compile_write_check(branch, named, visiting) for branch in schema)
+        return lambda value: any(branch(value) for branch in branches)
+    if isinstance(schema, str):
+        if schema in named:
+            if schema in visiting:
+                return _not_sure  # a recursive type: left to the strict path
+            return _compile_write_check(named[schema], named, visiting | {schema})
+        return _PRIMITIVE_WRITE_CHECKS.get(schema, _not_sure)
+    kind = schema["type"]
+    logical_type = schema.get("logicalType")
+    if logical_type is not None:
+        if logical_type == "decimal" and kind == "bytes":
+            return _decimal_check(int(schema["precision"]), int(schema.get("scale", 0)))
+        if logical_type == "date" and kind == "int":
+            return _is_date
+        if logical_type == "timestamp-millis" and kind == "long":
+            return _is_aware_datetime
+        if logical_type == "uuid" and kind == "string":
+            return _is_canonical_uuid
+        return _not_sure
+    if kind == "record":
+        return _record_write_check(schema, named, visiting | {str(schema["name"])})
+    if kind == "array":
+        items = _compile_write_check(schema["items"], named, visiting)
+        return lambda value: type(value) is list and all(items(item) for item in value)
+    if kind == "map":
+        values = _compile_write_check(schema["values"], named, visiting)
+        return lambda value: type(value) is dict and all(
+            type(key) is str and values(item) for key, item in value.items()
+        )
+    if kind == "enum":
+        symbols = frozenset(schema["symbols"])
+        return lambda value: type(value) is str and value in symbols
+    return _PRIMITIVE_WRITE_CHECKS.get(kind, _not_sure)
+
+
+def _record_write_check(
+    schema: Mapping[str, Any], named: Mapping[str, Any], visiting: frozenset[str]
+) -> _WriteCheck:
+    fields = tuple(
+        (str(field["name"]), _compile_write_check(field["type"], named, visiting))
+        for field in schema["fields"]
+    )
+    count = len(fields)
+
+    def is_record(value: Any) -> bool:
+        # Every field present and no other key: nothing unknown, no default to fill in.
+        if type(value) is not dict or len(value) != count:
+            return False
+        for name, check in fields:
+            item = value.get(name, _MISSING)
+            if item is _MISSING or not check(item):
+                return False
+        return True
+
+    return is_record
