@@ -14,13 +14,15 @@ from types import MappingProxyType
 from typing import Any
 
 import fastavro
+import pytest
 from fastavro.validation import validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas import codec
 from schemas.catalog import SchemaEntry
 from schemas.codec import RecordInvalidError, encode_payload, nonconformity
-from tests.unit.schemas.fixtures import any_record
+from tests.unit.schemas.fixtures import any_record, catalog
 
 
 def strict_encode_payload(record: Any, entry: SchemaEntry) -> bytes:
@@ -150,3 +152,39 @@ def test_a_mapping_that_is_not_a_dict_is_encoded_the_same(entry_and_record):
     item, record = entry_and_record
     proxy = MappingProxyType(record)
     assert outcome(encode_payload, proxy, item) == outcome(strict_encode_payload, proxy, item)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_record())
+def test_a_valid_record_of_any_schema_is_written_by_the_fast_writer_as_by_fastavro(pair):
+    item, record = pair
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, item.parsed, record)
+    assert codec._fast_writer(item.parsed)(record) == buffer.getvalue()
+
+
+BOUNDARIES = [
+    Decimal(unscaled).scaleb(-2)
+    for magnitude in (0, 1, 127, 128, 255, 256, 32767, 32768, 2**31, 2**55, 10**18 - 1)
+    for unscaled in (magnitude, -magnitude, magnitude - 1, -magnitude - 1)
+    if abs(unscaled) < 10**18
+]
+
+
+@pytest.mark.parametrize("amount", [*BOUNDARIES, Decimal("5"), Decimal("-7.1"), Decimal("1E+5")])
+def test_amounts_at_byte_boundaries_are_written_as_by_fastavro(amount):
+    item = next(entry for entry in catalog().entries if entry.fullname == "fin.alerts.Alert")
+    alert = {
+        "alert_id": "214d6fd5-4c25-4c4a-a077-d2197dba772f",
+        "alert_type": "budget_exceeded",
+        "severity": "critical",
+        "subject": "ENG-001",
+        "period": "2024-Q1",
+        "amount": amount,
+        "limit": None,
+        "detail": "détail ✓",
+        "source_event_id": None,
+    }
+    fast = codec._fast_writer(item.parsed)(alert)
+    assert fast is not None
+    assert fast == strict_encode_payload(alert, item)
