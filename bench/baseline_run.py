@@ -139,6 +139,10 @@ def drain(ctx: Context, dataset: Dataset, *, label: str) -> DrainResult:
                 state["cpu_s"] / max(1e-9, state["done_at"] - state["first_at"]), 3
             ),
             "ledger_entries": entries,
+            "stage_us_per_event": {
+                stage: round(ns / 1000 / len(dataset), 1)
+                for stage, ns in state.get("stage_ns", {}).items()
+            },
         },
     )
 
