@@ -8,31 +8,49 @@ What one run does, on the broker of ``make up`` (started here if it is not runni
    reference ledger of ``tests/unit/ledger/reference.py`` from the same events.
 2. Broker limit: Kafka's ``kafka-producer-perf-test`` and ``kafka-consumer-perf-test`` with
    records of the events' mean size (acks=all, 4 partitions).
-3. ``--runs`` K times, alternating, each on a fresh topic prefix loaded beforehand (loading
-   is not measured):
-   a. hub: one ``python app.py worker`` with its own prefix, app id and data dir, RocksDB
-      tables, default settings. Drain time = first record it forwards to its by-event-id topic
-      (start of consumption) .. the last output record on the broker (journal entries, alerts,
-      every table changelog); completion seen on its /metrics and its changelog end offsets.
-      Its trial balance of every period (REST), its integrity report (REST) and the ledger
-      topic's record count must equal the reference.
+3. ``--runs`` K times, alternating, each on a fresh topic prefix:
+   a. hub, 1 worker: one ``python app.py worker`` with its own prefix, app id and data dir,
+      RocksDB tables, default settings, its runtime from ``--runtime`` (classic or batched;
+      without it FIN_RUNTIME is not set by the bench: the inherited one or the worker's
+      default applies). The topics are loaded before it starts (loading is not measured).
+      Drain time = first record it forwards to its by-event-id topic (start of consumption)
+      .. the last output record on the broker (journal entries, alerts, every table
+      changelog); completion seen on its /metrics and on the end offsets of its entries
+      changelog (classic) or of the ledger topic (batched). Its trial balance of every period
+      (REST), its integrity report (REST) and the ledger topic's record count must equal the
+      reference.
    b. baseline: ``python -m bench.baseline``, an aiokafka loop doing the same per-event work
       with state in dicts; drain time = its first fetched batch .. its producer flushed. Its
       trial balances (dict) and the ledger topic's record count must equal the reference.
-   CPU µs/event = the process's CPU time over the drain span / N (/proc for the hub, the
+   c. hub, 2 workers (unless ``--no-two-workers``): two workers in one consumer group (same
+      prefix and app id, their own data dirs and ports). Both are started on empty topics;
+      once both answer /ready and the group is stable with source partitions on each, the
+      topics are loaded (so no rebalance falls inside the drain). Drain time and validity as
+      in (a), the books read through either worker's REST API; CPU time and peak RSS summed
+      over both. Reported: its events/s and two workers / one worker (issue 13: ≥ 1.5).
+   CPU µs/event = the processes' CPU time over the drain span / N (/proc for the hub, the
    process's own clock for the baseline); peak RSS = VmHWM / ru_maxrss. A run whose output
    differs from the reference is printed INVALID and not counted.
-4. Recovery: the last hub worker restarted with its data dir intact, then wiped. Restore time
-   = faust's own log, "Restoring state from changelog topics" .. "Done reading from changelog
-   topics" (the wall time until /ready, dominated by process start and group join, is
-   reported beside it for both restarts).
-5. Latency: a fresh process per contestant, an unmeasured 3 s warm-up, then open-loop load at
-   50% and 80% of its own median drain throughput for ``--latency-seconds`` each; latency =
-   broker append time of the journal entry - scheduled send time of its event (see
-   ``bench/latency.py``).
+   Per stage, µs per input event (a stage's whole time / N): the hub's own
+   ``fin_processing_seconds`` histogram (stages ingest, posting, table_<name>; sum read from
+   /metrics at the end of the drain, summed over workers), and the baseline's own
+   ``perf_counter_ns`` timings of decode, validate, idempotency, posting, reducers, encode
+   and send; medians of the valid runs, side by side in one table. Both are wall time inside
+   the stage (on a loaded machine, time the process waited for a core counts too); the
+   process CPU per event beside them covers what lies outside every stage.
+4. Recovery (unless ``--no-recovery``): the last one-worker hub restarted with its data dir
+   intact, then wiped. Restore time = faust's own log, "Restoring state from changelog
+   topics" .. "Done reading from changelog topics" (both runtimes keep their tables in
+   faust), as changelog records/s; the wall time until /ready (dominated by process start
+   and group join) is reported beside it for both restarts.
+5. Latency: a fresh process per contestant (one hub worker), an unmeasured 3 s warm-up, then
+   open-loop load at 50% and 80% of its own median drain throughput for ``--latency-seconds``
+   each; latency = broker append time of the journal entry - scheduled send time of its event
+   (see ``bench/latency.py``).
 6. ``--profile``: one more hub drain with py-spy attached (not counted): the top frames.
 
-Results go to ``bench/results/latest.json`` and ``latest.md``; the table is printed.
+Results go to ``--out`` (default ``bench/results/``) as ``latest.json`` and ``latest.md``; the
+table is printed, and so are the ratios (hub / baseline, two workers / one worker).
 """
 
 from __future__ import annotations
@@ -61,6 +79,7 @@ from ledger.chart import default_chart_path, load_chart
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Encoder
 from schemas.registry import RegistryClient, SchemaIds
+from settings import RUNTIMES
 
 log = logging.getLogger("bench")
 
@@ -78,6 +97,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="events per drain run")
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="drain runs per contestant")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="FIN_RUNTIME of every hub worker (default: inherited FIN_RUNTIME, else the "
+        "worker's own default)",
+    )
+    parser.add_argument(
+        "--no-two-workers", action="store_true", help="skip the two-worker hub contestant"
+    )
     parser.add_argument("--latency-seconds", type=float, default=DEFAULT_LATENCY_SECONDS)
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--no-recovery", action="store_true")
@@ -138,7 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ensure_infrastructure()
     bootstrap = args.bootstrap or "127.0.0.1:9092"
     registry_url = args.registry_url or registry_url_from_ops()
-    ctx = Context(bootstrap, registry_url, SCRATCH, Kafka(bootstrap), keep_topics=args.keep_topics)
+    ctx = Context(
+        bootstrap,
+        registry_url,
+        SCRATCH,
+        Kafka(bootstrap),
+        keep_topics=args.keep_topics,
+        runtime=args.runtime,
+    )
     try:
         return run(args, argv, ctx)
     finally:
@@ -156,7 +192,10 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, ctx: Context) -> i
     load_start = loadavg()
     scratch = ctx.scratch = SCRATCH / f"run-{ctx.run_id}"
     scratch.mkdir(parents=True)
-    say(f"scratch {scratch}, prefixes bench{ctx.run_id}-*")
+    say(
+        f"scratch {scratch}, prefixes bench{ctx.run_id}-*, hub runtime {ctx.effective_runtime}, "
+        f"load average {load_start}"
+    )
 
     catalog = SchemaCatalog.load()
     chart = load_chart(default_chart_path())
@@ -194,6 +233,10 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, ctx: Context) -> i
         base = baseline_run.drain(ctx, events, label=str(run))
         drains.append(base)
         say(_line(base, run))
+        if not args.no_two_workers:
+            two, _ = hub.drain(ctx, events, label=str(run), workers=2)
+            drains.append(two)
+            say(_line(two, run))
 
     recovery: dict[str, Any] | None = None
     if last_hub is not None:
@@ -206,14 +249,33 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, ctx: Context) -> i
     else:
         missing.append("table recovery (--no-recovery)")
 
+    config: dict[str, Any] = {
+        "events": len(events),
+        "runs": args.runs,
+        "seed": args.seed,
+        "partitions": PARTITIONS,
+        "runtime": ctx.effective_runtime,
+        "runtime_from": "--runtime"
+        if args.runtime
+        else ("FIN_RUNTIME" if os.environ.get("FIN_RUNTIME") else "worker default"),
+        "two_workers": not args.no_two_workers,
+        "latency_seconds": args.latency_seconds,
+        "loads": LOADS,
+        "mean_value_bytes": events.mean_value_bytes,
+        "events_by_topic": events.by_topic(),
+        "entries": events.entries,
+        "deltas": events.deltas,
+    }
+    names = ("hub", "baseline") if args.no_two_workers else ("hub", "hub2", "baseline")
     summary: dict[str, Any] = {
-        name: report.summarise_drain([d for d in drains if d.contestant == name])
-        for name in ("hub", "baseline")
+        name: report.summarise_drain([d for d in drains if d.contestant == name]) for name in names
     }
     hub_rate, base_rate = (summary[n]["events_per_s"] for n in ("hub", "baseline"))
-    summary["hub_to_baseline"] = (
-        round(hub_rate["median"] / base_rate["median"], 4) if hub_rate and base_rate else None
-    )
+    summary["hub_to_baseline"] = report.ratio(summary["hub"], summary["baseline"])
+    if not args.no_two_workers:
+        summary["two_workers_to_one"] = report.ratio(summary["hub2"], summary["hub"])
+    for line in report.summary_lines({"summary": summary, "config": config}):
+        say(line.replace("**", ""))
 
     latencies: list[LatencyResult] = []
     if args.no_latency:
@@ -266,18 +328,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, ctx: Context) -> i
         "started_at": started_at,
         "duration_s": round(time.monotonic() - started, 1),
         "machine": {**machine(load_start), "loadavg_end": loadavg()},
-        "config": {
-            "events": len(events),
-            "runs": args.runs,
-            "seed": args.seed,
-            "partitions": PARTITIONS,
-            "latency_seconds": args.latency_seconds,
-            "loads": LOADS,
-            "mean_value_bytes": events.mean_value_bytes,
-            "events_by_topic": events.by_topic(),
-            "entries": events.entries,
-            "deltas": events.deltas,
-        },
+        "config": config,
         "summary": summary,
         "drain": [d.to_json() for d in drains],
         "broker": broker,
@@ -299,8 +350,9 @@ def _line(result: DrainResult, run: int) -> str:
     verdict = "" if result.valid else f" INVALID: {'; '.join(result.problems[:3])}"
     return (
         f"run {run} {result.contestant}: {result.events_per_s:,.0f} events/s, "
-        f"{result.cpu_us_per_event:,.0f} µs CPU/event, peak RSS {result.peak_rss_kb / 1024:.0f} MB"
-        + verdict
+        f"{result.cpu_us_per_event:,.0f} µs CPU/event, "
+        f"peak RSS {result.peak_rss_kb / 1024:.0f} MB, "
+        f"load {result.details.get('loadavg_1min', 0):.2f}" + verdict
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 from dataclasses import dataclass, field
@@ -25,6 +26,17 @@ class Context:
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     prefixes: list[str] = field(default_factory=list)
     keep_topics: bool = False
+    runtime: str | None = None  # FIN_RUNTIME for every hub worker; None: the worker decides
+
+    @property
+    def effective_runtime(self) -> str:
+        """The runtime the hub's workers run: ``--runtime``, else FIN_RUNTIME inherited from
+        the environment, else the worker's own default."""
+        return self.runtime or os.environ.get("FIN_RUNTIME") or Settings.runtime
+
+    def worker_env(self) -> dict[str, str]:
+        """What every hub worker gets on top of the inherited environment."""
+        return {"FIN_RUNTIME": self.runtime} if self.runtime else {}
 
     def new_prefix(self, tag: str) -> str:
         prefix = f"bench{self.run_id}-{tag}-{len(self.prefixes)}."

@@ -1,13 +1,24 @@
-"""Contestant (a): one real FIN worker process (``python app.py worker``), default settings.
+"""Contestant (a): FIN's hub, ``python app.py worker`` processes with default settings.
 
-The source topics are loaded before the worker starts. Drain time runs from the first record
-the worker forwards (the broker timestamp of the earliest record on its by-event-id topic, i.e.
-its start of consumption, so the ~10 s of process start, topic checks, schema registration and
-group join are not counted) to the last output record on the broker: the journal entries
-(broker append time) and every table changelog record (the worker's send time). CPU time is
-the worker's own (/proc, every thread), from the last sample before consumption began to the
-end; completion is seen on its /metrics (every event consumed and posted, every delta
-applied) and on the end offsets of its entries changelog.
+One worker: the source topics are loaded before the worker starts. Drain time runs from the
+first record the worker forwards (the broker timestamp of the earliest record on its
+by-event-id topic, i.e. its start of consumption, so the ~10 s of process start, topic checks,
+schema registration and group join are not counted) to the last output record on the broker:
+the journal entries (broker append time) and every table changelog record (the worker's send
+time). CPU time is the worker's own (/proc, every thread), from the last sample before
+consumption began to the end; completion is seen on its /metrics (every event consumed and
+posted, every delta applied) and on the end offsets of its entries changelog (the classic
+runtime) or of the ledger topic (the batched runtime, which has no entries table).
+
+Two workers (``workers=2``): the same, with two processes in one consumer group (same app id and
+topic prefix, their own data dirs and ports). A worker that joins a group already consuming
+would make the drain time a rebalance, so the topics are loaded only once both workers answer
+/ready and the group is stable with partitions on both; the drain still starts at the first
+by-event-id record. CPU time and peak RSS are summed over both; the books are read through one
+worker's REST API (any worker answers any key).
+
+Per stage: ``fin_processing_seconds`` (histogram, label ``stage``: ingest, posting,
+table_<name>) read from /metrics at the end of the drain, sum over the workers / input events.
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ PREFIX = "/api/v1/fin"
 POLL_BEFORE_S = 0.05
 POLL_DURING_S = 0.25
 BOOKS_SETTLE_S = 180.0
+STAGE_HISTOGRAM = "fin_processing_seconds"
 COUNTERS = (
     "fin_events_consumed_total",
     "fin_events_posted_total",
@@ -51,47 +63,137 @@ COUNTERS = (
 )
 
 
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """What the drain reads from the workers' /metrics, summed over the workers."""
+
+    counters: dict[str, float]
+    stage_seconds: dict[str, float]  # fin_processing_seconds_sum by stage
+    stage_records: dict[str, float]  # fin_processing_seconds_count by stage
+
+
+def parse_metrics(text: str) -> MetricsSnapshot:
+    counters = dict.fromkeys(COUNTERS, 0.0)
+    seconds: dict[str, float] = {}
+    records: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in counters:
+                counters[sample.name] += sample.value
+            elif sample.name == STAGE_HISTOGRAM + "_sum":
+                stage = sample.labels.get("stage", "")
+                seconds[stage] = seconds.get(stage, 0.0) + sample.value
+            elif sample.name == STAGE_HISTOGRAM + "_count":
+                stage = sample.labels.get("stage", "")
+                records[stage] = records.get(stage, 0.0) + sample.value
+    return MetricsSnapshot(counters, seconds, records)
+
+
+def merge_metrics(parts: list[MetricsSnapshot]) -> MetricsSnapshot:
+    def total(dicts: list[dict[str, float]]) -> dict[str, float]:
+        merged: dict[str, float] = {}
+        for one in dicts:
+            for name, value in one.items():
+                merged[name] = merged.get(name, 0.0) + value
+        return merged
+
+    return MetricsSnapshot(
+        total([p.counters for p in parts]),
+        total([p.stage_seconds for p in parts]),
+        total([p.stage_records for p in parts]),
+    )
+
+
+def stage_us_per_event(snapshot: MetricsSnapshot, events: int) -> dict[str, float]:
+    """µs per *input* event by stage (a stage's whole time / N, whatever share of the events
+    passed through it), ingest and posting first, then the tables by name."""
+    order = sorted(snapshot.stage_seconds, key=lambda s: (s not in ("ingest", "posting"), s))
+    return {
+        stage: round(snapshot.stage_seconds[stage] * 1e6 / events, 1) if events else 0.0
+        for stage in order
+    }
+
+
 @dataclass
 class HubDeployment:
-    """One worker on its own prefix, app id, port and data dir."""
+    """``count`` workers on one prefix and app id (one consumer group); each its own port and
+    data dir."""
 
     ctx: Context
     prefix: str
     root: Path
-    worker: Worker = field(init=False)
+    count: int = 1
+    workers: list[Worker] = field(init=False)
 
     def __post_init__(self) -> None:
-        # The worker keeps its RocksDB files under FIN_DATA_DIR/<app id>; faust creates only
-        # the last level.
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        self.worker = Worker(
-            env={
-                "FIN_KAFKA_BOOTSTRAP": self.ctx.bootstrap,
-                "FIN_SCHEMA_REGISTRY_URL": self.ctx.registry_url,
-                "FIN_TOPIC_PREFIX": self.prefix,
-                "FIN_APP_ID": self.app_id,
-                "FIN_PARTITIONS": str(PARTITIONS),
-                "FIN_API_KEY": API_KEY,
-                "FIN_WEB_PORT": str(port),
-                "FIN_DATA_DIR": str(self.data_dir),
-            },
-            port=port,
-            log_path=self.root / "worker.log",
-        )
+        self.workers = []
+        for index in range(self.count):
+            # The worker keeps its RocksDB files under FIN_DATA_DIR/<app id>; faust creates
+            # only the last level.
+            data_dir = self.data_dir_of(index)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            port = free_port()
+            self.workers.append(
+                Worker(
+                    env={
+                        "FIN_KAFKA_BOOTSTRAP": self.ctx.bootstrap,
+                        "FIN_SCHEMA_REGISTRY_URL": self.ctx.registry_url,
+                        "FIN_TOPIC_PREFIX": self.prefix,
+                        "FIN_APP_ID": self.app_id,
+                        "FIN_PARTITIONS": str(PARTITIONS),
+                        "FIN_API_KEY": API_KEY,
+                        "FIN_WEB_PORT": str(port),
+                        "FIN_DATA_DIR": str(data_dir),
+                        **self.ctx.worker_env(),
+                    },
+                    port=port,
+                    log_path=self.root / ("worker.log" if index == 0 else f"worker-{index}.log"),
+                )
+            )
+
+    @property
+    def worker(self) -> Worker:
+        """The first worker: the one asked over REST, restarted for recovery, profiled."""
+        return self.workers[0]
 
     @property
     def app_id(self) -> str:
         return app_id_for(self.prefix)
 
+    def data_dir_of(self, index: int) -> Path:
+        return self.root / ("data" if index == 0 else f"data-{index}")
+
     @property
     def data_dir(self) -> Path:
-        return self.root / "data"
+        return self.data_dir_of(0)
 
     @property
     def pid(self) -> int:
         assert self.worker.process is not None
         return self.worker.process.pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self.workers if w.process is not None]
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def check_alive(self) -> None:
+        for worker in self.workers:
+            if worker.process is not None and worker.process.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{worker.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        return sum(procstat.cpu_seconds(pid) for pid in self.pids)
+
+    def peak_rss_kb(self) -> int:
+        return sum(procstat.memory_kb(pid)[1] for pid in self.pids)
 
     def changelogs(self) -> list[str]:
         return [
@@ -100,33 +202,64 @@ class HubDeployment:
             if name.endswith("-changelog")
         ]
 
+    def metrics(self) -> MetricsSnapshot | None:
+        """Every worker's /metrics, summed; None unless every worker answered."""
+        parts: list[MetricsSnapshot] = []
+        for worker in self.workers:
+            try:
+                response = worker.get("/metrics")
+            except requests.RequestException:
+                return None
+            if response.status_code != 200:
+                return None
+            parts.append(parse_metrics(response.text))
+        return merge_metrics(parts)
+
     def counters(self) -> dict[str, float] | None:
-        try:
-            response = self.worker.get("/metrics")
-        except requests.RequestException:
-            return None
-        if response.status_code != 200:
-            return None
-        totals = dict.fromkeys(COUNTERS, 0.0)
-        for family in text_string_to_metric_families(response.text):
-            for sample in family.samples:
-                if sample.name in totals:
-                    totals[sample.name] += sample.value
-        return totals
+        snapshot = self.metrics()
+        return None if snapshot is None else snapshot.counters
 
     def wait_ready(self, timeout_s: float = 180.0, interval_s: float = 0.1) -> float:
-        """Seconds from now until /ready answers 200."""
+        """Seconds from now until /ready answers 200 (on every worker)."""
         started = time.monotonic()
         deadline = started + timeout_s
-        while time.monotonic() < deadline:
-            process = self.worker.process
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"worker exited:\n{self.worker.log_tail()}")
-            with contextlib.suppress(requests.RequestException):
-                if self.worker.get("/ready").status_code == 200:
-                    return time.monotonic() - started
-            time.sleep(interval_s)
-        raise TimeoutError(f"worker not ready after {timeout_s}s:\n{self.worker.log_tail()}")
+        for worker in self.workers:
+            while True:
+                self.check_alive()
+                with contextlib.suppress(requests.RequestException):
+                    if worker.get("/ready").status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"worker not ready after {timeout_s}s:\n{worker.log_tail()}")
+                time.sleep(interval_s)
+        return time.monotonic() - started
+
+    def wait_group(self, timeout_s: float = 300.0) -> float:
+        """Until every worker answers /ready and the consumer group is stable with source
+        partitions on every worker (then /ready once more: a rebalance recovers tables); the
+        seconds it took."""
+        started = time.monotonic()
+        sources = {self.prefix + name for name in (*SOURCE_TOPICS, COMMANDS_TOPIC)}
+
+        def assigned() -> bool:
+            members = self.ctx.kafka.group_assignment(self.app_id)
+            if members is None or len(members) != self.count:
+                return False
+            owned = [{tp for tp in member if tp[0] in sources} for member in members]
+            return all(owned) and len(set().union(*owned)) == len(sources) * PARTITIONS
+
+        self.wait_ready(timeout_s)
+
+        def settled() -> bool:
+            self.check_alive()
+            return assigned()
+
+        wait_until(settled, timeout_s=timeout_s, interval_s=0.25, what="consumer group")
+        self.wait_ready(timeout_s)
+        if not assigned():  # a late rebalance: once more
+            wait_until(settled, timeout_s=timeout_s, interval_s=0.25, what="consumer group")
+            self.wait_ready(timeout_s)
+        return time.monotonic() - started
 
     def trial_balances(self, periods: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -171,43 +304,47 @@ def drain(
     label: str,
     keep: bool = False,
     profile_to: Path | None = None,
+    workers: int = 1,
 ) -> tuple[DrainResult, HubDeployment]:
-    """Load ``dataset`` on a fresh prefix, start one worker, measure until all is produced.
+    """Load ``dataset`` on a fresh prefix, run ``workers`` workers, measure until all is produced.
 
-    The worker is stopped before returning; its topics are deleted unless ``keep``. With
-    ``profile_to``, py-spy samples the worker from its start of consumption to the end (such a
-    run is slower and is not counted).
+    The workers are stopped before returning; their topics are deleted unless ``keep``. With
+    ``profile_to``, py-spy samples the (first) worker from its start of consumption to the end
+    (such a run is slower and is not counted).
     """
-    prefix = ctx.new_prefix("hub")
-    deployment = HubDeployment(ctx, prefix, ctx.scratch / prefix.rstrip("."))
+    prefix = ctx.new_prefix("hub" if workers == 1 else f"hub{workers}w")
+    deployment = HubDeployment(ctx, prefix, ctx.scratch / prefix.rstrip("."), count=workers)
     ctx.create_contract_topics(prefix)
-    ctx.kafka.load(dataset.outgoing(prefix))
     n = len(dataset)
+    extra: dict[str, Any] = {}
+    if workers == 1:
+        ctx.kafka.load(dataset.outgoing(prefix))
     spawned = time.time()
-    deployment.worker.start()
-    pid = deployment.pid
+    deployment.start()
     try:
         before: list[tuple[float, float]] = []  # (wall time, cpu seconds) before consumption
-        counters: dict[str, float] | None = None
-        while True:
-            if (
-                deployment.worker.process is not None
-                and deployment.worker.process.poll() is not None
-            ):
-                raise RuntimeError(f"worker exited:\n{deployment.worker.log_tail()}")
-            now, cpu = time.time(), procstat.cpu_seconds(pid)
-            counters = deployment.counters()
-            if counters is not None and counters["fin_events_consumed_total"] > 0:
-                break
-            before.append((now, cpu))
-            if now - spawned > 300:
-                raise TimeoutError(
-                    f"worker consumed nothing in 300s:\n{deployment.worker.log_tail()}"
-                )
-            time.sleep(POLL_BEFORE_S)
-        sampler = Sampler.attach(pid, profile_to) if profile_to is not None else None
+        if workers == 1:
+            while True:
+                deployment.check_alive()
+                now, cpu = time.time(), deployment.cpu_seconds()
+                counters = deployment.counters()
+                if counters is not None and counters["fin_events_consumed_total"] > 0:
+                    break
+                before.append((now, cpu))
+                if now - spawned > 300:
+                    raise TimeoutError(
+                        f"worker consumed nothing in 300s:\n{deployment.worker.log_tail()}"
+                    )
+                time.sleep(POLL_BEFORE_S)
+        else:
+            extra["group_ready_s"] = round(deployment.wait_group(), 2)
+            before.append((time.time(), deployment.cpu_seconds()))
+            extra["load_s"] = round(ctx.kafka.load(dataset.outgoing(prefix)), 3)
+        sampler = Sampler.attach(deployment.pid, profile_to) if profile_to is not None else None
+        batched = ctx.effective_runtime == "batched"
 
         def finished() -> bool:
+            deployment.check_alive()
             totals = deployment.counters()
             if totals is None:
                 return False
@@ -217,7 +354,7 @@ def drain(
                 or totals["fin_table_deltas_applied_total"] < dataset.deltas
             ):
                 return False
-            if os.environ.get("FIN_RUNTIME", "classic") == "batched":
+            if batched:
                 # No entries table: every journal entry on the ledger topic is the end.
                 return ctx.kafka.count(prefix + LEDGER_TOPIC) >= dataset.entries
             entries_log = f"{deployment.app_id}-entries-changelog"
@@ -228,11 +365,12 @@ def drain(
             sampler.stop()
         outputs = [prefix + LEDGER_TOPIC, prefix + ALERTS_TOPIC, *deployment.changelogs()]
         _wait_stable(ctx, outputs)
-        cpu_end = procstat.cpu_seconds(pid)
+        cpu_end = deployment.cpu_seconds()
+        snapshot = deployment.metrics()
         first = min(ctx.kafka.timestamps_at(prefix + BY_EVENT_ID_TOPIC, last=False)) / 1000
         last = max(t for topic in outputs for t in ctx.kafka.timestamps_at(topic, last=True)) / 1000
         cpu_start = next((cpu for at, cpu in reversed(before) if at <= first), before[0][1])
-        _, peak_rss = procstat.memory_kb(pid)
+        peak_rss = deployment.peak_rss_kb()
 
         reference = reference_trial_balances(dataset.reference())
         actual = deployment.trial_balances(sorted(reference))
@@ -248,7 +386,7 @@ def drain(
         if entries != dataset.entries:
             problems.append(f"{entries} records on the ledger topic, expected {dataset.entries}")
         result = DrainResult(
-            contestant="hub",
+            contestant="hub" if workers == 1 else f"hub{workers}",
             events=n,
             seconds=last - first,
             cpu_s=cpu_end - cpu_start,
@@ -257,19 +395,26 @@ def drain(
             problems=problems[:20],
             details={
                 "label": label,
+                "workers": workers,
+                "runtime": ctx.effective_runtime,
                 "loadavg_1min": os.getloadavg()[0],
                 "prefix": prefix,
                 "startup_s": round(first - spawned, 2),
+                **extra,
                 "process_cpu_total_s": round(cpu_end, 2),
                 "cpu_busy_share": round((cpu_end - cpu_start) / max(1e-9, last - first), 3),
                 "ledger_entries": entries,
                 "changelog_records": written["changelogs"],
                 "records_written": written,
                 "integrity_counts": counts,
+                "stage_us_per_event": {} if snapshot is None else stage_us_per_event(snapshot, n),
+                "stage_records": {}
+                if snapshot is None
+                else {k: int(v) for k, v in sorted(snapshot.stage_records.items())},
             },
         )
     finally:
-        deployment.worker.stop()
+        deployment.stop()
     if not keep:
         ctx.cleanup(prefix)
     return result, deployment
@@ -391,14 +536,12 @@ def latency(
     prefix = ctx.new_prefix("hublat")
     deployment = HubDeployment(ctx, prefix, ctx.scratch / prefix.rstrip("."))
     ctx.create_contract_topics(prefix)
-    deployment.worker.start()
+    deployment.start()
     try:
         deployment.wait_ready()
 
         def alive() -> None:
-            process = deployment.worker.process
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"worker exited:\n{deployment.worker.log_tail()}")
+            deployment.check_alive()
 
         results, used = latency_module.measure(
             ctx,
@@ -425,6 +568,6 @@ def latency(
                 result.valid = False
                 result.problems.extend(problems[:10])
     finally:
-        deployment.worker.stop()
+        deployment.stop()
         ctx.cleanup(prefix)
     return results

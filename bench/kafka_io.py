@@ -11,7 +11,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 # librdkafka's notices (e.g. "partition count changed" for topics other runs just deleted)
@@ -94,6 +100,26 @@ class Kafka:
         for future in self.admin.delete_topics(list(names), operation_timeout=30).values():
             with contextlib.suppress(KafkaException):  # already gone: nothing to clean
                 future.result()
+
+    # --- consumer groups -------------------------------------------------------------------
+
+    def group_assignment(self, group_id: str) -> list[set[tuple[str, int]]] | None:
+        """The (topic, partition) pairs of every member of a *stable* group; None while the
+        group is rebalancing, empty or unknown."""
+        future = self.admin.describe_consumer_groups([group_id], request_timeout=10)[group_id]
+        try:
+            description = future.result()
+        except KafkaException:
+            return None
+        if description.state != ConsumerGroupState.STABLE:
+            return None
+        return [
+            {
+                (tp.topic, tp.partition)
+                for tp in (member.assignment.topic_partitions if member.assignment else [])
+            }
+            for member in description.members
+        ]
 
     # --- loading ---------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Mapping, Sequence
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,38 @@ def summarise_drain(runs: Sequence[DrainResult]) -> dict[str, Any]:
         "events_per_s": rate.to_json() if rate else None,
         "cpu_us_per_event": cpu.to_json() if cpu else None,
         "peak_rss_mb": rss.to_json() if rss else None,
+        "stage_us_per_event": stage_medians(valid),
     }
+
+
+def stage_medians(runs: Sequence[DrainResult]) -> dict[str, float]:
+    """Median µs per input event of every stage over ``runs`` (in the order first seen)."""
+    values: dict[str, list[float]] = {}
+    for run in runs:
+        for stage, value in run.details.get("stage_us_per_event", {}).items():
+            values.setdefault(stage, []).append(value)
+    return {stage: round(statistics.median(found), 1) for stage, found in values.items()}
+
+
+def contestants(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(summary key, table label) of every contestant of a run, in table order."""
+    runtime = config.get("runtime", "classic")
+    found = [("hub", f"hub: 1 worker, {runtime} runtime, RocksDB, defaults")]
+    if config.get("two_workers"):
+        found.append(("hub2", f"hub: 2 workers, {runtime} runtime, one consumer group"))
+    found.append(("baseline", "bare aiokafka loop"))
+    return found
+
+
+def ratio(
+    numerator: Mapping[str, Any] | None, denominator: Mapping[str, Any] | None
+) -> float | None:
+    """Median events/s of one summary over another's (None unless both have valid runs)."""
+    top = (numerator or {}).get("events_per_s")
+    bottom = (denominator or {}).get("events_per_s")
+    if not top or not bottom or not bottom["median"]:
+        return None
+    return round(float(top["median"]) / float(bottom["median"]), 4)
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -72,10 +105,7 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
         "| latency p50 / p99 / p99.9 ms at 50% | at 80% |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, label in (
-        ("hub", "hub: 1 worker, RocksDB, defaults"),
-        ("baseline", "bare aiokafka loop"),
-    ):
+    for name, label in contestants(config):
         s = summary[name]
         cpu = s.get("cpu_us_per_event")
         rss = s.get("peak_rss_mb")
@@ -101,8 +131,10 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
             f"event; the open-loop generator's own p99 lateness: {lateness}.",
             "",
         ]
-    ratio = summary.get("hub_to_baseline")
-    lines.append(f"Hub / baseline drain throughput: **{_fmt(ratio, 3) if ratio else 'n/a'}**.")
+    lines += summary_lines(data)
+    stages = stage_table(data)
+    if stages:
+        lines += ["", *stages, ""]
     amplification = write_amplification(data)
     if amplification:
         lines.append(amplification)
@@ -153,6 +185,77 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
         lines += ["", "Not measured in this run:", *(f"- {item}" for item in data["missing"])]
     lines += ["", "How each figure is taken: see `bench/__main__.py`.", ""]
     return "\n".join(lines)
+
+
+def summary_lines(data: Mapping[str, Any]) -> list[str]:
+    """The ratios the issue's targets are stated in (issue 13)."""
+    summary = data["summary"]
+    to_baseline = summary.get("hub_to_baseline")
+    lines = [
+        f"Hub / baseline drain throughput: **{_fmt(to_baseline, 3) if to_baseline else 'n/a'}**."
+    ]
+    if data["config"].get("two_workers"):
+        two = summary.get("hub2", {}).get("events_per_s")
+        scale = summary.get("two_workers_to_one")
+        lines.append(
+            f"Two workers: {_fmt(two['median']) if two else 'n/a'} events/s; two workers / one "
+            f"worker drain throughput: **{_fmt(scale, 2) if scale else 'n/a'}** (target ≥ 1.5)."
+        )
+    return lines
+
+
+def stage_table(data: Mapping[str, Any]) -> list[str]:
+    """Per-stage µs per input event, hub and baseline side by side (medians of valid runs).
+
+    The hub's stages are its own ``fin_processing_seconds`` histogram (time inside FIN's code
+    per record, not faust's consume, commit or changelog work); the baseline's are its own
+    perf_counter_ns timings. The last row is the whole process's CPU per event, for the share
+    of the work that falls outside every stage."""
+    summary = data["summary"]
+    two = bool(data["config"].get("two_workers"))
+    hub = summary.get("hub", {}).get("stage_us_per_event") or {}
+    hub2 = summary.get("hub2", {}).get("stage_us_per_event") or {} if two else {}
+    base = summary.get("baseline", {}).get("stage_us_per_event") or {}
+    if not hub and not base and not hub2:
+        return []
+    hub_stages = list(hub) + [stage for stage in hub2 if stage not in hub]
+    header = "| hub stage | 1 worker µs/event |" + (" 2 workers µs/event |" if two else "")
+    lines = [
+        header + " baseline stage | µs/event |",
+        "|---|---|" + ("---|" if two else "") + "---|---|",
+    ]
+
+    def cells(name: str | None, *columns: Mapping[str, float]) -> str:
+        if name is None:
+            return " |" * (1 + len(columns))
+        return f" {name} |" + "".join(f" {_fmt(column.get(name), 1)} |" for column in columns)
+
+    hub_columns = (hub, hub2) if two else (hub,)
+    for hub_stage, base_stage in zip_longest(hub_stages, list(base)):
+        lines.append("|" + cells(hub_stage, *hub_columns) + cells(base_stage, base))
+
+    def cpu(name: str) -> float | None:
+        found = summary.get(name, {}).get("cpu_us_per_event")
+        return found["median"] if found else None
+
+    totals = [sum(column.values()) if column else None for column in hub_columns]
+    lines.append(
+        "| **sum of stages** |"
+        + "".join(f" {_fmt(total, 1)} |" for total in totals)
+        + f" **sum of stages** | {_fmt(sum(base.values()) if base else None, 1)} |"
+    )
+    lines.append(
+        "| process CPU |"
+        + "".join(f" {_fmt(cpu(name), 1)} |" for name in (("hub", "hub2") if two else ("hub",)))
+        + f" process CPU | {_fmt(cpu('baseline'), 1)} |"
+    )
+    return [
+        "Per stage, µs per input event (a stage's whole time / N). Hub: its "
+        "`fin_processing_seconds` histogram (FIN's code per record inside faust's agents); "
+        "baseline: its own `perf_counter_ns` timings. Process CPU covers everything else too.",
+        "",
+        *lines,
+    ]
 
 
 def write_amplification(data: Mapping[str, Any]) -> str | None:
