@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from errors import UnbalancedEntryError
+from ledger.ids import uuid5_text
 from ledger.money import ZERO, fits_precision, is_money, money
 from ledger.periods import month_of, quarter_of
 
@@ -27,7 +28,7 @@ Dimensions = tuple[tuple[str, str], ...]
 
 def entry_id_for(event_id: str, rule_version: str) -> str:
     """The entry id of ``event_id`` posted under ``rule_version``."""
-    return str(uuid5(ENTRY_NAMESPACE, f"{event_id}:{rule_version}"))
+    return uuid5_text(ENTRY_NAMESPACE, f"{event_id}:{rule_version}")
 
 
 def dimensions(values: Mapping[str, str] | Iterable[tuple[str, str]]) -> Dimensions:

@@ -21,6 +21,9 @@ _MAGNITUDE_LIMIT = Decimal(10) ** _INTEGER_DIGITS_MAX
 # A private context wide enough to quantize any value that fits the Avro type (and far beyond),
 # so the result never depends on the caller's thread-local decimal context.
 _CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+# A two-place value quantizes without InvalidOperation when it has at most 60 digits, i.e. when
+# its most significant digit is below 10**58.
+_QUANTIZABLE_ADJUSTED_MAX = _CONTEXT.prec - MONEY_SCALE
 
 
 def money(value: Decimal | int | str) -> Decimal:
@@ -29,6 +32,15 @@ def money(value: Decimal | int | str) -> Decimal:
     Raises ``TypeError`` for a float, a bool or any other type, and ``ValueError`` for NaN,
     infinity, unparsable text, or a magnitude too large to quantize.
     """
+    if (
+        type(value) is Decimal
+        and value.same_quantum(CENT)
+        and value.adjusted() < _QUANTIZABLE_ADJUSTED_MAX
+    ):
+        # Already two places (every decoded decimal(18, 2), every amount money() made): the
+        # quantize below would return these very digits, so skip it and its checks (the
+        # posting rules ask this of the same amounts several times per event).
+        return value
     if isinstance(value, bool | float) or not isinstance(value, Decimal | int | str):
         raise TypeError(f"money must be Decimal, int or str, not {type(value).__name__}")
     if isinstance(value, str):
@@ -52,6 +64,10 @@ def fits_precision(amount: Decimal) -> bool:
     Checked on the digits, not by rounding: 1.005 does not fit (a third decimal place would be
     lost), while 1.500 does (the trailing zero carries no value).
     """
+    if type(amount) is Decimal and amount.same_quantum(CENT):
+        # Exactly two places (the usual case): no third place to look at, only the magnitude.
+        # same_quantum is quiet and allocates nothing; as_tuple builds two tuples.
+        return abs(amount) < _MAGNITUDE_LIMIT
     if not amount.is_finite():
         return False
     exponent = amount.as_tuple().exponent
@@ -66,6 +82,10 @@ def fits_precision(amount: Decimal) -> bool:
 
 def is_money(amount: Decimal) -> bool:
     """True when ``amount`` is already in the canonical form :func:`money` produces."""
+    if type(amount) is Decimal:
+        # Same exponent as 0.01, which no NaN or infinity has: the test below without building
+        # the digit tuple (several times per event in entries and deltas).
+        return amount.same_quantum(CENT)
     return amount.is_finite() and amount.as_tuple().exponent == -MONEY_SCALE
 
 

@@ -59,12 +59,14 @@ def quarter_period(day: date) -> Period:
 
 def month_of(day: date) -> str:
     """``2024-03`` for any day of March 2024."""
-    return str(month_period(day))
+    # str(month_period(day)) without building and checking a Period: a date's year and month
+    # are always in range. Several calls per posting.
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 def quarter_of(day: date) -> str:
     """``2024-Q1`` for any day of January to March 2024."""
-    return str(quarter_period(day))
+    return f"{day.year:04d}-Q{(day.month - 1) // MONTHS_PER_QUARTER + 1}"
 
 
 def parse_period(text: str) -> Period:

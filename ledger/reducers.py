@@ -14,11 +14,12 @@ from datetime import date
 from decimal import Context, Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Self
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from ledger import deltas
 from ledger.chart import BudgetCategory, ChartOfAccounts
 from ledger.deltas import Delta
+from ledger.ids import uuid5_text
 from ledger.money import ZERO, money
 
 # (by-id partition, by-id offset, index of the delta within the event's posting)
@@ -176,7 +177,7 @@ def alert_id_for(origin: str, alert_type: str, row_key: str) -> str:
     The row key is part of it because one event crosses thresholds in several rows (a payroll
     updates the month and the quarter of each department it charges).
     """
-    return str(uuid5(ALERT_NAMESPACE, f"{origin}:{alert_type}:{row_key}"))
+    return uuid5_text(ALERT_NAMESPACE, f"{origin}:{alert_type}:{row_key}")
 
 
 def alert_to_avro_dict(alert: Alert) -> dict[str, Any]:

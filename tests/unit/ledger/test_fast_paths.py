@@ -1,0 +1,108 @@
+"""The fast money checks, period names and uuid5 ids answer exactly as the originals.
+
+Each ``reference_*`` below is the original definition, copied verbatim; the fast one must give
+the same result, or raise the same exception, for every input.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.entries import ENTRY_NAMESPACE
+from ledger.ids import uuid5_text
+from ledger.money import CENT, MONEY_SCALE, fits_precision, is_money, money
+from ledger.periods import month_of, month_period, quarter_of, quarter_period
+from ledger.reducers import ALERT_NAMESPACE
+
+_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+_MAGNITUDE_LIMIT = Decimal(10) ** 16
+
+
+def reference_money(value):
+    if isinstance(value, bool | float) or not isinstance(value, Decimal | int | str):
+        raise TypeError(f"money must be Decimal, int or str, not {type(value).__name__}")
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation as exc:
+            raise ValueError(f"not a decimal amount: {value!r}") from exc
+    else:
+        number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"amount must be finite, got {value!r}")
+    try:
+        return number.quantize(CENT, context=_CONTEXT)
+    except InvalidOperation as exc:
+        raise ValueError(f"amount too large to represent: {value!r}") from exc
+
+
+def reference_fits_precision(amount):
+    if not amount.is_finite():
+        return False
+    exponent = amount.as_tuple().exponent
+    if exponent < -MONEY_SCALE:
+        digits = amount.as_tuple().digits
+        excess_places = -MONEY_SCALE - exponent
+        if any(digits[-excess_places:]):
+            return False
+    return abs(amount) < _MAGNITUDE_LIMIT
+
+
+def reference_is_money(amount):
+    return amount.is_finite() and amount.as_tuple().exponent == -MONEY_SCALE
+
+
+def outcome(function, value):
+    try:
+        result = function(value)
+    except Exception as exc:
+        return ("error", type(exc), str(exc))
+    # A Decimal's value and its exact spelling (exponent, sign of zero) must both agree.
+    return ("value", result, str(result), type(result))
+
+
+class Money(Decimal):
+    pass
+
+
+decimals = st.one_of(
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.decimals(places=2, allow_nan=False, allow_infinity=False),
+    st.integers(-(10**70), 10**70).map(lambda unscaled: Decimal(unscaled).scaleb(-2)),
+    st.integers(-(10**20), 10**20).map(lambda unscaled: Decimal(unscaled).scaleb(-3)),
+    st.sampled_from(
+        [Decimal("sNaN"), Decimal("-0.00"), Decimal("9999999999999999.99"), Money("1.50")]
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(decimals)
+def test_the_money_checks_answer_as_the_originals(amount):
+    assert outcome(money, amount) == outcome(reference_money, amount)
+    assert outcome(is_money, amount) == outcome(reference_is_money, amount)
+    assert outcome(fits_precision, amount) == outcome(reference_fits_precision, amount)
+
+
+@given(st.one_of(st.integers(), st.text(max_size=12), st.floats(), st.booleans()))
+def test_money_of_other_types_answers_as_before(value):
+    assert outcome(money, value) == outcome(reference_money, value)
+
+
+@given(st.dates())
+def test_period_names_are_the_periods_texts(day: date):
+    assert month_of(day) == str(month_period(day))
+    assert quarter_of(day) == str(quarter_period(day))
+
+
+@settings(max_examples=300)
+@given(st.sampled_from([ENTRY_NAMESPACE, ALERT_NAMESPACE, uuid.NAMESPACE_DNS]), st.text())
+def test_uuid5_text_is_uuid5_as_text(namespace, name):
+    assert outcome(lambda text: uuid5_text(namespace, text), name) == outcome(
+        lambda text: str(uuid.uuid5(namespace, text)), name
+    )
