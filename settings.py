@@ -73,7 +73,11 @@ class Settings:
     chart_path: Path = PROJECT_ROOT / "config" / "chart_of_accounts.toml"
     schema_dir: Path = PROJECT_ROOT / "schemas"
     registry_timeout_s: float = 5.0
-    runtime: str = "classic"
+    runtime: str = "batched"
+    # A killed worker's partitions move once the broker gives up on its session: faust's 60 s
+    # default stalled the whole group for 60-90 s after a SIGKILL (issue 14).
+    broker_session_timeout_s: float = 10.0
+    broker_heartbeat_interval_s: float = 2.0
     batch_max: int = 500
     batch_within_s: float = 0.02
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -131,6 +135,12 @@ class Settings:
             api_insecure_writes=_flag(env, "FIN_API_INSECURE_WRITES"),
             allowed_hosts=_allowed_hosts(env.get("FIN_ALLOWED_HOSTS", "")),
             runtime=env.get("FIN_RUNTIME", cls.runtime),
+            broker_session_timeout_s=_float(
+                env, "FIN_BROKER_SESSION_TIMEOUT_S", cls.broker_session_timeout_s
+            ),
+            broker_heartbeat_interval_s=_float(
+                env, "FIN_BROKER_HEARTBEAT_INTERVAL_S", cls.broker_heartbeat_interval_s
+            ),
             batch_max=_int(env, "FIN_BATCH_MAX", cls.batch_max),
             batch_within_s=_int(env, "FIN_BATCH_WITHIN_MS", int(cls.batch_within_s * 1000)) / 1000,
         )
@@ -151,12 +161,30 @@ class Settings:
             raise ConfigurationError(
                 f"FIN_RUNTIME must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}"
             )
+        if not 6 <= self.broker_session_timeout_s <= 300:
+            # The broker refuses sessions under group.min.session.timeout.ms (6 s by default).
+            raise ConfigurationError("FIN_BROKER_SESSION_TIMEOUT_S must be 6..300")
+        if not 0 < self.broker_heartbeat_interval_s <= self.broker_session_timeout_s / 3:
+            raise ConfigurationError(
+                "FIN_BROKER_HEARTBEAT_INTERVAL_S must be > 0 and at most a third of the "
+                "session timeout"
+            )
         if not 1 <= self.batch_max <= 100_000:
             raise ConfigurationError(f"FIN_BATCH_MAX must be 1..100000, got {self.batch_max}")
         if not 0 < self.batch_within_s <= 10:
             raise ConfigurationError("FIN_BATCH_WITHIN_MS must be 1..10000")
         if not 0 < self.web_port < 65536:
             raise ConfigurationError(f"FIN_WEB_PORT out of range: {self.web_port}")
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -123,6 +123,8 @@ def build_hub(
         table_standby_replicas=settings.standby_replicas,
         processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         producer_acks=-1,
         web_router_enabled=False,
         web_tables_enabled=False,

@@ -68,6 +68,7 @@ from tests.integration.ledger_helpers import (
     books_found,
     build_scenario,
     consumer_lag,
+    input_topics,
     integrity_report,
     metric_by_label,
     metric_total,
@@ -328,6 +329,31 @@ class FaultRun:
             self._wanted.discard(self.workers.index(worker))
         worker.kill()
         self.log(f"worker-{self.workers.index(worker)} killed (SIGKILL)")
+
+    def seconds_until_takeover(self, killed_at: float, timeout_s: float = 120.0) -> float:
+        """After a kill: seconds from ``killed_at`` (time.monotonic) until the group commits
+        again on a partition that had records waiting and did not move in the first second
+        (the dead worker's): how long the group stalled (issue 14: 60-90 s with a 60 s
+        session timeout)."""
+        before = self.cluster.committed()
+        time.sleep(1.0)
+        after_one_second = self.cluster.committed()
+        ends = self.cluster.end_offsets(input_topics())
+        stalled = {
+            tp
+            for tp, end in ends.items()
+            if after_one_second.get(tp, 0) == before.get(tp, 0)
+            and after_one_second.get(tp, 0) < end
+        }
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            now = self.cluster.committed()
+            if any(now.get(tp, 0) > after_one_second.get(tp, 0) for tp in stalled):
+                seconds = time.monotonic() - killed_at
+                self.log(f"the group took over the killed worker's partitions in {seconds:.1f}s")
+                return seconds
+            time.sleep(0.25)
+        raise TimeoutError(f"no stalled partition moved within {timeout_s:.0f}s: {sorted(stalled)}")
 
     def terminate(self, worker: Worker, timeout_s: float = 30.0) -> tuple[int | None, float]:
         """SIGTERM, and how the worker ended: (exit code, seconds); None if it had to be

@@ -83,7 +83,7 @@ INPUT_TOPICS = (
 def input_topics() -> tuple[str, ...]:
     """The topics FIN's consumer group reads: the batched runtime does not read the ledger
     topic back (each worker copies it outside the group, ``tables/entries_index.py``)."""
-    if os.environ.get("FIN_RUNTIME", "classic") == "batched":
+    if os.environ.get("FIN_RUNTIME", "batched") == "batched":
         return tuple(topic for topic in INPUT_TOPICS if topic != "fin.ledger.postings")
     return INPUT_TOPICS
 
