@@ -79,6 +79,8 @@ class Settings:
     broker_session_timeout_s: float = 10.0
     broker_heartbeat_interval_s: float = 2.0
     batch_max: int = 500
+    # True: faust's own Monitor sensor with its per-record statistics (off: nothing reads them).
+    faust_monitor: bool = False
     batch_within_s: float = 0.02
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
@@ -142,6 +144,7 @@ class Settings:
                 env, "FIN_BROKER_HEARTBEAT_INTERVAL_S", cls.broker_heartbeat_interval_s
             ),
             batch_max=_int(env, "FIN_BATCH_MAX", cls.batch_max),
+            faust_monitor=env.get("FIN_FAUST_MONITOR", "0") == "1",
             batch_within_s=_int(env, "FIN_BATCH_WITHIN_MS", int(cls.batch_within_s * 1000)) / 1000,
         )
         settings.check()

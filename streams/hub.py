@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import faust
+from faust.sensors.monitor import Monitor
 from faust.types import EventT, StreamT, TableT, TopicT
 
 from errors import RegistryUnavailableError
@@ -48,6 +49,7 @@ from streams.pipeline import (
     stats_key_ingest,
     stats_key_posting,
 )
+from streams.quiet_monitor import QuietMonitor
 from streams.resilience import Backoff
 from tables.agents import declare_tables, register_table_agents, register_table_gauges
 from tables.entries_index import EntriesIndex
@@ -131,6 +133,8 @@ def build_hub(
         web_stats_enabled=False,
         web_graph_enabled=False,
         autodiscover=False,
+        # faust's Monitor keeps per-record statistics that only its (disabled) web stats read.
+        Monitor=Monitor if settings.faust_monitor else QuietMonitor,
         key_serializer="raw",
         value_serializer="raw",
     )
