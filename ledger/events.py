@@ -410,7 +410,14 @@ def topic_of(event_type: str) -> str:
 
 def event_types_on(topic: str) -> tuple[str, ...]:
     """Event types the contract allows on ``topic`` (unprefixed contract name)."""
-    return tuple(name for name, cls in EVENT_CLASSES.items() if cls.topic == topic)
+    # Asked for every event; the answer per topic is fixed at import, so it is looked up.
+    return _EVENT_TYPES_BY_TOPIC.get(topic, ())
+
+
+_EVENT_TYPES_BY_TOPIC: Mapping[str, tuple[str, ...]] = {
+    topic: tuple(name for name, cls in EVENT_CLASSES.items() if cls.topic == topic)
+    for topic in {cls.topic for cls in EVENT_CLASSES.values()}
+}
 
 
 def _class_of(event_type: object) -> type[Event]:
@@ -497,12 +504,15 @@ def _timestamp(value: Any, path: str) -> datetime:
 
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    # A decoded record is a dict: skip the (slower) check against the Mapping ABC.
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise MalformedEventError(f"{path} must be a record, got {type(value).__name__}")
     return value
 
 
 def _sequence(value: Any, path: str) -> Sequence[Any]:
+    if type(value) is list:  # what a decoded array is: no need to ask the Sequence ABC
+        return value
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
         raise MalformedEventError(f"{path} must be an array, got {type(value).__name__}")
     return value
