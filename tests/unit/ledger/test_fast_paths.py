@@ -1,4 +1,4 @@
-"""The fast money checks, period names and uuid5 ids answer exactly as the originals.
+"""The fast money checks, period names, ids and delta JSON answer exactly as the originals.
 
 Each ``reference_*`` below is the original definition, copied verbatim; the fast one must give
 the same result, or raise the same exception, for every input.
@@ -13,11 +13,13 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger import deltas
 from ledger.entries import ENTRY_NAMESPACE
 from ledger.ids import uuid5_text
 from ledger.money import CENT, MONEY_SCALE, fits_precision, is_money, money
 from ledger.periods import month_of, month_period, quarter_of, quarter_period
 from ledger.reducers import ALERT_NAMESPACE
+from ledger.validation import _uuid_fault
 
 _CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
 _MAGNITUDE_LIMIT = Decimal(10) ** 16
@@ -106,3 +108,64 @@ def test_uuid5_text_is_uuid5_as_text(namespace, name):
     assert outcome(lambda text: uuid5_text(namespace, text), name) == outcome(
         lambda text: str(uuid.uuid5(namespace, text)), name
     )
+
+
+def reference_uuid_fault(field, value):
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return f"{field} {value!r} is not a UUID"
+    if str(parsed) != value:
+        return f"{field} {value!r} is not in canonical lower-case UUID form"
+    if parsed.int == 0:
+        return f"{field} is the nil UUID, which a producer sends by mistake, never as an id"
+    return None
+
+
+ids = st.one_of(
+    st.uuids().map(str),
+    st.uuids().map(lambda value: str(value).upper()),
+    st.uuids().map(lambda value: value.hex),
+    st.uuids().map(lambda value: "{" + str(value) + "}"),
+    st.uuids().map(lambda value: "urn:uuid:" + str(value)),
+    st.sampled_from(["00000000-0000-0000-0000-000000000000", "", "not-a-uuid"]),
+    st.text(alphabet="0123456789abcdefABCDEF-{}", max_size=40),
+)
+
+
+@settings(max_examples=500)
+@given(ids)
+def test_an_event_id_is_judged_as_before(value):
+    assert outcome(lambda text: _uuid_fault("event_id", text), value) == outcome(
+        lambda text: reference_uuid_fault("event_id", text), value
+    )
+
+
+def reference_encode(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [reference_encode(item) for item in value]
+    return value
+
+
+@given(
+    st.recursive(
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.text(max_size=5),
+            st.decimals(),
+            st.dates(),
+            st.datetimes(),
+            st.sampled_from([Money("2.50")]),
+        ),
+        lambda children: st.lists(children, max_size=3).map(tuple),
+        max_leaves=8,
+    )
+)
+def test_delta_values_are_encoded_as_before(value):
+    assert outcome(deltas._encode, value) == outcome(reference_encode, value)
