@@ -78,6 +78,7 @@ from settings import COMMANDS_TOPIC, DELTA_TABLES, LEDGER_TOPIC
 from streams.admin import group_committed_offsets
 from streams.commit_guard import CommitWatch, adopt_broker_offsets, holes_at_head, reread_holes
 from streams.hub import Hub
+from tables.entries_index import IndexBehindError
 
 log = logging.getLogger(__name__)
 
@@ -406,15 +407,10 @@ def register_routes(
 
             async def local() -> Response:
                 if index is not None:
-                    raw = index.get(entry_id)
-                    if raw is None and index.behind:
-                        return problem(
-                            self,
-                            503,
-                            "catching up",
-                            f"no journal entry {entry_id} yet; this worker's copy of the ledger "
-                            f"is {index.behind} record(s) behind the topic",
-                        )
+                    try:
+                        raw = await index.find(entry_id)
+                    except IndexBehindError as exc:
+                        return problem(self, 503, "catching up", f"entry {entry_id}: {exc}")
                 else:
                     raw = hub.tables["entries"].get(entry_id.encode())
                 if not isinstance(raw, bytes):

@@ -10,8 +10,9 @@ lost, with nothing written to Kafka. Any worker answers any entry id from its ow
 routing needed. The ledger topic must keep its records (``retention.ms=-1``; see
 ``streams.admin``), as the book of record.
 
-A look-up that misses while the copy is behind the topic's end says so (the caller answers 503,
-"catching up"), never a wrong 404.
+A look-up that misses first reads the topic up to its end as of that moment (a few ms when the
+copy is current), so an entry already on the topic is always found; if the copy cannot catch
+up in time the caller answers 503 "catching up", never a wrong 404.
 """
 
 from __future__ import annotations
@@ -25,10 +26,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import Options, Rdict, WriteBatch
 
+from errors import FinError
+
 log = logging.getLogger(__name__)
 
 _POSITION_PREFIX = b"\x00position:"  # entry ids are uuids: no key starts with a NUL byte
 FETCH_RECORDS_MAX = 5_000
+CATCH_UP_WAIT_S = 3.0
+
+
+class IndexBehindError(FinError):
+    """The local copy of the ledger topic has not caught up with it (yet)."""
+
 END_OFFSETS_INTERVAL_S = 2.0
 
 
@@ -37,16 +46,43 @@ class EntriesIndex:
         self._bootstrap = bootstrap
         self._topic = topic
         path.mkdir(parents=True, exist_ok=True)
+        self._path = path
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         self._db = Rdict(str(path), options)
         self._positions: dict[int, int] = {}  # partition -> next offset to read
         self._end_offsets: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
 
     def get(self, entry_id: str) -> bytes | None:
         value = self._db.get(entry_id.encode())
         return value if isinstance(value, bytes) else None
+
+    async def find(self, entry_id: str, wait_s: float = CATCH_UP_WAIT_S) -> bytes | None:
+        """The entry, reading the topic up to its end as of now first if it is not here yet:
+        an entry on the topic when the question is asked is found (raises ``IndexBehindError``
+        if the copy could not catch up within ``wait_s``); None: no such entry."""
+        value = self.get(entry_id)
+        if value is not None:
+            return value
+        consumer = self._consumer
+        if consumer is None:
+            raise IndexBehindError("the copy of the ledger topic is not reading yet")
+        ends = await consumer.end_offsets(
+            [TopicPartition(self._topic, partition) for partition in self._positions]
+        )
+        wanted = {tp.partition: offset for tp, offset in ends.items()}
+        for partition, end in wanted.items():
+            self._end_offsets[partition] = max(self._end_offsets.get(partition, 0), end)
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while any(self._positions.get(p, 0) < end for p, end in wanted.items()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise IndexBehindError(
+                    f"this worker's copy of the ledger topic is {self.behind} record(s) behind"
+                )
+            await asyncio.sleep(0.02)
+        return self.get(entry_id)
 
     @property
     def behind(self) -> int:
@@ -91,11 +127,18 @@ class EntriesIndex:
         try:
             partitions = await self._partitions(consumer)
             consumer.assign(partitions)
+            self._consumer = consumer
             for tp in partitions:
                 stored = self._db.get(_POSITION_PREFIX + str(tp.partition).encode())
                 position = int(stored) if isinstance(stored, bytes) else 0
                 self._positions[tp.partition] = position
                 consumer.seek(tp, position)
+            log.info(
+                "entries index: copying %s from %s into %s",
+                self._topic,
+                ", ".join(f"[{p}]@{o}" for p, o in sorted(self._positions.items())),
+                self._path,
+            )
             loop = asyncio.get_running_loop()
             next_end_check = 0.0
             while True:
@@ -107,15 +150,19 @@ class EntriesIndex:
                 if fetched:
                     self._apply(fetched)
         finally:
+            self._consumer = None
             await consumer.stop()
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         while True:
-            numbers = consumer.partitions_for_topic(self._topic)
+            # A consumer with no subscription keeps no metadata of its own (partitions_for_topic
+            # answers None): read the cluster's, as the consumer's topics() does.
+            cluster = await consumer._client.fetch_all_metadata()
+            numbers = cluster.partitions_for_topic(self._topic)
             if numbers:
                 return [TopicPartition(self._topic, number) for number in sorted(numbers)]
-            await consumer.force_metadata_update()
-            await asyncio.sleep(0.5)
+            log.info("entries index: waiting for topic %s", self._topic)
+            await asyncio.sleep(1.0)
 
     def _apply(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         batch = WriteBatch(raw_mode=True)
