@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from errors import FinError
-from ledger.money import is_money, money
+from ledger.money import CENT, is_money, money
 
 BUDGETS = "budgets"
 CUSTOMERS = "customers"
@@ -34,6 +34,8 @@ class NotReversibleError(FinError):
 
 
 def _is_money_value(amount: object) -> bool:
+    if type(amount) is Decimal:
+        return amount.same_quantum(CENT)  # is_money of an exact Decimal, without the call
     return isinstance(amount, Decimal) and is_money(amount)
 
 

@@ -16,7 +16,7 @@ ZERO = Decimal("0.00")
 
 # Largest magnitude an Avro decimal(18, 2) holds is 10**16 - 0.01; digits beyond that are lost.
 _INTEGER_DIGITS_MAX = MONEY_PRECISION - MONEY_SCALE
-_MAGNITUDE_LIMIT = Decimal(10) ** _INTEGER_DIGITS_MAX
+MAGNITUDE_LIMIT = Decimal(10) ** _INTEGER_DIGITS_MAX
 
 # A private context wide enough to quantize any value that fits the Avro type (and far beyond),
 # so the result never depends on the caller's thread-local decimal context.
@@ -67,7 +67,7 @@ def fits_precision(amount: Decimal) -> bool:
     if type(amount) is Decimal and amount.same_quantum(CENT):
         # Exactly two places (the usual case): no third place to look at, only the magnitude.
         # same_quantum is quiet and allocates nothing; as_tuple builds two tuples.
-        return abs(amount) < _MAGNITUDE_LIMIT
+        return abs(amount) < MAGNITUDE_LIMIT
     if not amount.is_finite():
         return False
     exponent = amount.as_tuple().exponent
@@ -77,7 +77,7 @@ def fits_precision(amount: Decimal) -> bool:
         excess_places = -MONEY_SCALE - exponent
         if any(digits[-excess_places:]):
             return False
-    return abs(amount) < _MAGNITUDE_LIMIT
+    return abs(amount) < MAGNITUDE_LIMIT
 
 
 def is_money(amount: Decimal) -> bool:
