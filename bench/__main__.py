@@ -42,7 +42,9 @@ What one run does, on the broker of ``make up`` (started here if it is not runni
    intact, then wiped. Restore time = faust's own log, "Restoring state from changelog
    topics" .. "Done reading from changelog topics" (both runtimes keep their tables in
    faust), as changelog records/s; the wall time until /ready (dominated by process start
-   and group join) is reported beside it for both restarts.
+   and group join) is reported beside it for both restarts. In the batched runtime the wiped
+   worker rebuilds its entries index (a copy of the ledger topic) too, outside faust and after
+   /ready: the time from its start until it serves the last entry of every ledger partition.
 5. Latency: a fresh process per contestant (one hub worker), an unmeasured 3 s warm-up, then
    open-loop load at 50% and 80% of its own median drain throughput for ``--latency-seconds``
    each; latency = broker append time of the journal entry - scheduled send time of its event

@@ -54,6 +54,7 @@ PREFIX = "/api/v1/fin"
 POLL_BEFORE_S = 0.05
 POLL_DURING_S = 0.25
 BOOKS_SETTLE_S = 180.0
+ENTRIES_INDEX_TIMEOUT_S = 120.0
 STAGE_HISTOGRAM = "fin_processing_seconds"
 COUNTERS = (
     "fin_events_consumed_total",
@@ -280,6 +281,13 @@ class HubDeployment:
             }
         return found
 
+    def has_entry(self, entry_id: str) -> bool:
+        """Does the first worker serve this journal entry (not 503 'catching up', not 404)?"""
+        try:
+            return self.worker.get(f"{PREFIX}/ledger/entries/{entry_id}").status_code == 200
+        except requests.RequestException:
+            return False
+
     def integrity(self) -> dict[str, Any]:
         response = self.worker.get(f"{PREFIX}/ledger/integrity")
         response.raise_for_status()
@@ -456,6 +464,11 @@ class Recovery:
     seconds_to_ready_wiped: float
     seconds_to_ready_intact: float
     recovery_seconds: float  # faust's own log: restoring started .. done reading changelogs
+    # Batched runtime: the entries index (a copy of the ledger topic, rebuilt outside faust's
+    # recovery and not awaited by /ready) holding the last entry of every ledger partition.
+    ledger_records: int | None = None
+    seconds_to_entries_index_wiped: float | None = None
+    problems: list[str] = field(default_factory=list)
 
     @property
     def records_per_s(self) -> float:
@@ -473,23 +486,52 @@ class Recovery:
             "recovery_seconds": round(self.recovery_seconds, 2),
             "records_per_s": round(self.records_per_s),
             "seconds_per_million_records": None if per_million is None else round(per_million, 2),
+            "ledger_records": self.ledger_records,
+            "seconds_to_entries_index_wiped": None
+            if self.seconds_to_entries_index_wiped is None
+            else round(self.seconds_to_entries_index_wiped, 2),
+            "problems": self.problems,
         }
 
 
 def recovery(ctx: Context, deployment: HubDeployment) -> Recovery:
     """Restart a drained worker twice: with its data dir intact (startup cost alone), then
     wiped (startup plus rebuilding every table from its changelog). The difference is the
-    recovery time."""
+    recovery time. In the batched runtime the wiped worker also rebuilds its entries index
+    from the ledger topic, after /ready: measured apart, until it serves the last entry of
+    every ledger partition."""
     changelogs = deployment.changelogs()
     records = sum(ctx.kafka.count(topic) for topic in changelogs)
+    batched = ctx.effective_runtime == "batched"
+    ledger_topic = deployment.prefix + LEDGER_TOPIC
+    last_entries = [key.decode() for key in ctx.kafka.last_keys(ledger_topic)] if batched else []
+    index_seconds: float | None = None
+    problems: list[str] = []
 
     def restart(wipe: bool) -> float:
+        nonlocal index_seconds
         if wipe:
             shutil.rmtree(deployment.data_dir, ignore_errors=True)
             deployment.data_dir.mkdir(parents=True)
+        started = time.monotonic()
         deployment.worker.start()
         try:
-            return deployment.wait_ready(interval_s=0.05)
+            ready = deployment.wait_ready(interval_s=0.05)
+            if wipe and last_entries:
+                try:
+                    wait_until(
+                        lambda: all(deployment.has_entry(entry) for entry in last_entries),
+                        timeout_s=ENTRIES_INDEX_TIMEOUT_S,
+                        interval_s=0.05,
+                        what="entries index rebuilt",
+                    )
+                    index_seconds = time.monotonic() - started
+                except TimeoutError:
+                    problems.append(
+                        f"the entries index did not serve the last entry of every ledger "
+                        f"partition within {ENTRIES_INDEX_TIMEOUT_S:.0f} s of the wiped start"
+                    )
+            return ready
         finally:
             deployment.worker.stop()
 
@@ -499,7 +541,16 @@ def recovery(ctx: Context, deployment: HubDeployment) -> Recovery:
     with deployment.worker.log_path.open("rb") as handle:
         handle.seek(log_offset)
         log_text = handle.read().decode(errors="replace")
-    return Recovery(records, len(changelogs), wiped, intact, restore_seconds(log_text))
+    return Recovery(
+        records,
+        len(changelogs),
+        wiped,
+        intact,
+        restore_seconds(log_text),
+        ledger_records=ctx.kafka.count(ledger_topic) if batched else None,
+        seconds_to_entries_index_wiped=index_seconds,
+        problems=problems,
+    )
 
 
 LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")

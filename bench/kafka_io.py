@@ -173,6 +173,14 @@ class Kafka:
 
     def timestamps_at(self, topic: str, *, last: bool) -> list[int]:
         """Timestamps (ms) of the first (or last) record of every non-empty partition."""
+        return [timestamp for timestamp, _ in self._edge_records(topic, last=last)]
+
+    def last_keys(self, topic: str) -> list[bytes]:
+        """The key of the last record of every non-empty partition."""
+        return [key for _, key in self._edge_records(topic, last=True)]
+
+    def _edge_records(self, topic: str, *, last: bool) -> list[tuple[int, bytes]]:
+        """(timestamp ms, key) of the first (or last) record of every non-empty partition."""
         wanted = [
             TopicPartition(topic, partition, high - 1 if last else low)
             for partition, (low, high) in self.watermarks(topic).items()
@@ -180,7 +188,7 @@ class Kafka:
         ]
         if not wanted:
             return []
-        found: dict[int, int] = {}
+        found: dict[int, tuple[int, bytes]] = {}
         self._consumer.assign(wanted)
         deadline = time.monotonic() + 30
         try:
@@ -188,7 +196,7 @@ class Kafka:
                 for message in self._consumer.consume(len(wanted), timeout=1.0):
                     partition = message.partition()
                     if message.error() is None and partition is not None:
-                        found.setdefault(partition, message.timestamp()[1])
+                        found.setdefault(partition, (message.timestamp()[1], message.key() or b""))
         finally:
             self._consumer.unassign()
         if len(found) < len(wanted):

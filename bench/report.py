@@ -149,6 +149,15 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
             f"restarted worker answered /ready {recovery['seconds_to_ready_wiped']:.1f} s after "
             f"its start with the data dir wiped, {recovery['seconds_to_ready_intact']:.1f} s "
             "with it intact."
+            + (
+                f" Its entries index (batched runtime: a copy of the ledger topic, "
+                f"{recovery['ledger_records']:,} records, rebuilt after /ready) served the last "
+                f"entry of every ledger partition {recovery['seconds_to_entries_index_wiped']:.1f}"
+                " s after the wiped start."
+                if recovery.get("seconds_to_entries_index_wiped") is not None
+                else ""
+            )
+            + "".join(f" PROBLEM: {problem}." for problem in recovery.get("problems", []))
         )
     profile = data.get("profile")
     if profile and profile.get("top_self"):

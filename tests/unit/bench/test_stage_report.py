@@ -149,3 +149,24 @@ def test_the_runtime_is_set_for_the_workers_only_when_asked(monkeypatch) -> None
     ctx.runtime = "classic"
     assert ctx.worker_env() == {"FIN_RUNTIME": "classic"}
     assert ctx.effective_runtime == "classic"
+
+
+def test_recovery_names_the_entries_index_only_when_it_was_measured() -> None:
+    recovery: dict[str, Any] = {
+        "changelog_records": 3000,
+        "changelog_topics": 9,
+        "recovery_seconds": 1.5,
+        "records_per_s": 2000,
+        "seconds_per_million_records": 500.0,
+        "seconds_to_ready_wiped": 9.0,
+        "seconds_to_ready_intact": 5.0,
+        "ledger_records": None,
+        "seconds_to_entries_index_wiped": None,
+    }
+    assert "entries index" not in markdown({**data(), "recovery": recovery}, [])
+    recovery.update(ledger_records=1861, seconds_to_entries_index_wiped=9.5)
+    text = markdown({**data(), "recovery": recovery}, [])
+    assert "2,000 records/s" in text
+    assert "1,861 records, rebuilt after /ready" in text and "9.5 s after the wiped start" in text
+    recovery.update(seconds_to_entries_index_wiped=None, problems=["no index"])
+    assert "PROBLEM: no index." in markdown({**data(), "recovery": recovery}, [])
