@@ -4,8 +4,9 @@ The decision depends only on the stored ``ProcessedRecord`` and the incoming cop
 pure function; the posting agent reads the record, asks ``decide``, and acts.
 
 A compensation is recorded like any event, under its own event id, with the reversal as its
-posting; the target's record additionally names it in ``compensated_by``. Both records live in
-the target's by-id partition, because compensations are keyed by their target.
+posting, in the by-id partition of that id (where any other event with that id is recorded);
+the target's record additionally names it in ``compensated_by``. The reversal is decided first
+in the target's partition (streams.pipeline, reserve and claim steps).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 
 from ledger.entries import SourceRef
-from ledger.events import to_json_record
+from ledger.events import COMPENSATION_REQUESTED, to_json_record
 from ledger.rejections import Reason, Rejection
 from ledger.rules import Posting, is_reversible, posting_from_json_dict
 
@@ -196,7 +197,18 @@ def check_compensation(
     A target already reversed is refused whoever reversed it: a second reversal would overshoot,
     and if this very compensation marked it, its own record is missing and emitting the
     reversal again from a new position would apply its deltas twice.
+
+    A target that is itself a compensation is refused, whatever became of it: a reversal is not
+    reversed (docs/design.md, Idempotency). Its record is under its own id, in that id's
+    partition, which is where a compensation naming it is decided, so the rule does not depend
+    on how ids fall on partitions.
     """
+    if target is not None and target.source.event_type == COMPENSATION_REQUESTED:
+        return Rejection(
+            Reason.COMPENSATION_TARGET_NOT_REVERSIBLE,
+            f"event {target.source.event_id} is a compensation; a reversal is not reversed: "
+            "to book the original again, send it again as a new event",
+        )
     if target is None or target.rejected_reason is not None:
         return Rejection(
             Reason.COMPENSATION_TARGET_UNKNOWN, "no posted event has this target_event_id"

@@ -16,7 +16,7 @@ from ledger.idempotency import (
     fingerprint,
 )
 from ledger.rejections import Reason
-from ledger.rules import post, posting_to_json_dict
+from ledger.rules import post, posting_to_json_dict, reverse
 
 from . import fixtures
 
@@ -128,6 +128,23 @@ def test_an_event_is_reversed_at_most_once(reversed_by, words):
     assert rejection is not None
     assert rejection.reason is Reason.COMPENSATION_TARGET_NOT_REVERSIBLE
     assert words in rejection.detail
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["posted", "refused"])
+def test_a_compensation_of_a_compensation_is_not_reversible_whatever_became_of_it(refused):
+    first_id = "bbbbbbbb-0000-4000-8000-000000000000"
+    source = SourceRef(first_id, "fin.compensation.requested", "fin.commands", 0, 7)
+    reversal = reverse(processed().posting_value(), first_id, source)
+    target = replace(
+        processed(),
+        source=source,
+        posting=posting_to_json_dict(reversal),
+        rejected_reason="compensation_target_unknown" if refused else None,
+    )
+    rejection = check_compensation(target, compensation_event_id=fixtures.COMPENSATION_ID)
+    assert rejection is not None
+    assert rejection.reason is Reason.COMPENSATION_TARGET_NOT_REVERSIBLE
+    assert f"event {first_id} is a compensation" in rejection.detail
 
 
 # --- replays of copies already answered (found by the fault suite) -----------------------------
