@@ -418,7 +418,8 @@ ERROR_DESCRIPTIONS: Final[Mapping[int, str]] = {
     401: "No key, or an unknown key. The body carries no data.",
     403: "The read key on an endpoint that needs the write key. The body carries no data.",
     404: "No such key in the table (a readable body says what was looked for).",
-    409: "The Idempotency-Key was already used for a different request.",
+    409: "The Idempotency-Key (for a payment sent without one: its payment_id) was already "
+    "used for a different request.",
     413: "The request body is too large.",
     415: "The request body is not application/json.",
     503: "The worker owning the key cannot be reached, or Kafka did not take the command.",
@@ -478,7 +479,9 @@ def operations(chart: ChartOfAccounts) -> tuple[Operation, ...]:
         "required": False,
         "schema": NON_NIL_UUID_SCHEMA,
         "description": "Becomes the command's event_id, so a retried request is recognised "
-        "as a duplicate instead of a second command. Without it a new UUID is used.",
+        "as a duplicate instead of a second command. Without it a payment's event_id is derived "
+        "from the vendor or customer and its payment_id (the same payment sent twice is one "
+        "payment); any other command gets a new UUID.",
     }
     accepted = {
         "202": _json(

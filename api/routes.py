@@ -441,13 +441,14 @@ def register_routes(
             require_json_media_type(request)
             body = commands.parse_json_object(await read_body(request))
             header = request.headers.get("Idempotency-Key")
-            event_id = (
-                params.uuid_text(header, "Idempotency-Key")
-                if header is not None
-                else commands.new_command_id()
-            )
+            given = params.uuid_text(header, "Idempotency-Key") if header is not None else None
             data = build_data(body)
-            command = prepared_command(event_type, data, event_id, remembered=header is not None)
+            # Without a key, a payment's id is its natural key's (the same payment twice is one).
+            natural = commands.natural_command_id(event_type, data) if given is None else None
+            event_id = given or natural or commands.new_command_id()
+            command = prepared_command(
+                event_type, data, event_id, remembered=given is not None or natural is not None
+            )
         except RequestRefusedError as exc:
             return problem(view, exc.status, exc.title, exc.detail)
         except BadParameterError as exc:
@@ -461,6 +462,16 @@ def register_routes(
                 reason=exc.rejection.reason.value,
             )
         except IdempotencyKeyReusedError as exc:
+            if header is None:
+                return problem(
+                    view,
+                    409,
+                    "conflict",
+                    f"payment_id {data['payment_id']} was already used for a different payment "
+                    f"(command {exc.key}); a resend must repeat it exactly, another payment "
+                    "needs its own payment_id",
+                    parameter="payment_id",
+                )
             return problem(
                 view,
                 409,

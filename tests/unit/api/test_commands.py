@@ -16,14 +16,21 @@ from api.commands import (
     PreparedCommand,
     budget_set_data,
     compensation_data,
+    customer_payment_data,
     json_depth,
+    natural_command_id,
     parse_json_object,
     prepare,
     request_digest,
     vendor_payment_data,
 )
 from api.http import BadParameterError
-from ledger.events import BUDGET_SET, COMPENSATION_REQUESTED, VENDOR_PAYMENT_MADE
+from ledger.events import (
+    BUDGET_SET,
+    COMPENSATION_REQUESTED,
+    CUSTOMER_PAYMENT_RECEIVED,
+    VENDOR_PAYMENT_MADE,
+)
 from ledger.rejections import Reason
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoded, Decoder
@@ -254,3 +261,27 @@ def test_a_body_nested_deeper_than_the_limit_is_refused_before_parsing() -> None
 
     assert refused.value.name == "body"
     assert parse_json_object(b'{"a":' + b"[" * 399 + b"]" * 399 + b"}")["a"] is not None
+
+
+def test_a_payment_without_a_key_gets_the_event_id_of_its_natural_key() -> None:
+    def vendor(party: str, payment_id: str, amount: str = "5.00") -> str | None:
+        data = vendor_payment_data(party, {"payment_id": payment_id, "amount": amount})
+        return natural_command_id(VENDOR_PAYMENT_MADE, data)
+
+    # Pinned: the README tells upstream teams how to compute it; it must never change.
+    assert vendor("VEN-001", "PAY-7") == "9bdbc703-3261-51c9-b8c2-8fd8af44e7bc"
+    assert vendor("VEN-001", "PAY-7", amount="9.00") == vendor("VEN-001", "PAY-7")
+    ids = {
+        vendor("VEN-001", "PAY-7"),
+        vendor("VEN-002", "PAY-7"),
+        vendor("VEN-001", "PAY-8"),
+        vendor("VEN-001:PAY", "7"),
+        vendor("VEN-001", "PAY:7"),
+        natural_command_id(
+            CUSTOMER_PAYMENT_RECEIVED,
+            customer_payment_data("VEN-001", {"payment_id": "PAY-7", "amount": "5.00"}),
+        ),
+    }
+    assert len(ids) == 6
+    assert natural_command_id(BUDGET_SET, {"department_id": "ENG-001"}) is None
+    assert natural_command_id(COMPENSATION_REQUESTED, {"target_event_id": EVENT_ID}) is None
