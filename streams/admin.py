@@ -25,7 +25,15 @@ log = logging.getLogger(__name__)
 
 # The ledger topic is the book of record (and the source of every worker's entries index in
 # the batched runtime): its records are kept forever, not for the broker's default 7 days.
-TOPIC_CONFIGS: dict[str, dict[str, str]] = {LEDGER_TOPIC: {"retention.ms": "-1"}}
+# The topics that carry a source record's bytes onward (the by-event-id hop, the dead letters)
+# take records up to RECORD_BYTES_MAX, twice the broker's default limit: whatever a source topic
+# accepted (~1 MB), with FIN's headers added, can at least be forwarded or dead-lettered whole.
+RECORD_BYTES_MAX = 2 * 1024 * 1024
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {
+    LEDGER_TOPIC: {"retention.ms": "-1"},
+    BY_EVENT_ID_TOPIC: {"max.message.bytes": str(RECORD_BYTES_MAX)},
+    DLQ_TOPIC: {"max.message.bytes": str(RECORD_BYTES_MAX)},
+}
 
 
 def contract_topics() -> tuple[str, ...]:

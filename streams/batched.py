@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 from faust.types import EventT, StreamT
 
+from errors import FinError
 from ledger import reducers
 from ledger.chart import ChartOfAccounts
 from ledger.deltas import delta_from_json_dict, delta_to_json_dict
@@ -56,6 +57,7 @@ from settings import (
     delta_topic,
 )
 from streams import delivery_audit
+from streams.admin import RECORD_BYTES_MAX
 from streams.deadletter import SourcePosition, processing_attempt
 from streams.effects import Send, StageResult
 from streams.metrics import Metrics
@@ -74,6 +76,9 @@ from streams.pipeline import (
 from tables.store import BatchedTable
 
 log = logging.getLogger(__name__)
+
+# Kafka's default message.max.bytes (1 MiB + 12), less a margin for the record batch framing.
+BROKER_DEFAULT_RECORD_BYTES_MAX = 1_000_000
 
 # The process exit status when the worker stops itself rather than commit past a record.
 EXIT_UNSAFE_TO_CONTINUE = 70
@@ -120,6 +125,15 @@ class Outbox:
 
     async def send(self, send: Send) -> None:
         """Hand ``send`` to the producer; raises if the producer refuses it outright."""
+        size = len(send.key or b"") + len(send.value or b"")
+        size += sum(len(name) + len(value) for name, value in send.headers)
+        limit = record_bytes_limit(send.topic)
+        if size > limit:
+            # Refused here, where the record that caused it is known: a broker refusing it after
+            # the hand-over would fail the batch's delivery and stop the worker (a crash loop).
+            raise RecordTooLargeError(
+                f"a {size}-byte record for {send.topic} is over its {limit}-byte limit"
+            )
         topic = self._settings.topic(send.topic)
         partition = None
         if send.key is not None:
@@ -153,6 +167,18 @@ class Outbox:
                     f"delivery to {send.topic} failed (key {send.key!r}): {failure!r}"
                 )
         self._deliveries.clear()
+
+
+class RecordTooLargeError(FinError):
+    """An output record larger than its topic accepts."""
+
+
+def record_bytes_limit(topic: str) -> int:
+    """The largest record (key + value + headers) FIN sends to a contract topic: what FIN's own
+    topics are created to accept (streams/admin.py), else the broker's default limit."""
+    if topic in (BY_EVENT_ID_TOPIC, DLQ_TOPIC):
+        return RECORD_BYTES_MAX
+    return BROKER_DEFAULT_RECORD_BYTES_MAX
 
 
 def processing_error(

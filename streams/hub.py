@@ -35,6 +35,7 @@ from settings import (
     delta_topic,
 )
 from streams import commit_guard, delivery_audit, diagnostics
+from streams.admin import RECORD_BYTES_MAX
 from streams.batched import register_batched_agents
 from streams.deadletter import SourcePosition, processing_attempt
 from streams.effects import Send, StageResult
@@ -128,6 +129,9 @@ def build_hub(
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         producer_acks=-1,
+        # Room for a forwarded or dead-lettered source record of the broker's largest size plus
+        # FIN's headers (the topics that carry them accept as much: streams/admin.py).
+        producer_max_request_size=RECORD_BYTES_MAX + 64 * 1024,
         web_router_enabled=False,
         web_tables_enabled=False,
         web_stats_enabled=False,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, Settings
+from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC, Settings
 from streams.batched import Outbox, send_or_dead_letter
 from streams.deadletter import SourcePosition, header_map
 from streams.effects import Send
@@ -231,3 +231,43 @@ def test_settings_refuse_an_unknown_runtime() -> None:
     with pytest.raises(ConfigurationError, match="FIN_RUNTIME"):
         Settings.from_env({"FIN_RUNTIME": "fast"}, registry_url_file=None)
 
+
+
+def test_an_entry_over_the_ledger_topics_limit_is_refused_before_the_broker_sees_it() -> None:
+    # A broker refusing it after the hand-over would fail the batch and stop the worker every
+    # time it came back (a crash loop); refused here, the source record is dead-lettered.
+    producer = FakeProducer(value_length_max=10_000_000)
+    outbox = _outbox(producer)
+
+    async def run() -> Any:
+        result = await send_or_dead_letter(
+            outbox,
+            [Send(LEDGER_TOPIC, b"entry-1", b"e" * 1_500_000)],
+            key=b"PO-3",
+            value=b"original",
+            source=SOURCE,
+            event_id="event-3",
+            attempts=1,
+        )
+        await outbox.delivered()
+        return result
+
+    result = asyncio.run(run())
+
+    assert result is not None and result.reason == "processing_error"
+    [(topic, key, value, _, headers)] = producer.sent
+    assert (topic, key, value) == ("t." + DLQ_TOPIC, b"PO-3", b"original")
+    assert "RecordTooLargeError" in header_map(headers)["fin.detail"]
+
+
+def test_a_source_record_of_the_brokers_largest_size_can_be_dead_lettered_whole() -> None:
+    producer = FakeProducer(value_length_max=10_000_000)
+    outbox = _outbox(producer)
+    original = b"s" * 1_048_000
+
+    async def run() -> None:
+        await outbox.send(Send(DLQ_TOPIC, b"k", original, (("fin.reason", b"field_too_long"),)))
+        await outbox.delivered()
+
+    asyncio.run(run())
+    assert producer.sent[0][2] == original
