@@ -47,6 +47,29 @@ H_PARK_ATTEMPT = "fin.park.attempt"
 H_PARK_NOT_BEFORE_MS = "fin.park.not_before_ms"
 PARK_ATTEMPTS_MAX = 10
 PARK_DELAY_S = 1.0
+# A compensation takes two by-event-id records, three when its id turns out to be taken
+# (docs/design.md, Idempotency): the *reserve* record (from the ingest stage, keyed by the
+# target) decides the reversal where the target's processed record lives and marks the target;
+# the *claim* record (keyed by the compensation's own event id) records processed[compensation
+# id] where any event with that id is recorded, and posts the reversal; if the id is already
+# owned by another payload, the claim is event_id_conflict and a *release* record (keyed by the
+# target again) lifts the target's mark. H_STEP names the step; absent means reserve.
+H_STEP = "fin.compensation.step"
+STEP_CLAIM = b"claim"
+STEP_RELEASE = b"release"
+# On a claim: the reversal's posting (JSON), decided by the reserve step from the target.
+H_REVERSAL = "fin.compensation.reversal"
+# Headers a step record does not take over from the record that sends it.
+_STEP_HEADERS = frozenset((H_PARK_ATTEMPT, H_PARK_NOT_BEFORE_MS, H_STEP, H_REVERSAL))
+
+
+def reservation_key(compensation_event_id: str) -> str:
+    """The processed row, in the target's partition, of a compensation's reserve step.
+
+    Not the compensation's own event id: that row belongs to the claim, in the partition of the
+    id, and the two partitions may be one. Event ids are UUIDs, so no event id looks like this.
+    """
+    return f"reversal|{compensation_event_id}"
 
 
 def dead_letter(
@@ -124,8 +147,9 @@ class Ingest:
 
 
 def _routing_key(event: Event) -> str:
-    # A compensation travels with the event it reverses: that partition holds the original's
-    # processed record, which the reversal needs.
+    # A compensation travels first with the event it reverses: that partition holds the
+    # original's processed record, which the reversal needs, and every compensation of one
+    # target meets there in its fin.commands order. Its own id is claimed afterwards (Posting).
     if isinstance(event, CompensationRequested):
         return event.target_event_id
     return event.event_id
@@ -219,6 +243,18 @@ class ByIdRecord:
         }
         return Send(BY_EVENT_ID_TOPIC, self.key, self.value, tuple(headers.items()))
 
+    @property
+    def step(self) -> bytes | None:
+        """A compensation's step (STEP_CLAIM, STEP_RELEASE), None for a reserve or any event."""
+        return self.headers.get(H_STEP)
+
+    def step_send(self, step: bytes, key: str, extra: tuple[tuple[str, bytes], ...] = ()) -> Send:
+        """This compensation's next step: its bytes and origin, keyed for that step's partition."""
+        headers = tuple(
+            (name, value) for name, value in self.headers.items() if name not in _STEP_HEADERS
+        )
+        return Send(BY_EVENT_ID_TOPIC, key.encode(), self.value, (*headers, (H_STEP, step), *extra))
+
 
 class Posting:
     """By-event-id record → journal entry + deltas, exactly once per event id.
@@ -267,114 +303,96 @@ class Posting:
             offset=source.offset,
         )
         fingerprint = idempotency.fingerprint(decoded.record)
-        existing_raw = get_processed(event.event_id)
-        existing = (
-            idempotency.ProcessedRecord.from_json_dict(orjson.loads(existing_raw))
-            if existing_raw is not None
-            else None
-        )
-        decision = idempotency.decide(
-            existing, fingerprint=fingerprint, source=source_ref, by_id_offset=record.offset
-        )
-        common = {
+        common: dict[str, Any] = {
             "event_type": event.event_type,
             "event_id": event.event_id,
             "event_timestamp": event.timestamp,
         }
-        if decision is idempotency.Decision.CONFLICT:
-            rejection = Rejection(
-                Reason.EVENT_ID_CONFLICT,
-                f"event_id {event.event_id} was already posted with a different payload "
-                f"(first seen at {existing.source.topic}[{existing.source.partition}]"
-                f"@{existing.source.offset})"
-                if existing
-                else "event_id conflict",
+        incoming = _Incoming(record, source_ref, fingerprint, now, common)
+        if isinstance(event, CompensationRequested):
+            step = record.step
+            if step == STEP_CLAIM:
+                return self._claim(event, incoming, get_processed)
+            if step == STEP_RELEASE:
+                return _release(event, incoming, get_processed)
+            return self._reserve(event, incoming, get_processed)
+
+        existing = _load(get_processed(event.event_id))
+        decision = idempotency.decide(
+            existing, fingerprint=fingerprint, source=source_ref, by_id_offset=record.offset
+        )
+        if decision is idempotency.Decision.POST:
+            posting = rules.post(event, source_ref, self._chart)
+            processed = idempotency.ProcessedRecord(
+                fingerprint=fingerprint,
+                source=source_ref,
+                by_id_offset=record.offset,
+                posting=rules.posting_to_json_dict(posting),
+                compensated_by=None,
             )
-            assert existing is not None
-            rejected = _rejected(
-                rejection,
-                record.original_key,
-                record.value,
-                source,
-                now,
-                event_id=event.event_id,
-                attempts=record.attempts,
-            )
-            return replace(
-                rejected,
-                table_writes=(_processed_write(existing.with_seen(source_ref, record.offset)),),
-            )
-        if decision is idempotency.Decision.DUPLICATE:
-            assert existing is not None
-            log.info(
-                "duplicate event_id=%s from %s[%d]@%d",
-                event.event_id,
-                source.topic,
-                source.partition,
-                source.offset,
-            )
-            return StageResult(
-                outcome="duplicate",
-                table_writes=(_processed_write(existing.with_seen(source_ref, record.offset)),),
-                **common,  # type: ignore[arg-type]
-            )
-        if decision is idempotency.Decision.REPLAY_COPY:
-            assert existing is not None
-            # Written again, unchanged: its changelog record may have been lost with a crash
-            # while the local row survived (see tables.agents, same reason).
-            return StageResult(
-                outcome="replay",
-                table_writes=(_processed_write(existing),),
-                **common,  # type: ignore[arg-type]
-            )
+            return self._emit(posting, record, processed, outcome="posted", common=common)
+        assert existing is not None
         if decision is idempotency.Decision.REEMIT:
-            assert existing is not None
             # "reemit" counts as the posting it repeats: the offset-guarded stats row does not
             # count it twice, and counts it if the crash took the first count with it.
-            result = self._emit(
+            return self._emit(
                 existing.posting_value(), record, existing, outcome="reemit", common=common
             )
-            if isinstance(event, CompensationRequested):
-                # The crash may have come between the two table writes of the first attempt:
-                # mark the target again (idempotent) so it can never be reversed twice.
-                target_raw = get_processed(event.target_event_id)
-                if target_raw is not None:
-                    target = idempotency.ProcessedRecord.from_json_dict(orjson.loads(target_raw))
-                    result = _with_target_mark(result, target, event.event_id)
-            return result
+        return incoming.answered(decision, event.event_id, existing)
 
-        # Decision.POST
-        if isinstance(event, CompensationRequested):
-            return self._compensate(
-                event, record, source_ref, fingerprint, get_processed, now, common
-            )
-        posting = rules.post(event, source_ref, self._chart)
-        processed = idempotency.ProcessedRecord(
-            fingerprint=fingerprint,
-            source=source_ref,
-            by_id_offset=record.offset,
-            posting=rules.posting_to_json_dict(posting),
-            compensated_by=None,
-        )
-        return self._emit(posting, record, processed, outcome="posted", common=common)
-
-    def _compensate(
+    def _reserve(
         self,
         event: CompensationRequested,
-        record: ByIdRecord,
-        source_ref: SourceRef,
-        fingerprint: str,
+        incoming: _Incoming,
         get_processed: Callable[[str], bytes | None],
-        now: datetime,
-        common: Mapping[str, Any],
     ) -> StageResult:
-        target_raw = get_processed(event.target_event_id)
-        target = (
-            idempotency.ProcessedRecord.from_json_dict(orjson.loads(target_raw))
-            if target_raw is not None
-            else None
+        """In the target's partition: decide the reversal, mark the target, send the claim."""
+        record = incoming.record
+        key = reservation_key(event.event_id)
+        existing = _load(get_processed(key))
+        if (
+            existing is not None
+            and existing.rejected_reason == RELEASED
+            and existing.by_id_offset == record.offset
+        ):
+            # This very record again (a crash before its commit) after its claim was refused
+            # and the target released: it was answered then (the claim counted the conflict).
+            return StageResult(
+                outcome="replay", table_writes=(_row_write(key, existing),), **incoming.common
+            )
+        decision = idempotency.decide(
+            existing,
+            fingerprint=incoming.fingerprint,
+            source=incoming.source_ref,
+            by_id_offset=record.offset,
         )
-        refusal = idempotency.check_compensation(target, compensation_event_id=event.event_id)
+        if decision is idempotency.Decision.REEMIT:
+            assert existing is not None
+            # The crash may have come between the table writes of the first attempt: mark the
+            # target again (idempotent) so it can never be reversed twice; the claim again is a
+            # replay copy where it lands.
+            target = _load(get_processed(event.target_event_id))
+            writes = [_row_write(key, existing)]
+            if target is not None:
+                writes.append(_marked(target, event.event_id))
+            return StageResult(
+                outcome="forwarded",
+                sends=(_claim_send(record, event, existing.posting),),
+                table_writes=tuple(writes),
+                **incoming.common,
+            )
+        if decision is not idempotency.Decision.POST:
+            assert existing is not None
+            return incoming.answered(decision, key, existing)
+
+        target = _load(get_processed(event.target_event_id))
+        if event.target_event_id == event.event_id:
+            refusal: Rejection | None = Rejection(
+                Reason.COMPENSATION_TARGET_NOT_REVERSIBLE,
+                f"compensation {event.event_id} names itself as its target",
+            )
+        else:
+            refusal = idempotency.check_compensation(target, compensation_event_id=event.event_id)
         if (
             refusal is not None
             and refusal.reason is Reason.COMPENSATION_TARGET_UNKNOWN
@@ -386,38 +404,79 @@ class Posting:
                 event.target_event_id,
                 record.park_attempt + 1,
             )
-            return StageResult(outcome="parked", sends=(record.parked(now),), **common)  # type: ignore[arg-type]
-        if refusal is not None:
-            rejected = _rejected(
-                refusal,
-                record.original_key,
-                record.value,
-                record.source,
-                now,
-                event_id=event.event_id,
-                attempts=record.attempts,
+            return StageResult(
+                outcome="parked", sends=(record.parked(incoming.now),), **incoming.common
             )
+        if refusal is not None:
+            rejected = incoming.rejected(refusal, event.event_id)
             # Remember the refusal, so a re-ingested copy of this source record is not counted
             # (and dead-lettered) a second time.
             refused = idempotency.ProcessedRecord(
-                fingerprint=fingerprint,
-                source=source_ref,
+                fingerprint=incoming.fingerprint,
+                source=incoming.source_ref,
                 by_id_offset=record.offset,
                 posting={},
                 rejected_reason=str(refusal.reason),
             )
-            return replace(rejected, table_writes=(_processed_write(refused),))
+            return replace(rejected, table_writes=(_row_write(key, refused),))
         assert target is not None
-        reversal = rules.reverse(target.posting_value(), event.event_id, source_ref)
-        processed = idempotency.ProcessedRecord(
-            fingerprint=fingerprint,
-            source=source_ref,
+        reversal = rules.reverse(target.posting_value(), event.event_id, incoming.source_ref)
+        reserved = idempotency.ProcessedRecord(
+            fingerprint=incoming.fingerprint,
+            source=incoming.source_ref,
             by_id_offset=record.offset,
             posting=rules.posting_to_json_dict(reversal),
             compensated_by=None,
         )
-        result = self._emit(reversal, record, processed, outcome="posted", common=common)
-        return _with_target_mark(result, target, event.event_id)
+        return StageResult(
+            outcome="forwarded",
+            sends=(_claim_send(record, event, reserved.posting),),
+            table_writes=(_row_write(key, reserved), _marked(target, event.event_id)),
+            **incoming.common,
+        )
+
+    def _claim(
+        self,
+        event: CompensationRequested,
+        incoming: _Incoming,
+        get_processed: Callable[[str], bytes | None],
+    ) -> StageResult:
+        """In the partition of the compensation's own id: own the id, then post the reversal."""
+        record = incoming.record
+        existing = _load(get_processed(event.event_id))
+        decision = idempotency.decide(
+            existing,
+            fingerprint=incoming.fingerprint,
+            source=incoming.source_ref,
+            by_id_offset=record.offset,
+        )
+        if decision is idempotency.Decision.POST:
+            reversal = orjson.loads(record.headers[H_REVERSAL])
+            claimed = idempotency.ProcessedRecord(
+                fingerprint=incoming.fingerprint,
+                source=incoming.source_ref,
+                by_id_offset=record.offset,
+                posting=reversal,
+                compensated_by=None,
+            )
+            return self._emit(
+                rules.posting_from_json_dict(reversal),
+                record,
+                claimed,
+                outcome="posted",
+                common=incoming.common,
+            )
+        assert existing is not None
+        if decision is idempotency.Decision.REEMIT:
+            return self._emit(
+                existing.posting_value(), record, existing, outcome="reemit", common=incoming.common
+            )
+        answer = incoming.answered(decision, event.event_id, existing)
+        if decision is idempotency.Decision.CONFLICT:
+            # The id belongs to another payload: no reversal; the target is free again.
+            release = record.step_send(STEP_RELEASE, event.target_event_id)
+            answer = replace(answer, sends=(*answer.sends, release))
+        return answer
 
     def _emit(
         self,
@@ -457,16 +516,127 @@ class Posting:
         )
 
 
-def _processed_write(processed: idempotency.ProcessedRecord) -> tuple[str, str, bytes]:
-    return ("processed", processed.source.event_id, orjson.dumps(processed.to_json_dict()))
+# A reservation whose claim was refused (the id belongs to another payload) and whose target
+# was released: a later copy is looked at afresh, like any refused compensation.
+RELEASED = str(Reason.EVENT_ID_CONFLICT)
 
 
-def _with_target_mark(
-    result: StageResult, target: idempotency.ProcessedRecord, compensation_event_id: str
+@dataclass(frozen=True)
+class _Incoming:
+    """The by-id record being decided, with what every answer about it needs."""
+
+    record: ByIdRecord
+    source_ref: SourceRef
+    fingerprint: str
+    now: datetime
+    common: Mapping[str, Any]
+
+    def rejected(self, rejection: Rejection, event_id: str) -> StageResult:
+        record = self.record
+        return _rejected(
+            rejection,
+            record.original_key,
+            record.value,
+            record.source,
+            self.now,
+            event_id=event_id,
+            attempts=record.attempts,
+        )
+
+    def answered(
+        self, decision: idempotency.Decision, key: str, existing: idempotency.ProcessedRecord
+    ) -> StageResult:
+        """A copy of something ``processed[key]`` already accounts for: duplicate, conflict or
+        replay copy (never POST or REEMIT, which the caller decides itself)."""
+        record, source_ref = self.record, self.source_ref
+        event_id = source_ref.event_id
+        if decision is idempotency.Decision.CONFLICT:
+            rejection = Rejection(
+                Reason.EVENT_ID_CONFLICT,
+                f"event_id {event_id} was already posted with a different payload "
+                f"(first seen at {existing.source.topic}[{existing.source.partition}]"
+                f"@{existing.source.offset})",
+            )
+            rejected = self.rejected(rejection, event_id)
+            seen = existing.with_seen(source_ref, record.offset)
+            return replace(rejected, table_writes=(_row_write(key, seen),))
+        if decision is idempotency.Decision.DUPLICATE:
+            log.info(
+                "duplicate event_id=%s from %s[%d]@%d",
+                event_id,
+                source_ref.topic,
+                source_ref.partition,
+                source_ref.offset,
+            )
+            return StageResult(
+                outcome="duplicate",
+                table_writes=(_row_write(key, existing.with_seen(source_ref, record.offset)),),
+                **self.common,
+            )
+        assert decision is idempotency.Decision.REPLAY_COPY, decision
+        # Written again, unchanged: its changelog record may have been lost with a crash
+        # while the local row survived (see tables.agents, same reason).
+        return StageResult(
+            outcome="replay", table_writes=(_row_write(key, existing),), **self.common
+        )
+
+
+def _release(
+    event: CompensationRequested,
+    incoming: _Incoming,
+    get_processed: Callable[[str], bytes | None],
 ) -> StageResult:
-    marked = target.with_compensated_by(compensation_event_id)
-    write = ("processed", target.source.event_id, orjson.dumps(marked.to_json_dict()))
-    return replace(result, table_writes=(*result.table_writes, write))
+    """In the target's partition: the claim was refused, so the reservation is undone.
+
+    Only the reservation this release belongs to (same source record) is undone, and the target
+    only if this compensation still marks it; a late copy of a release changes nothing. Both
+    rows are written again either way (crash windows, docs/design.md). Counts nothing: the
+    claim counted the conflict.
+    """
+    key = reservation_key(event.event_id)
+    reservation = _load(get_processed(key))
+    target = _load(get_processed(event.target_event_id))
+    if (
+        reservation is not None
+        and reservation.rejected_reason is None
+        and reservation.source.position == incoming.source_ref.position
+    ):
+        log.info(
+            "compensation %s: its event id is taken; target %s released",
+            event.event_id,
+            event.target_event_id,
+        )
+        reservation = replace(reservation, rejected_reason=RELEASED)
+        if target is not None and target.compensated_by == event.event_id:
+            target = replace(target, compensated_by=None)
+    writes = []
+    if reservation is not None:
+        writes.append(_row_write(key, reservation))
+    if target is not None:
+        writes.append(_row_write(event.target_event_id, target))
+    return StageResult(outcome="released", table_writes=tuple(writes), **incoming.common)
+
+
+def _claim_send(
+    record: ByIdRecord, event: CompensationRequested, reversal: Mapping[str, Any]
+) -> Send:
+    return record.step_send(STEP_CLAIM, event.event_id, ((H_REVERSAL, orjson.dumps(reversal)),))
+
+
+def _load(raw: bytes | None) -> idempotency.ProcessedRecord | None:
+    if raw is None:
+        return None
+    return idempotency.ProcessedRecord.from_json_dict(orjson.loads(raw))
+
+
+def _row_write(key: str, processed: idempotency.ProcessedRecord) -> tuple[str, str, bytes]:
+    return ("processed", key, orjson.dumps(processed.to_json_dict()))
+
+
+def _marked(
+    target: idempotency.ProcessedRecord, compensation_event_id: str
+) -> tuple[str, str, bytes]:
+    return _row_write(target.source.event_id, target.with_compensated_by(compensation_event_id))
 
 
 # --- outcome counts: invariant 3, durable and replay-proof ------------------------------------
