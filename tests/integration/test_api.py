@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,115 @@ def test_an_idempotency_key_reused_for_a_different_payment_is_refused_with_409(a
     assert first.status_code == 202, first.text
     body = assert_problem(other, 409)
     assert body["parameter"] == "Idempotency-Key"
+
+
+def test_one_event_id_is_one_command_and_a_payment_sent_twice_without_a_key_is_one_payment(
+    api: Api,
+) -> None:
+    """Issue 14, items 2 and 5. A compensation published with the event id of a posted payment
+    (the same Idempotency-Key sent to two workers, say) is event_id_conflict: no second entry
+    under that entry id, its target untouched and free for the next compensation. A payment
+    resent without a key is a duplicate; another amount under its payment_id a 409."""
+    rule_version = load_chart(Settings().chart_path).rule_version
+    tag = uuid.uuid4().hex[:6]
+    target_id, shared_id, later_id = (str(uuid.uuid4()) for _ in range(3))
+
+    def pay(vendor: str, amount: str, key: str | None = None) -> requests.Response:
+        body = {"payment_id": f"PAY-{tag}", "amount": amount, "business_date": "2024-03-20"}
+        headers = {"Idempotency-Key": key} if key else None
+        return api.send("POST", f"{PREFIX}/ap/vendors/{vendor}/payments", body, headers=headers)
+
+    def compensation(event_id: str) -> dict[str, Any]:
+        return {
+            "event_type": "fin.compensation.requested",
+            "event_id": event_id,
+            "timestamp": datetime.now(UTC),
+            "source": "another-fin-api",
+            "data": {"target_event_id": target_id, "reason": "issue 14"},
+        }
+
+    duplicates_before = metric_sum(
+        api, "fin_events_duplicate_total", event_type="fin.vendor_payment.made"
+    )
+    assert pay(f"VEN-TGT-{tag}", "100.00", target_id).status_code == 202
+    assert pay(f"VEN-SHR-{tag}", "70.00", shared_id).status_code == 202
+    wait_until(lambda: vendor_paid(api, f"VEN-SHR-{tag}") == "70.00", "the shared id's payment")
+    wait_until(lambda: vendor_paid(api, f"VEN-TGT-{tag}") == "100.00", "the target's payment")
+    publish(api.deployment, [compensation(shared_id)])
+
+    dead_letters = TopicReader(api.deployment, "fin.dlq")
+    by_id = TopicReader(api.deployment, "fin.internal.by-event-id")
+    try:
+        dead_letters.wait_for(
+            lambda found: any(
+                dict(r.headers or ()).get("fin.event_id") == shared_id.encode()
+                and dict(r.headers or ()).get("fin.reason") == b"event_id_conflict"
+                for r in found
+            ),
+            "the compensation's event_id_conflict",
+        )
+        # The next compensation of the target must land behind the release in its partition.
+        by_id.wait_for(
+            lambda found: any(
+                r.key == target_id.encode()
+                and dict(r.headers or ()).get("fin.compensation.step") == b"release"
+                for r in found
+            ),
+            "the target's release",
+        )
+    finally:
+        dead_letters.close()
+        by_id.close()
+    assert vendor_paid(api, f"VEN-TGT-{tag}") == "100.00"
+
+    later = api.send(
+        "POST",
+        f"{PREFIX}/compensations",
+        compensation(later_id)["data"],
+        headers={"Idempotency-Key": later_id},
+    )
+    assert later.status_code == 202, later.text
+    wait_until(lambda: vendor_paid(api, f"VEN-TGT-{tag}") == "0.00", "the target's reversal")
+    ledger = TopicReader(api.deployment, "fin.ledger.postings")
+    registry = RegistryClient(api.deployment.infra.registry_url)
+    decoder = Decoder(SchemaCatalog.load(), registry.get_schema)
+    wanted = {entry_id_for(event_id, rule_version) for event_id in (shared_id, later_id)}
+    try:
+        records = ledger.wait_for(
+            lambda found: wanted <= {r.key.decode() for r in found}, "the two entries"
+        )
+        entries: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            if record.key.decode() in wanted:
+                decoded = decoder.decode("fin.ledger.postings", record.value)
+                assert isinstance(decoded, Decoded), decoded
+                entries.setdefault(record.key.decode(), []).append(decoded.record)
+    finally:
+        ledger.close()
+        registry.close()
+    shared_entries, reversals = (
+        entries[entry_id_for(i, rule_version)] for i in (shared_id, later_id)
+    )
+    assert all(e == shared_entries[0] for e in shared_entries)  # copies at most, never another
+    assert shared_entries[0]["source_event_type"] == "fin.vendor_payment.made"
+    assert reversals[0]["reverses_entry_id"] == entry_id_for(target_id, rule_version)
+
+    vendor = f"VEN-NOKEY-{tag}"
+    first, again = pay(vendor, "55.00"), pay(vendor, "55.00")
+    other = pay(vendor, "56.00")
+    assert first.status_code == again.status_code == 202, (first.text, again.text)
+    assert first.json()["command_id"] == again.json()["command_id"]
+    assert assert_problem(other, 409)["parameter"] == "payment_id"
+    wait_until(lambda: vendor_paid(api, vendor) is not None, "the payment without a key")
+
+    def duplicate_counted() -> bool:
+        counted = metric_sum(
+            api, "fin_events_duplicate_total", event_type="fin.vendor_payment.made"
+        )
+        return counted > duplicates_before
+
+    wait_until(duplicate_counted, "the resend to be counted as a duplicate")
+    assert vendor_paid(api, vendor) == "55.00"
 
 
 @pytest.mark.parametrize(
