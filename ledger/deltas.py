@@ -377,9 +377,9 @@ def from_json_dict(encoded: Mapping[str, Any]) -> Delta:
     if cls is None:
         raise ValueError(f"unknown delta type {encoded.get(TYPE_TAG)!r}")
     values = {
-        item.name: _DECODERS.get(item.name, str)(encoded[item.name])
-        for item in fields(cls)
-        if item.name in encoded
+        name: _DECODERS.get(name, str)(encoded[name])
+        for name in _field_names(cls)
+        if name in encoded
     }
     return cls(**values)
 

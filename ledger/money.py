@@ -32,30 +32,35 @@ def money(value: Decimal | int | str) -> Decimal:
     Raises ``TypeError`` for a float, a bool or any other type, and ``ValueError`` for NaN,
     infinity, unparsable text, or a magnitude too large to quantize.
     """
-    if (
-        type(value) is Decimal
-        and value.same_quantum(CENT)
-        and value.adjusted() < _QUANTIZABLE_ADJUSTED_MAX
-    ):
-        # Already two places (every decoded decimal(18, 2), every amount money() made): the
-        # quantize below would return these very digits, so skip it and its checks (the
-        # posting rules ask this of the same amounts several times per event).
-        return value
-    if isinstance(value, bool | float) or not isinstance(value, Decimal | int | str):
-        raise TypeError(f"money must be Decimal, int or str, not {type(value).__name__}")
-    if isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation as exc:
-            raise ValueError(f"not a decimal amount: {value!r}") from exc
+    kind = type(value)
+    number: Decimal
+    if kind is Decimal and isinstance(value, Decimal):  # the exact types first; isinstance
+        number = value  # narrows for the type checker
+    elif kind is str and isinstance(value, str):
+        number = _parsed(value)
     else:
-        number = Decimal(value)
+        if isinstance(value, bool | float) or not isinstance(value, Decimal | int | str):
+            raise TypeError(f"money must be Decimal, int or str, not {type(value).__name__}")
+        number = _parsed(value) if isinstance(value, str) else Decimal(value)
+    if number.same_quantum(CENT) and number.adjusted() < _QUANTIZABLE_ADJUSTED_MAX:
+        # Already two places (every decoded decimal(18, 2), every amount money() made, every
+        # amount of a table row's JSON): the quantize below would return these very digits, so
+        # skip it and its checks. A posting asks this of the same amounts several times, and
+        # reading a table row asks it of every amount in the row.
+        return number
     if not number.is_finite():
         raise ValueError(f"amount must be finite, got {value!r}")
     try:
         return number.quantize(CENT, context=_CONTEXT)
     except InvalidOperation as exc:
         raise ValueError(f"amount too large to represent: {value!r}") from exc
+
+
+def _parsed(text: str) -> Decimal:
+    try:
+        return Decimal(text.strip())
+    except InvalidOperation as exc:
+        raise ValueError(f"not a decimal amount: {text!r}") from exc
 
 
 def fits_precision(amount: Decimal) -> bool:

@@ -91,7 +91,22 @@ def test_the_money_checks_answer_as_the_originals(amount):
     assert outcome(fits_precision, amount) == outcome(reference_fits_precision, amount)
 
 
-@given(st.one_of(st.integers(), st.text(max_size=12), st.floats(), st.booleans()))
+class Text(str):
+    pass
+
+
+@settings(max_examples=500)
+@given(
+    st.one_of(
+        st.integers(),
+        st.text(max_size=12),
+        st.floats(),
+        st.booleans(),
+        decimals.map(str),  # what a table row's JSON holds
+        decimals.map(lambda amount: f" {amount}\n"),
+        decimals.map(lambda amount: Text(amount)),
+    )
+)
 def test_money_of_other_types_answers_as_before(value):
     assert outcome(money, value) == outcome(reference_money, value)
 
