@@ -104,7 +104,7 @@ class Text(str):
         st.booleans(),
         decimals.map(str),  # what a table row's JSON holds
         decimals.map(lambda amount: f" {amount}\n"),
-        decimals.map(lambda amount: Text(amount)),
+        decimals.map(Text),
     )
 )
 def test_money_of_other_types_answers_as_before(value):
