@@ -576,6 +576,7 @@ _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _SCALE_CONTEXT = Context(prec=60, traps=[InvalidOperation, Overflow])
 # parsed schema id -> (the schema, kept so its id cannot be reused; its writer)
 _FAST_WRITERS: dict[int, tuple[Schema, _FastWriter]] = {}
+_FAST_WRITERS_MAX = 1024
 
 
 def _fast_writer(parsed: Schema) -> _FastWriter:
@@ -593,6 +594,9 @@ def _fast_writer(parsed: Schema) -> _FastWriter:
             return None
         return bytes(out)
 
+    if len(_FAST_WRITERS) >= _FAST_WRITERS_MAX:
+        # A worker has a dozen schemas; only a caller parsing schemas over and over gets here.
+        _FAST_WRITERS.clear()
     _FAST_WRITERS[id(parsed)] = (parsed, fast_writer)
     return fast_writer
 
