@@ -603,6 +603,9 @@ class _BadRecordBuilder:
         not_uuid["event_id"] = "not-a-uuid"
         upper_uuid = self.sample("crm.sales_order.completed")
         upper_uuid["event_id"] = "5A3C1E6E-0B1F-4C55-9D7A-0000000000FF"  # canonical is lower
+        long_vendor = self.sample("scm.goods.received", vendor_id="VEN-" + "9" * 400)
+        long_source = self.sample("pm.time.logged")
+        long_source["source"] = "pm-service " + "x" * 5000
         negative = self.sample("crm.sales_order.completed", total_amount=Decimal("-5.00"))
         zero = self.sample("scm.goods.received", total_amount=Decimal("0.00"))
         too_big = self.sample(
@@ -632,6 +635,8 @@ class _BadRecordBuilder:
         plain = [
             ("crm.events", not_uuid, "event_id_invalid"),
             ("crm.events", upper_uuid, "event_id_invalid"),
+            ("scm.events", long_vendor, "field_too_long"),
+            ("pm.events", long_source, "field_too_long"),
             ("crm.events", negative, "amount_must_be_positive"),
             ("scm.events", zero, "amount_must_be_positive"),
             ("pm.events", too_early, "timestamp_out_of_range"),

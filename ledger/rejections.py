@@ -19,6 +19,10 @@ class Reason(StrEnum):
     # After decoding (ledger.validation).
     EVENT_TYPE_UNKNOWN = "event_type_unknown"
     EVENT_ID_INVALID = "event_id_invalid"
+    # An identifier or a free-text field longer than the contract allows (ledger.validation):
+    # such a value would end up in table keys, rows and journal lines, each a Kafka record with
+    # a size limit, so it is refused at the door with its own name.
+    FIELD_TOO_LONG = "field_too_long"
     AMOUNT_MUST_BE_POSITIVE = "amount_must_be_positive"
     AMOUNT_EXCEEDS_PRECISION = "amount_exceeds_precision"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"

@@ -41,6 +41,10 @@ TIMESTAMP_FUTURE_TOLERANCE = timedelta(days=1)
 # that is a typo that would open a far-future period.
 BUSINESS_DATE_FUTURE_TOLERANCE = timedelta(days=366)
 PAYMENT_TERMS_DAYS_MAX = 3650
+# The contract's limits on text (README, "For upstream teams"): ids are keys of tables, topics
+# and journal lines; free text (the envelope's source, a compensation's reason) is kept as is.
+IDENTIFIER_LENGTH_MAX = 128
+FREE_TEXT_LENGTH_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,20 @@ def check_event_id(event: Event, context: Context) -> str | None:
     if fault is None and isinstance(event, CompensationRequested):
         fault = _uuid_fault("data.target_event_id", event.target_event_id)
     return fault
+
+
+def check_field_lengths(event: Event, context: Context) -> str | None:
+    if len(event.source) > FREE_TEXT_LENGTH_MAX:
+        return f"source has {len(event.source)} characters; at most {FREE_TEXT_LENGTH_MAX}"
+    if isinstance(event, CompensationRequested) and len(event.reason) > FREE_TEXT_LENGTH_MAX:
+        return f"data.reason has {len(event.reason)} characters; at most {FREE_TEXT_LENGTH_MAX}"
+    for reference in event.references():
+        if len(reference.value) > IDENTIFIER_LENGTH_MAX:
+            return (
+                f"{reference.field} has {len(reference.value)} characters; identifiers have at "
+                f"most {IDENTIFIER_LENGTH_MAX}"
+            )
+    return None
 
 
 def check_amounts_positive(event: Event, context: Context) -> str | None:
@@ -192,6 +210,7 @@ def check_department_lines_sum(event: Event, context: Context) -> str | None:
 CHECKS: tuple[tuple[Reason, Check], ...] = (
     (Reason.EVENT_TYPE_UNKNOWN, check_event_type_on_topic),
     (Reason.EVENT_ID_INVALID, check_event_id),
+    (Reason.FIELD_TOO_LONG, check_field_lengths),
     (Reason.AMOUNT_MUST_BE_POSITIVE, check_amounts_positive),
     (Reason.AMOUNT_EXCEEDS_PRECISION, check_amounts_precision),
     (Reason.TIMESTAMP_OUT_OF_RANGE, check_timestamp),

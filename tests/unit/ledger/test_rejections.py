@@ -8,6 +8,7 @@ DESIGN_ORDER = [
     "payload_undecodable",
     "event_type_unknown",
     "event_id_invalid",
+    "field_too_long",
     "amount_must_be_positive",
     "amount_exceeds_precision",
     "timestamp_out_of_range",

@@ -94,6 +94,20 @@ CASES = [
         "canonical",
     ),
     (
+        "identifier_too_long",
+        fixtures.sales_record(customer_id="CUS-" + "1" * 125),
+        None,
+        Reason.FIELD_TOO_LONG,
+        "data.customer_id has 129 characters; identifiers have at most 128",
+    ),
+    (
+        "source_too_long",
+        with_envelope(fixtures.sales_record(), source="crm " + "x" * 997),
+        None,
+        Reason.FIELD_TOO_LONG,
+        "source has 1001 characters; at most 1000",
+    ),
+    (
         "event_id_nil",
         with_envelope(fixtures.sales_record(), event_id="00000000-0000-0000-0000-000000000000"),
         None,
