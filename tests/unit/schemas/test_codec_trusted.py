@@ -127,3 +127,18 @@ def test_a_32_bit_field_holding_a_larger_number_is_refused():
     outcome = both()[0].decode("scm.events", goods_with_terms_bytes(varint))
     assert isinstance(outcome, Rejection)
     assert "payment_terms_days" in outcome.detail, outcome
+
+
+def test_a_huge_decimal_is_judged_the_same_way():
+    # fastavro rounds an over-long unscaled value to the schema's precision, and its decimal
+    # context traps overflow: the trusted read never meets an infinite Decimal.
+    body = codec.encode_payload(sales_order(), entry(SALES))
+    amount = bytearray()
+    codec._decimal_writer(18, 2)(sales_order()["data"]["total_amount"], amount)
+    start = body.index(bytes(amount))
+    for size in (30, 5_000, 600_000):
+        unscaled = b"\x7f" + b"\xff" * (size - 1)
+        payload = body[:start] + codec._varint(size) + unscaled + body[start + len(amount) :]
+        value = frame(id_of(SALES), payload)
+        fast, full = both()
+        assert fast.decode("crm.events", value) == full.decode("crm.events", value)
