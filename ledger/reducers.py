@@ -458,6 +458,16 @@ def _reduce(
 ) -> tuple[Row, tuple[Alert, ...]]:
     reducer = _REDUCERS.get((type(row), type(delta)))
     if reducer is None:
+        # A subclass: matched by isinstance, in table order, as the class patterns did.
+        reducer = next(
+            (
+                candidate
+                for (row_type, delta_type), candidate in _REDUCERS.items()
+                if isinstance(row, row_type) and isinstance(delta, delta_type)
+            ),
+            None,
+        )
+    if reducer is None:
         raise TypeError(f"no reducer for {type(delta).__name__} on {type(row).__name__}")
     return reducer(row, delta, context, watermarks)
 
