@@ -6,7 +6,7 @@ import logging
 import time
 
 from faust.types import TP
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from settings import (
@@ -93,6 +93,27 @@ def ensure_topics(settings: Settings, *, replication: int = 1) -> list[str]:
         return missing
     finally:
         client.close()
+
+
+def record_byte_limits(settings: Settings) -> dict[str, int]:
+    """The largest record each contract topic takes, by contract name, where it was created
+    (or later configured) with its own ``max.message.bytes``; topics without one take the
+    broker's default. Read at start: a deployment whose topics were created before FIN set
+    these (or by hand) must not have FIN hand over records its broker will refuse."""
+    client = admin_client(settings)
+    try:
+        names = {settings.topic(name): name for name in contract_topics()}
+        described = client.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in names]
+        )
+    finally:
+        client.close()
+    limits: dict[str, int] = {}
+    for topic, configs in described.get("topic", {}).items():
+        entry = configs.get("max.message.bytes")
+        if topic in names and isinstance(entry, dict) and str(entry.get("value", "")).isdigit():
+            limits[names[topic]] = int(entry["value"])
+    return limits
 
 
 def group_committed_offsets(settings: Settings) -> dict[TP, int]:

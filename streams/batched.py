@@ -33,7 +33,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,14 +102,19 @@ class Outbox:
         settings: Settings,
         metrics: Metrics,
         partition_counts: dict[str, int] | None = None,
+        record_limits: Mapping[str, int] | None = None,
     ) -> None:
         self._producer = producer
+        self._record_limits = record_limits or {}
         self._settings = settings
         self._metrics = metrics
         self._deliveries: list[tuple[Send, asyncio.Future[Any]]] = []
         # Keyed records get their partition from FIN's murmur2 (streams/partitioner.py), the
         # same as aiokafka's default partitioner at a fraction of its cost.
         self._partition_counts = partition_counts if partition_counts is not None else {}
+
+    def _record_limit(self, topic: str) -> int:
+        return record_bytes_limit(topic, self._record_limits)
 
     def _partition_count(self, topic: str) -> int | None:
         """The topic's partition count from the producer's metadata (None: not known yet, and
@@ -127,7 +132,7 @@ class Outbox:
         """Hand ``send`` to the producer; raises if the producer refuses it outright."""
         size = len(send.key or b"") + len(send.value or b"")
         size += sum(len(name) + len(value) for name, value in send.headers)
-        limit = record_bytes_limit(send.topic)
+        limit = self._record_limit(send.topic)
         if size > limit:
             # Refused here, where the record that caused it is known: a broker refusing it after
             # the hand-over would fail the batch's delivery and stop the worker (a crash loop).
@@ -173,12 +178,11 @@ class RecordTooLargeError(FinError):
     """An output record larger than its topic accepts."""
 
 
-def record_bytes_limit(topic: str) -> int:
-    """The largest record (key + value + headers) FIN sends to a contract topic: what FIN's own
-    topics are created to accept (streams/admin.py), else the broker's default limit."""
-    if topic in (BY_EVENT_ID_TOPIC, DLQ_TOPIC):
-        return RECORD_BYTES_MAX
-    return BROKER_DEFAULT_RECORD_BYTES_MAX
+def record_bytes_limit(topic: str, configured: Mapping[str, int]) -> int:
+    """The largest record (key + value + headers) FIN sends to a contract topic: its own
+    ``max.message.bytes`` as read at start (``streams.admin.record_byte_limits``), else the
+    broker's default limit; never more than the producer takes."""
+    return min(configured.get(topic, BROKER_DEFAULT_RECORD_BYTES_MAX), RECORD_BYTES_MAX)
 
 
 def processing_error(
@@ -357,8 +361,10 @@ def register_batched_agents(
     prefetch_schema: Callable[[bytes | None], Awaitable[None]],
     count_outcome: CountOutcome,
     headers_as_bytes: Callable[[Any], dict[str, bytes]],
+    record_limits: Mapping[str, int],
 ) -> None:
-    """The agents of the batched runtime (ingest, posting, one per delta table)."""
+    """The agents of the batched runtime (ingest, posting, one per delta table);
+    ``record_limits``: the largest record each contract topic takes, by contract name."""
     batched = {name: BatchedTable(table) for name, table in tables.items()}
     stats = StatsCounter(batched["stats"])
     batch_max = settings.batch_max
@@ -367,7 +373,7 @@ def register_batched_agents(
     partition_counts: dict[str, int] = {}
 
     def outbox() -> Outbox:
-        return Outbox(app.producer, settings, metrics, partition_counts)
+        return Outbox(app.producer, settings, metrics, partition_counts, record_limits)
 
     async def flush(box: Outbox, *names: str) -> None:
         for name in names:

@@ -105,6 +105,7 @@ def build_hub(
     encoder: Encoder,
     prefetch_schema: Callable[[bytes | None], Awaitable[None]],
     metrics: Metrics,
+    record_limits: Mapping[str, int] | None = None,
 ) -> Hub:
     """Wire topics, tables and agents. ``prefetch_schema`` makes sure the writer schema of a
     value is in the decoder's cache (asking the registry off the event loop, with retries)."""
@@ -290,6 +291,7 @@ def build_hub(
             prefetch_schema=prefetch_schema,
             count_outcome=count_outcome,
             headers_as_bytes=headers_as_bytes,
+            record_limits=record_limits or {},
         )
         register_table_gauges(app, tables=tables, metrics=metrics)
         register_diagnostics(app)

@@ -13,7 +13,7 @@ from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoder, Encoder
 from schemas.registry import RegistryClient, register_all
 from settings import Settings
-from streams.admin import ensure_topics
+from streams.admin import ensure_topics, record_byte_limits
 from streams.hub import Hub, build_hub
 from streams.metrics import Metrics
 from streams.schema_cache import SchemaCache
@@ -56,6 +56,7 @@ def create_hub(settings: Settings) -> Hub:
         encoder=encoder,
         prefetch_schema=cache.prefetch,
         metrics=metrics,
+        record_limits=record_byte_limits(settings),
     )
     from api.routes import register_routes
 

@@ -11,7 +11,13 @@ import pytest
 from faust.types import TP
 
 from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC, Settings
-from streams.batched import Outbox, send_or_dead_letter
+from streams.admin import RECORD_BYTES_MAX
+from streams.batched import (
+    BROKER_DEFAULT_RECORD_BYTES_MAX,
+    Outbox,
+    record_bytes_limit,
+    send_or_dead_letter,
+)
 from streams.deadletter import SourcePosition, header_map
 from streams.effects import Send
 from streams.metrics import Metrics
@@ -232,7 +238,6 @@ def test_settings_refuse_an_unknown_runtime() -> None:
         Settings.from_env({"FIN_RUNTIME": "fast"}, registry_url_file=None)
 
 
-
 def test_an_entry_over_the_ledger_topics_limit_is_refused_before_the_broker_sees_it() -> None:
     # A broker refusing it after the hand-over would fail the batch and stop the worker every
     # time it came back (a crash loop); refused here, the source record is dead-lettered.
@@ -261,8 +266,14 @@ def test_an_entry_over_the_ledger_topics_limit_is_refused_before_the_broker_sees
 
 
 def test_a_source_record_of_the_brokers_largest_size_can_be_dead_lettered_whole() -> None:
+    # fin.dlq as FIN creates it (max.message.bytes = RECORD_BYTES_MAX, read at start).
     producer = FakeProducer(value_length_max=10_000_000)
-    outbox = _outbox(producer)
+    outbox = Outbox(
+        producer,
+        Settings(topic_prefix="t."),
+        Metrics(),
+        record_limits={DLQ_TOPIC: RECORD_BYTES_MAX},
+    )
     original = b"s" * 1_048_000
 
     async def run() -> None:
@@ -271,3 +282,10 @@ def test_a_source_record_of_the_brokers_largest_size_can_be_dead_lettered_whole(
 
     asyncio.run(run())
     assert producer.sent[0][2] == original
+
+
+def test_a_topic_without_its_own_limit_is_held_to_the_brokers_default() -> None:
+    # A dead-letter topic created by hand, without FIN's max.message.bytes: a record the broker
+    # would refuse after the hand-over (stopping the worker) is refused before it.
+    assert record_bytes_limit(DLQ_TOPIC, {}) == BROKER_DEFAULT_RECORD_BYTES_MAX
+    assert record_bytes_limit(DLQ_TOPIC, {DLQ_TOPIC: 50_000_000}) == RECORD_BYTES_MAX
