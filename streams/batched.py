@@ -67,9 +67,9 @@ from streams.pipeline import (
     ByIdRecord,
     Ingest,
     Posting,
-    count_ingest,
-    count_posting,
     dead_letter,
+    ingest_counters,
+    posting_counters,
     stats_key_ingest,
     stats_key_posting,
 )
@@ -324,27 +324,35 @@ def take_events(
 
 
 class StatsCounter:
-    """The durable outcome counts (``stats`` rows), counted in the cache of one batch."""
+    """The durable outcome counts (``stats`` rows) of one agent, counted in memory over a batch
+    (each row parsed once, written once by ``stage``), with the rule of ``_counted`` in
+    ``streams.pipeline``: a record at or below the row's watermark was counted before a crash
+    and is not counted again, and the row is written again all the same so that its
+    changelog has it (docs/design.md, crash windows)."""
 
     def __init__(self, stats: BatchedTable) -> None:
         self._stats = stats
+        self._rows: dict[tuple[int, bytes], dict[str, int]] = {}
 
-    def count(
-        self,
-        partition: int,
-        key: str,
-        offset: int,
-        counter: Callable[[bytes | None, int, str], bytes | None],
-        outcome: str,
-    ) -> None:
-        raw_key = key.encode()
-        current = self._stats.get(partition, raw_key)
-        updated = counter(current, offset, outcome)
-        if updated is not None:
-            self._stats.put(partition, raw_key, updated)
-        elif current is not None:
-            # Counted before a crash: written again so its changelog has it (docs/design.md).
-            self._stats.put(partition, raw_key, current)
+    def count(self, partition: int, key: str, offset: int, counters: tuple[str, ...]) -> None:
+        slot = (partition, key.encode())
+        row = self._rows.get(slot)
+        if row is None:
+            raw = self._stats.get(*slot)
+            row = orjson.loads(raw) if raw is not None else {"watermark": -1}
+            self._rows[slot] = row
+        if offset <= row["watermark"]:
+            return
+        row["watermark"] = offset
+        for name in counters:
+            row[name] = row.get(name, 0) + 1
+
+    def stage(self) -> BatchedTable:
+        """Put the batch's rows in the table's record cache; the table, for ``flush``."""
+        for (partition, key), row in self._rows.items():
+            self._stats.put(partition, key, orjson.dumps(row))
+        self._rows.clear()
+        return self._stats
 
 
 def register_batched_agents(
@@ -365,8 +373,8 @@ def register_batched_agents(
 ) -> None:
     """The agents of the batched runtime (ingest, posting, one per delta table);
     ``record_limits``: the largest record each contract topic takes, by contract name."""
-    batched = {name: BatchedTable(table) for name, table in tables.items()}
-    stats = StatsCounter(batched["stats"])
+    # Each agent gets its own record caches: agents run concurrently, and one agent's flush
+    # must never send another's rows halfway through that one's batch.
     batch_max = settings.batch_max
     within = settings.batch_within_s
 
@@ -375,16 +383,20 @@ def register_batched_agents(
     def outbox() -> Outbox:
         return Outbox(app.producer, settings, metrics, partition_counts, record_limits)
 
-    async def flush(box: Outbox, *names: str) -> None:
-        for name in names:
-            box.add_futures(f"{name}-changelog", await batched[name].flush(app.producer))
+    async def flush(box: Outbox, *written: BatchedTable) -> None:
+        for table in written:
+            box.add_futures(f"{table.name}-changelog", await table.flush(app.producer))
         await box.delivered()
-        for name in names:
-            batched[name].mark_persisted()
+        for table in written:
+            table.mark_persisted()
 
     ingest_stage = Ingest(decoder, chart)
+    # Metric children resolved once (a labels() look-up per record costs a lock and a dict).
+    ingest_seconds = metrics.processing_seconds.labels("ingest")
+    posting_seconds = metrics.processing_seconds.labels("posting")
+    consumed_of = functools.cache(metrics.events_consumed.labels)
 
-    async def ingest_batch(events: Sequence[EventT[Any]]) -> None:
+    async def ingest_batch(events: Sequence[EventT[Any]], stats: StatsCounter) -> None:
         box = outbox()
         for event in events:
             message = event.message
@@ -397,7 +409,7 @@ def register_batched_agents(
                 message.offset,
                 int(message.timestamp * 1000) if message.timestamp else None,
             )
-            metrics.events_consumed.labels(contract).inc()
+            consumed_of(contract).inc()
             attempts = processing_attempt(headers_as_bytes(message.headers))
             now = datetime.now(UTC)
             await prefetch_schema(message.value)
@@ -430,24 +442,25 @@ def register_batched_agents(
                 message.partition,
                 stats_key_ingest(contract, message.partition),
                 message.offset,
-                count_ingest,
-                result.outcome,
+                ingest_counters(result.outcome),
             )
             count_outcome(result, contract)
-            metrics.processing_seconds.labels("ingest").observe(time.perf_counter() - started)
-        await flush(box, "stats")
+            ingest_seconds.observe(time.perf_counter() - started)
+        await flush(box, stats.stage())
 
     async def ingest_agent(stream: StreamT[Any]) -> None:
+        stats = StatsCounter(BatchedTable(tables["stats"]))
         async for events in take_events(stream, batch_max, within):
-            await run_batch(functools.partial(ingest_batch, events), "ingest")
+            await run_batch(functools.partial(ingest_batch, events, stats), "ingest")
 
     for name in (*SOURCE_TOPICS, COMMANDS_TOPIC):
         app.agent(topics[name], name=f"ingest-{name}", concurrency=1)(ingest_agent)
 
     posting_stage = Posting(decoder, encoder, chart, coalesce_deltas=True)
-    processed = batched["processed"]
 
-    async def posting_batch(events: Sequence[EventT[Any]]) -> None:
+    async def posting_batch(
+        events: Sequence[EventT[Any]], processed: BatchedTable, stats: StatsCounter
+    ) -> None:
         box = outbox()
         coalesced: dict[tuple[str, str], list[dict[str, Any]]] = {}
         posted_timestamps: list[datetime] = []
@@ -509,37 +522,39 @@ def register_batched_agents(
                         }
                     )
                 for table_name, key, value in result.table_writes:
-                    batched[table_name].put(partition, key.encode(), value)
+                    assert table_name == "processed", table_name
+                    processed.put(partition, key.encode(), value)
             stats.count(
                 partition,
                 stats_key_posting(partition),
                 message.offset,
-                count_posting,
-                result.outcome,
+                posting_counters(result.outcome),
             )
             count_outcome(result, record.source.topic)
             if result.outcome == "posted" and result.event_timestamp is not None:
                 posted_timestamps.append(result.event_timestamp)
-            metrics.processing_seconds.labels("posting").observe(time.perf_counter() - started)
+            posting_seconds.observe(time.perf_counter() - started)
         for (table_name, key), items in coalesced.items():
             await box.send(
                 Send(delta_topic(table_name), key.encode(), orjson.dumps({"deltas": items}))
             )
-        await flush(box, "processed", "stats")
+        await flush(box, processed, stats.stage())
         delivered_at = time.time()
         for timestamp in posted_timestamps:
             metrics.event_to_posting_seconds.observe(max(0.0, delivered_at - timestamp.timestamp()))
 
     async def posting_agent(stream: StreamT[Any]) -> None:
+        processed = BatchedTable(tables["processed"])
+        stats = StatsCounter(BatchedTable(tables["stats"]))
         async for events in take_events(stream, batch_max, within):
-            await run_batch(functools.partial(posting_batch, events), "posting")
+            await run_batch(functools.partial(posting_batch, events, processed, stats), "posting")
 
     app.agent(topics[BY_EVENT_ID_TOPIC], name="posting", concurrency=1)(posting_agent)
 
     for table_name in DELTA_TABLES:
         table_agent = make_table_agent(
             table_name,
-            table=batched[table_name],
+            table=BatchedTable(tables[table_name]),
             encoder=encoder,
             chart=chart,
             metrics=metrics,
@@ -618,7 +633,7 @@ def make_table_agent(
             )
         for (partition, key), row in rows.items():
             table.put(partition, key, orjson.dumps(reducers.row_to_json_dict(row)))
-        await flush(box, table_name)
+        await flush(box, table)
 
     async def table_agent(stream: StreamT[Any]) -> None:
         async for events in take_events(stream, batch_max, within):

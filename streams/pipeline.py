@@ -660,11 +660,14 @@ def _counted(current: bytes | None, offset: int, names: tuple[str, ...]) -> byte
     return orjson.dumps(row)
 
 
+def ingest_counters(outcome: str) -> tuple[str, ...]:
+    """The ingest stats counters one record with ``outcome`` adds to."""
+    return ("consumed", "rejected") if outcome == "rejected" else ("consumed",)
+
+
 def count_ingest(current: bytes | None, offset: int, outcome: str) -> bytes | None:
     """The ingest stats row after counting the record at ``offset``; None if already counted."""
-    return _counted(
-        current, offset, ("consumed", "rejected") if outcome == "rejected" else ("consumed",)
-    )
+    return _counted(current, offset, ingest_counters(outcome))
 
 
 POSTING_COUNTERS = {
@@ -681,5 +684,11 @@ def count_posting(current: bytes | None, offset: int, outcome: str) -> bytes | N
     A re-emission is the very by-id record that posted, back after a crash: it counts as a
     posting, once, because the row's watermark refuses an offset it has already counted.
     """
+    return _counted(current, offset, posting_counters(outcome))
+
+
+def posting_counters(outcome: str) -> tuple[str, ...]:
+    """The posting stats counters one by-id record with ``outcome`` adds to (a replay copy or
+    a forwarded compensation step: none)."""
     name = POSTING_COUNTERS.get(outcome)
-    return _counted(current, offset, (name,) if name else ())
+    return (name,) if name else ()
