@@ -70,6 +70,9 @@ class Settings:
     processing_guarantee: str = "at_least_once"
     log_level: str = "info"
     delivery_audit: bool = False
+    # Fault injection for tests (FIN_FAULT_INJECT_EVENT_ID): the posting stage raises on this
+    # event id, as a defect would; never set in production.
+    fault_inject_event_id: str | None = None
     chart_path: Path = PROJECT_ROOT / "config" / "chart_of_accounts.toml"
     schema_dir: Path = PROJECT_ROOT / "schemas"
     registry_timeout_s: float = 5.0
@@ -132,6 +135,7 @@ class Settings:
             processing_guarantee=env.get("FIN_PROCESSING_GUARANTEE", cls.processing_guarantee),
             log_level=env.get("FIN_LOG_LEVEL", cls.log_level),
             delivery_audit=env.get("FIN_DELIVERY_AUDIT", "0") == "1",
+            fault_inject_event_id=env.get("FIN_FAULT_INJECT_EVENT_ID") or None,
             chart_path=Path(env["FIN_CHART_PATH"]) if env.get("FIN_CHART_PATH") else cls.chart_path,
             registry_timeout_s=float(env.get("FIN_REGISTRY_TIMEOUT_S", cls.registry_timeout_s)),
             api_insecure_writes=_flag(env, "FIN_API_INSECURE_WRITES"),

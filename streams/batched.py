@@ -174,6 +174,10 @@ class Outbox:
         self._deliveries.clear()
 
 
+class InjectedFaultError(FinError):
+    """Raised on purpose (FIN_FAULT_INJECT_EVENT_ID), to prove a defect loses no record."""
+
+
 class RecordTooLargeError(FinError):
     """An output record larger than its topic accepts."""
 
@@ -457,6 +461,11 @@ def register_batched_agents(
         app.agent(topics[name], name=f"ingest-{name}", concurrency=1)(ingest_agent)
 
     posting_stage = Posting(decoder, encoder, chart, coalesce_deltas=True)
+    inject_fault_on = (
+        settings.fault_inject_event_id.encode() if settings.fault_inject_event_id else None
+    )
+    if inject_fault_on is not None:
+        log.warning("FAULT INJECTION: the posting stage raises on event id %s", inject_fault_on)
 
     async def posting_batch(
         events: Sequence[EventT[Any]], processed: BatchedTable, stats: StatsCounter
@@ -490,6 +499,8 @@ def register_batched_agents(
 
             now = datetime.now(UTC)
             try:
+                if inject_fault_on is not None and message.key == inject_fault_on:
+                    raise InjectedFaultError(f"fault injected on event id {inject_fault_on!r}")
                 result = posting_stage.process(record, get_processed, now)
             except Exception as exc:
                 result = processing_error(

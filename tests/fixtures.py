@@ -220,12 +220,12 @@ class Deployment:
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    def add_worker(self, *, start: bool = True) -> Worker:
+    def add_worker(self, *, start: bool = True, **extra_env: str) -> Worker:
         index = len(self.workers)
         port = free_port()
         data_dir = self.root / f"worker-{index}"
         worker = Worker(
-            env=self.env(FIN_WEB_PORT=str(port), FIN_DATA_DIR=str(data_dir)),
+            env=self.env(FIN_WEB_PORT=str(port), FIN_DATA_DIR=str(data_dir), **extra_env),
             port=port,
             log_path=self.root / f"worker-{index}.log",
         )
