@@ -129,6 +129,7 @@ def build_hub(
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
         # Room for a forwarded or dead-lettered source record of the broker's largest size plus
         # FIN's headers (the topics that carry them accept as much: streams/admin.py).
