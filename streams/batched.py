@@ -44,7 +44,6 @@ from errors import FinError
 from ledger import reducers
 from ledger.chart import ChartOfAccounts
 from ledger.deltas import delta_from_json_dict, delta_to_json_dict
-from ledger.rejections import Reason, Rejection
 from schemas.codec import Decoder, Encoder
 from settings import (
     ALERTS_TOPIC,
@@ -63,13 +62,12 @@ from streams.effects import Send, StageResult
 from streams.metrics import Metrics
 from streams.partitioner import partition_for
 from streams.pipeline import (
-    PARK_DELAY_S,
-    ByIdRecord,
     Ingest,
     Posting,
-    dead_letter,
+    by_id_record,
     ingest_counters,
     posting_counters,
+    processing_error,
     stats_key_ingest,
     stats_key_posting,
 )
@@ -187,45 +185,6 @@ def record_bytes_limit(topic: str, configured: Mapping[str, int]) -> int:
     ``max.message.bytes`` as read at start (``streams.admin.record_byte_limits``), else the
     broker's default limit; never more than the producer takes."""
     return min(configured.get(topic, BROKER_DEFAULT_RECORD_BYTES_MAX), RECORD_BYTES_MAX)
-
-
-def processing_error(
-    exc: BaseException,
-    *,
-    key: bytes | None,
-    value: bytes | None,
-    source: SourcePosition,
-    now: datetime,
-    event_id: str | None,
-    attempts: int,
-) -> StageResult:
-    detail = f"{type(exc).__name__}: {exc}"
-    log.error(
-        "processing_error %s[%d]@%d event_id=%s: %s",
-        source.topic,
-        source.partition,
-        source.offset,
-        event_id or "-",
-        detail,
-        exc_info=exc,
-    )
-    rejection = Rejection(Reason.PROCESSING_ERROR, detail)
-    return StageResult(
-        outcome="rejected",
-        reason=str(Reason.PROCESSING_ERROR),
-        event_id=event_id,
-        sends=(
-            dead_letter(
-                rejection,
-                key=key,
-                value=value,
-                source=source,
-                now=now,
-                event_id=event_id,
-                attempts=attempts,
-            ),
-        ),
-    )
 
 
 async def send_or_dead_letter(
@@ -477,20 +436,9 @@ def register_batched_agents(
             message = event.message
             delivery_audit.processed(message)
             started = time.perf_counter()
-            assert message.key is not None and message.value is not None
-            record = ByIdRecord(
-                key=message.key,
-                value=message.value,
-                headers=headers_as_bytes(message.headers),
-                partition=message.partition,
-                offset=message.offset,
-            )
-            not_before_ms = record.park_not_before_ms
-            if not_before_ms is not None:
-                # A parked compensation: give its target time to arrive (bounded wait).
-                wait_s = not_before_ms / 1000 - time.time()
-                if wait_s > 0:
-                    await asyncio.sleep(min(wait_s, PARK_DELAY_S))
+            record = by_id_record(message, headers_as_bytes(message.headers))
+            if (wait_s := record.park_wait_s(time.time())) > 0:
+                await asyncio.sleep(wait_s)
             await prefetch_schema(message.value)
             partition = message.partition
 

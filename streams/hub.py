@@ -41,10 +41,9 @@ from streams.deadletter import SourcePosition, processing_attempt
 from streams.effects import Send, StageResult
 from streams.metrics import Metrics
 from streams.pipeline import (
-    PARK_DELAY_S,
-    ByIdRecord,
     Ingest,
     Posting,
+    by_id_record,
     count_ingest,
     count_posting,
     stats_key_ingest,
@@ -314,20 +313,9 @@ def build_hub(
             message = event.message
             delivery_audit.processed(message)
             started = time.perf_counter()
-            assert message.key is not None and message.value is not None
-            record = ByIdRecord(
-                key=message.key,
-                value=message.value,
-                headers=headers_as_bytes(message.headers),
-                partition=message.partition,
-                offset=message.offset,
-            )
-            not_before_ms = record.park_not_before_ms
-            if not_before_ms is not None:
-                # A parked compensation: give its target time to arrive (bounded wait).
-                wait_s = not_before_ms / 1000 - time.time()
-                if wait_s > 0:
-                    await asyncio.sleep(min(wait_s, PARK_DELAY_S))
+            record = by_id_record(message, headers_as_bytes(message.headers))
+            if (wait_s := record.park_wait_s(time.time())) > 0:
+                await asyncio.sleep(wait_s)
             await prefetch_schema(message.value)
             result = posting_stage.process(record, get_processed, datetime.now(UTC))
             await send_all(result.sends)

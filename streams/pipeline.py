@@ -234,6 +234,14 @@ class ByIdRecord:
         raw = self.headers.get(H_PARK_NOT_BEFORE_MS)
         return int(raw) if raw is not None else None
 
+    def park_wait_s(self, now_s: float) -> float:
+        """How long to hold this record before processing it: a parked compensation gives its
+        target time to arrive (bounded by PARK_DELAY_S); 0 for any other record."""
+        not_before_ms = self.park_not_before_ms
+        if not_before_ms is None:
+            return 0.0
+        return max(0.0, min(not_before_ms / 1000 - now_s, PARK_DELAY_S))
+
     def parked(self, now: datetime) -> Send:
         """This record again, at the end of its partition, to be retried after a delay."""
         headers = {
@@ -254,6 +262,51 @@ class ByIdRecord:
             (name, value) for name, value in self.headers.items() if name not in _STEP_HEADERS
         )
         return Send(BY_EVENT_ID_TOPIC, key.encode(), self.value, (*headers, (H_STEP, step), *extra))
+
+
+def by_id_record(message: Any, headers: Mapping[str, bytes]) -> ByIdRecord:
+    """The by-event-id record a consumed message (faust's ``Message``) carries."""
+    assert message.key is not None and message.value is not None
+    return ByIdRecord(
+        key=message.key,
+        value=message.value,
+        headers=headers,
+        partition=message.partition,
+        offset=message.offset,
+    )
+
+
+def processing_error(
+    exc: BaseException,
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    source: SourcePosition,
+    now: datetime,
+    event_id: str | None,
+    attempts: int,
+) -> StageResult:
+    """A record a stage raised on (a defect, or an output the producer refused): its dead
+    letter, named ``processing_error``, with the exception in the detail; logged with the
+    traceback."""
+    log.error(
+        "processing_error %s[%d]@%d event_id=%s: %r",
+        source.topic,
+        source.partition,
+        source.offset,
+        event_id or "-",
+        exc,
+        exc_info=exc,
+    )
+    return _rejected(
+        Rejection(Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"),
+        key,
+        value,
+        source,
+        now,
+        event_id=event_id,
+        attempts=attempts,
+    )
 
 
 class Posting:

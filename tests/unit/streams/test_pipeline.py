@@ -483,3 +483,16 @@ def test_a_re_emission_counts_as_the_posting_it_repeats_once() -> None:
     # Had the count survived, the watermark refuses it.
     survived = count_posting(lost, 10, "posted")
     assert count_posting(survived, 10, "reemit") is None
+
+
+def test_a_parked_record_waits_until_its_time_and_never_longer_than_the_park_delay() -> None:
+    from streams.pipeline import H_PARK_NOT_BEFORE_MS, PARK_DELAY_S
+
+    def parked_until(ms: int) -> ByIdRecord:
+        return ByIdRecord(b"k", b"v", {H_PARK_NOT_BEFORE_MS: str(ms).encode()}, 0, 7)
+
+    now_s = 1_700_000_000.0
+    assert parked_until(int(now_s * 1000) + 250).park_wait_s(now_s) == pytest.approx(0.25)
+    assert parked_until(int(now_s * 1000) + 60_000).park_wait_s(now_s) == PARK_DELAY_S
+    assert parked_until(int(now_s * 1000) - 5).park_wait_s(now_s) == 0.0
+    assert ByIdRecord(b"k", b"v", {}, 0, 8).park_wait_s(now_s) == 0.0
