@@ -7,9 +7,10 @@ starts, and the object is passed down explicitly from there.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from errors import ConfigurationError
 
@@ -142,7 +143,7 @@ class Settings:
             delivery_audit=env.get("FIN_DELIVERY_AUDIT", "0") == "1",
             fault_inject_event_id=env.get("FIN_FAULT_INJECT_EVENT_ID") or None,
             chart_path=Path(env["FIN_CHART_PATH"]) if env.get("FIN_CHART_PATH") else cls.chart_path,
-            registry_timeout_s=float(env.get("FIN_REGISTRY_TIMEOUT_S", cls.registry_timeout_s)),
+            registry_timeout_s=_float(env, "FIN_REGISTRY_TIMEOUT_S", cls.registry_timeout_s),
             api_insecure_writes=_flag(env, "FIN_API_INSECURE_WRITES"),
             allowed_hosts=_allowed_hosts(env.get("FIN_ALLOWED_HOSTS", "")),
             runtime=env.get("FIN_RUNTIME", cls.runtime),
@@ -192,24 +193,27 @@ class Settings:
             raise ConfigurationError(f"FIN_WEB_PORT out of range: {self.web_port}")
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+Number = TypeVar("Number", int, float)
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: Number, parse: Callable[[str], Number], kind: str
+) -> Number:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return parse(raw)
     except ValueError as exc:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigurationError(f"{name} must be {kind}, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, float, "a number")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
+    return _number(env, name, default, int, "an integer")
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

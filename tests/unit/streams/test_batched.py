@@ -19,7 +19,7 @@ from streams.batched import (
     send_or_dead_letter,
 )
 from streams.deadletter import SourcePosition, header_map
-from streams.effects import Send
+from streams.effects import Send, StageResult
 from streams.metrics import Metrics
 from tables.store import BatchedTable
 
@@ -153,25 +153,33 @@ def _outbox(producer: FakeProducer) -> Outbox:
     return Outbox(producer, Settings(topic_prefix="t."), Metrics())
 
 
-def test_a_forward_the_producer_refuses_is_dead_lettered_with_its_original_bytes() -> None:
-    producer = FakeProducer(value_length_max=100)
-    big = b"x" * 150
+def send_record_outputs(
+    producer: FakeProducer, send: Send, *, key: bytes, value: bytes, event_id: str
+) -> StageResult | None:
+    """One source record's output through a fresh outbox, delivered: send_or_dead_letter's
+    answer (None: sent as it was; else the record's dead-letter result)."""
     outbox = _outbox(producer)
 
-    async def run() -> Any:
+    async def run() -> StageResult | None:
         result = await send_or_dead_letter(
-            outbox,
-            [Send(BY_EVENT_ID_TOPIC, b"event-1", big)],
-            key=b"PO-1",
-            value=b"original",
-            source=SOURCE,
-            event_id="event-1",
-            attempts=1,
+            outbox, [send], key=key, value=value, source=SOURCE, event_id=event_id, attempts=1
         )
         await outbox.delivered()
         return result
 
-    result = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def test_a_forward_the_producer_refuses_is_dead_lettered_with_its_original_bytes() -> None:
+    producer = FakeProducer(value_length_max=100)
+    big = b"x" * 150
+    result = send_record_outputs(
+        producer,
+        Send(BY_EVENT_ID_TOPIC, b"event-1", big),
+        key=b"PO-1",
+        value=b"original",
+        event_id="event-1",
+    )
 
     assert result is not None and result.reason == "processing_error"
     [(topic, key, value, _, headers)] = producer.sent
@@ -185,22 +193,13 @@ def test_a_forward_the_producer_refuses_is_dead_lettered_with_its_original_bytes
 def test_a_dead_letter_too_large_to_copy_is_sent_without_its_bytes_naming_the_original() -> None:
     producer = FakeProducer(value_length_max=100)
     huge = b"y" * 500
-    outbox = _outbox(producer)
-
-    async def run() -> Any:
-        result = await send_or_dead_letter(
-            outbox,
-            [Send(BY_EVENT_ID_TOPIC, b"event-2", huge)],
-            key=b"PO-2",
-            value=huge,
-            source=SOURCE,
-            event_id="event-2",
-            attempts=1,
-        )
-        await outbox.delivered()
-        return result
-
-    result = asyncio.run(run())
+    result = send_record_outputs(
+        producer,
+        Send(BY_EVENT_ID_TOPIC, b"event-2", huge),
+        key=b"PO-2",
+        value=huge,
+        event_id="event-2",
+    )
 
     assert result is not None and result.outcome == "rejected"
     [(topic, key, value, _, headers)] = producer.sent
@@ -212,22 +211,16 @@ def test_a_dead_letter_too_large_to_copy_is_sent_without_its_bytes_naming_the_or
 
 def test_outputs_that_the_producer_accepts_pass_through_unchanged() -> None:
     producer = FakeProducer()
-    outbox = _outbox(producer)
-
-    async def run() -> Any:
-        result = await send_or_dead_letter(
-            outbox,
-            [Send(BY_EVENT_ID_TOPIC, b"e", b"v", (("h", b"1"),))],
+    assert (
+        send_record_outputs(
+            producer,
+            Send(BY_EVENT_ID_TOPIC, b"e", b"v", (("h", b"1"),)),
             key=b"k",
             value=b"v",
-            source=SOURCE,
             event_id="e",
-            attempts=1,
         )
-        await outbox.delivered()
-        return result
-
-    assert asyncio.run(run()) is None
+        is None
+    )
     assert producer.sent == [("t." + BY_EVENT_ID_TOPIC, b"e", b"v", None, [("h", b"1")])]
 
 
@@ -242,22 +235,13 @@ def test_an_entry_over_the_ledger_topics_limit_is_refused_before_the_broker_sees
     # A broker refusing it after the hand-over would fail the batch and stop the worker every
     # time it came back (a crash loop); refused here, the source record is dead-lettered.
     producer = FakeProducer(value_length_max=10_000_000)
-    outbox = _outbox(producer)
-
-    async def run() -> Any:
-        result = await send_or_dead_letter(
-            outbox,
-            [Send(LEDGER_TOPIC, b"entry-1", b"e" * 1_500_000)],
-            key=b"PO-3",
-            value=b"original",
-            source=SOURCE,
-            event_id="event-3",
-            attempts=1,
-        )
-        await outbox.delivered()
-        return result
-
-    result = asyncio.run(run())
+    result = send_record_outputs(
+        producer,
+        Send(LEDGER_TOPIC, b"entry-1", b"e" * 1_500_000),
+        key=b"PO-3",
+        value=b"original",
+        event_id="event-3",
+    )
 
     assert result is not None and result.reason == "processing_error"
     [(topic, key, value, _, headers)] = producer.sent
