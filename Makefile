@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down run worker test system-deps lint faults unit bench compose-check clean
+.PHONY: help venv up down run worker test system-deps lint faults unit bench compose-check clean prometheus-rules status-screenshot
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,11 +20,13 @@ $(STAMP): setup.cfg constraints.txt
 
 venv: $(STAMP) ## create the virtual environment (pinned by constraints.txt)
 
-up: $(STAMP) ## start local Kafka and the schema registry in the background
+up: $(STAMP) ## start local Kafka, the schema registry and Prometheus (:9090) in the background
 	ops/kafka.sh start
 	ops/registry.sh start
+	ops/prometheus.sh start || echo "up: Prometheus could not be started (see above); Kafka and the registry run without it" >&2
 
-down: ## stop local Kafka and the schema registry
+down: ## stop local Kafka, the schema registry and Prometheus
+	-ops/prometheus.sh stop
 	-ops/registry.sh stop
 	-ops/kafka.sh stop
 
@@ -58,6 +60,13 @@ compose-check: ## validate docker-compose.yml (docker compose v2, or Debian's do
 	@if docker compose version >/dev/null 2>&1; then docker compose -f docker-compose.yml config --quiet; \
 	else docker-compose -f docker-compose.yml config --quiet; fi
 	@echo "compose-check: docker-compose.yml is valid"
+
+prometheus-rules: ## check and unit-test the alert rules (ops/prometheus/rules.yml) with promtool
+	ops/prometheus.sh promtool check rules ops/prometheus/rules.yml
+	ops/prometheus.sh promtool test rules ops/prometheus/rules.test.yml
+
+status-screenshot: $(STAMP) system-deps ## refresh docs/status-page.png: the status page under demo traffic, headless chromium
+	FIN_STATUS_SCREENSHOT=docs/status-page.png $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_status_page.py
 
 clean: down ## remove local state (not the download cache)
 	rm -rf .state

@@ -18,6 +18,8 @@ mkdir -p "$STATE"
 kafka_was_running=0; registry_was_running=0
 ops/kafka.sh status >/dev/null 2>&1 && kafka_was_running=1
 ops/registry.sh status >/dev/null 2>&1 && registry_was_running=1
+prometheus_was_running=0
+ops/prometheus.sh status >/dev/null 2>&1 && prometheus_was_running=1
 
 worker_pid=""; producer_pid=""
 cleanup() {
@@ -31,6 +33,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
   done
   # Leave running what was already running before we started (`make up`).
+  [ "$prometheus_was_running" = 1 ] || ops/prometheus.sh stop || true
   [ "$registry_was_running" = 1 ] || ops/registry.sh stop || true
   [ "$kafka_was_running" = 1 ] || ops/kafka.sh stop || true
   echo "run: stopped."
@@ -58,6 +61,13 @@ fi
 # The worker and the demo traffic get the same keys (Settings: no write key means the read key).
 export FIN_API_KEY FIN_API_WRITE_KEY=${FIN_API_WRITE_KEY:-$FIN_API_KEY}
 
+# Prometheus scrapes the worker with the read key (it reads .state/api-keys, or this variable).
+prometheus_url="not running (ops/prometheus.sh start failed; see above)"
+if PROMETHEUS_SCRAPE_KEY=$FIN_API_KEY PROMETHEUS_TARGETS=127.0.0.1:$FIN_WEB_PORT ops/prometheus.sh start \
+  && ops/prometheus.sh targets "127.0.0.1:$FIN_WEB_PORT"; then
+  prometheus_url="$(ops/prometheus.sh url)   (alerts: $(ops/prometheus.sh url)/alerts, rules ops/prometheus/rules.yml)"
+fi
+
 $PY app.py topics create
 $PY app.py schemas register >/dev/null
 $PY app.py worker >"$STATE/worker.log" 2>&1 &
@@ -80,6 +90,7 @@ FIN is running.
   vendor status    $base/api/v1/fin/ap/vendors/VEN-001/payment-status
   credit status    $base/api/v1/fin/ar/customers/CUS-001/credit-status
   trial balance    $base/api/v1/fin/ledger/trial-balance?period=2024-03
+  prometheus       $prometheus_url
   schema registry  $FIN_SCHEMA_REGISTRY_URL
   kafka            $FIN_KAFKA_BOOTSTRAP
   read key         $FIN_API_KEY   (X-API-Key header; every endpoint but /health and /ready)
