@@ -6,6 +6,7 @@
     python app.py produce --file F.jsonl      publish JSON events (Avro, Confluent wire format)
     python app.py produce --demo [--rate N]   the specification's samples, then synthetic traffic
     python app.py dlq list|show|replay        inspect dead letters and replay them after a fix
+    python app.py ledger verify [--topic T]   check the hash chains of the ledger topic
 
 Settings are read once, here, into one frozen object; nothing happens at import time.
 """
@@ -64,6 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     dlq_replay.add_argument("--dry-run", action="store_true", help="say what would be replayed")
     dlq_replay.add_argument("--max-attempts", type=int, default=3, help="cap per record")
 
+    ledger = commands.add_parser("ledger", help="the book of record: verify its hash chains")
+    ledger_actions = ledger.add_subparsers(dest="action", required=True)
+    verify = ledger_actions.add_parser(
+        "verify", help="read the ledger topic; report the first break of each chain"
+    )
+    verify.add_argument("--topic", help="another topic, e.g. a copy (default: the ledger topic)")
+    verify.add_argument("--json", action="store_true", help="one JSON document")
+
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(
@@ -88,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _produce(settings, args)
     if args.command == "dlq":
         return _dlq(settings, args)
+    if args.command == "ledger":
+        return _ledger(settings, args)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -155,6 +166,16 @@ def _dlq(settings: Settings, args: argparse.Namespace) -> int:
     except dlq.DlqError as exc:
         print(f"dlq {args.action}: {exc}", file=sys.stderr)
         return 1
+
+
+def _ledger(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.ledger_verify import LedgerVerifyError, verify_command
+
+    try:
+        return verify_command(settings, sys.stdout, topic=args.topic, as_json=args.json)
+    except LedgerVerifyError as exc:
+        print(f"ledger verify: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

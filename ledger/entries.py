@@ -8,13 +8,14 @@ just before it is sent (``assert_balanced``): two paths, one property.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from errors import UnbalancedEntryError
+from ledger.chain import ChainHead, ChainLink, next_link
 from ledger.ids import uuid5_text
 from ledger.money import CENT, MAGNITUDE_LIMIT, ZERO, fits_precision, is_money, money
 from ledger.periods import month_of, quarter_of
@@ -121,6 +122,9 @@ class JournalEntry:
     currency: str
     lines: tuple[JournalLine, ...]
     reverses_entry_id: str | None = None
+    chain: ChainLink | None = None
+    """Its link in its posting partition's hash chain (``ledger.chain``), set by the posting
+    stage when the entry is first posted; None for an entry not (yet) chained."""
 
     def __post_init__(self) -> None:
         # Periods are derived, never chosen: a mismatch would file the entry in the wrong month.
@@ -144,6 +148,12 @@ class JournalEntry:
         for line in self.lines:
             total += line.credit
         return total
+
+
+def chained(entry: JournalEntry, partition: int, head: ChainHead) -> JournalEntry:
+    """``entry`` as the next link of ``partition``'s chain, after ``head``."""
+    assert entry.chain is None, f"entry {entry.entry_id} is already chained"
+    return replace(entry, chain=next_link(to_avro_dict(entry), partition, head))
 
 
 def assert_balanced(entry: JournalEntry) -> None:
@@ -186,7 +196,38 @@ def to_avro_dict(entry: JournalEntry) -> dict[str, Any]:
             }
             for line in entry.lines
         ],
+        **_chain_fields(entry.chain),
     }
+
+
+_CHAIN_FIELD_NAMES = ("chain_partition", "chain_sequence", "previous_hash", "entry_hash")
+
+
+def _chain_fields(link: ChainLink | None) -> dict[str, Any]:
+    if link is None:
+        return {
+            "chain_partition": None,
+            "chain_sequence": None,
+            "previous_hash": None,
+            "entry_hash": None,
+        }
+    return {
+        "chain_partition": link.partition,
+        "chain_sequence": link.sequence,
+        "previous_hash": link.previous_hash,
+        "entry_hash": link.entry_hash,
+    }
+
+
+def _chain_from(record: Mapping[str, Any]) -> ChainLink | None:
+    if record.get("chain_sequence") is None:
+        return None
+    return ChainLink(
+        partition=int(record["chain_partition"]),
+        sequence=int(record["chain_sequence"]),
+        previous_hash=str(record["previous_hash"]),
+        entry_hash=str(record["entry_hash"]),
+    )
 
 
 def from_avro_dict(record: Mapping[str, Any]) -> JournalEntry:
@@ -197,6 +238,11 @@ def from_avro_dict(record: Mapping[str, Any]) -> JournalEntry:
 def to_json_dict(entry: JournalEntry) -> dict[str, Any]:
     """Internal JSON form: the Avro record with Decimals and dates as text."""
     record = to_avro_dict(entry)
+    if entry.chain is None:
+        # The form kept in processed rows stays as it was before chains for an unchained
+        # entry (a table row's bytes change only when its content does).
+        for name in _CHAIN_FIELD_NAMES:
+            del record[name]
     record["business_date"] = entry.business_date.isoformat()
     for line in record["lines"]:
         line["debit"] = str(line["debit"])
@@ -250,4 +296,5 @@ def _entry_from(record: Mapping[str, Any]) -> JournalEntry:
         currency=record["currency"],
         lines=lines,
         reverses_entry_id=record.get("reverses_entry_id"),
+        chain=_chain_from(record),
     )

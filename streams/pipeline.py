@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 
 from ledger import idempotency, rules, validation
+from ledger.chain import ChainHead, head_key
 from ledger.chart import ChartOfAccounts
-from ledger.entries import JournalEntry, SourceRef, assert_balanced, to_avro_dict
+from ledger.entries import JournalEntry, SourceRef, assert_balanced, chained, to_avro_dict
 from ledger.events import CompensationRequested, Event
 from ledger.rejections import Reason, Rejection
 from schemas.codec import Decoder, Encoder
@@ -323,10 +324,14 @@ class Posting:
         chart: ChartOfAccounts,
         *,
         coalesce_deltas: bool = False,
+        chain: bool = True,
     ) -> None:
         self._decoder = decoder
         self._encoder = encoder
         self._chart = chart
+        # True: every entry posted is linked into its partition's hash chain (ledger.chain),
+        # its head kept in processed[chain|<partition>].
+        self._chain = chain
         # True: deltas are returned in ``StageResult.deltas`` for the caller to coalesce per
         # row and batch; False: one delta record each, in ``sends``.
         self._coalesce_deltas = coalesce_deltas
@@ -383,13 +388,20 @@ class Posting:
                 posting=rules.posting_to_json_dict(posting),
                 compensated_by=None,
             )
-            return self._emit(posting, record, processed, outcome="posted", common=common)
+            return self._emit(
+                posting, record, processed, outcome="posted", common=common, get=get_processed
+            )
         assert existing is not None
         if decision is idempotency.Decision.REEMIT:
             # "reemit" counts as the posting it repeats: the offset-guarded stats row does not
             # count it twice, and counts it if the crash took the first count with it.
             return self._emit(
-                existing.posting_value(), record, existing, outcome="reemit", common=common
+                existing.posting_value(),
+                record,
+                existing,
+                outcome="reemit",
+                common=common,
+                get=get_processed,
             )
         return incoming.answered(decision, event.event_id, existing)
 
@@ -518,11 +530,17 @@ class Posting:
                 claimed,
                 outcome="posted",
                 common=incoming.common,
+                get=get_processed,
             )
         assert existing is not None
         if decision is idempotency.Decision.REEMIT:
             return self._emit(
-                existing.posting_value(), record, existing, outcome="reemit", common=incoming.common
+                existing.posting_value(),
+                record,
+                existing,
+                outcome="reemit",
+                common=incoming.common,
+                get=get_processed,
             )
         answer = incoming.answered(decision, event.event_id, existing)
         if decision is idempotency.Decision.CONFLICT:
@@ -539,7 +557,13 @@ class Posting:
         *,
         outcome: str,
         common: Mapping[str, Any],
+        get: Callable[[str], bytes | None],
     ) -> StageResult:
+        chain_writes: tuple[tuple[str, str, bytes], ...] = ()
+        if self._chain and posting.entry is not None:
+            posting, processed, chain_writes = _linked(
+                posting, processed, record.partition, get, first=outcome == "posted"
+            )
         sends: list[Send] = []
         if posting.entry is not None:
             sends.append(self.entry_send(posting.entry))
@@ -557,8 +581,9 @@ class Posting:
             deltas=positioned,
             table_writes=(
                 ("processed", processed.source.event_id, orjson.dumps(processed.to_json_dict())),
+                *chain_writes,
             ),
-            **common,  # type: ignore[arg-type]
+            **common,
         )
 
     def entry_send(self, entry: JournalEntry) -> Send:
@@ -567,6 +592,39 @@ class Posting:
         return Send(
             LEDGER_TOPIC, entry.entry_id.encode(), self._encoder.encode(to_avro_dict(entry))
         )
+
+
+def _linked(
+    posting: rules.Posting,
+    processed: idempotency.ProcessedRecord,
+    partition: int,
+    get: Callable[[str], bytes | None],
+    *,
+    first: bool,
+) -> tuple[rules.Posting, idempotency.ProcessedRecord, tuple[tuple[str, str, bytes], ...]]:
+    """A posting's entry linked into ``partition``'s hash chain, and the head row to write.
+
+    A first posting (its entry not chained yet) becomes the chain's next link, and the processed
+    row keeps the linked entry, so a re-emission after a crash sends the same bytes. A
+    re-emission sends the entry as it was linked; if the head row lost that link (a changelog
+    record lost with a crash while the processed row's survived), the head moves up to it
+    again, so the next entry links to the right one. An entry posted before chains existed is
+    re-emitted unchained.
+    """
+    entry = posting.entry
+    assert entry is not None
+    key = head_key(partition)
+    raw = get(key)
+    head = ChainHead() if raw is None else ChainHead.from_json_dict(orjson.loads(raw))
+    if first:
+        entry = chained(entry, partition, head)
+        posting = replace(posting, entry=entry)
+        processed = replace(processed, posting=rules.posting_to_json_dict(posting))
+    link = entry.chain
+    if link is None or link.partition != partition or link.sequence <= head.sequence:
+        return posting, processed, ()
+    moved = ChainHead(sequence=link.sequence, entry_hash=link.entry_hash)
+    return posting, processed, (("processed", key, orjson.dumps(moved.to_json_dict())),)
 
 
 # A reservation whose claim was refused (the id belongs to another payload) and whose target

@@ -44,13 +44,18 @@ GOLDEN = {
     "fingerprints": "7f99789b907f03daa7fa4469b4d707a46a4eb00e929bc3e94f483d5438eadcd0",
     "processed_records": "cf5224a02c9c236cf7da734ea7ce99240ba162e2c70a7c7e02b465fac1f7bf21",
     "deltas": "ebb872ff033b1121d55dece200814259e318bc69676ea173fc7cd605c7a26558",
-    "entries": "b5704aa217b1e02326711bb3ce9104c546c237b150399d186e3ca403035f0bba",
+    # Four optional chain fields appended to the journal entry (issue 16, tamper evidence,
+    # 2026-12-03): an unchained entry ends in four more bytes, the null branch of each union.
+    # Without them the digest is still the first one (test below), ENTRIES_BEFORE_CHAINS.
+    "entries": "f415dab285ca64ca4c653ac07919abb5b570e1aa28484d4f94258ff597700949",
     "alerts": "5e80c49ff7e607fbfd803ca58e5c5b1b64b5e5ce7302140ca20c05084f4d03b4",
     "rows": "21e9ff22679dae97019ed3d7d8814a8ed03e75d5a27f042bf4f6619adbc17e2f",
     # Two bad records added with field_too_long (2026-12-03); without them the digest is still
     # the first one, b9d9dacf5f3211417bca133654d45e411b402f3b6d0297dce82db89b000e1cc8.
     "rejections": "672f509889692d9e6908a7903b6ae33a024f93b9e0600fc3f84a012207d45e8d",
 }
+
+ENTRIES_BEFORE_CHAINS = "b5704aa217b1e02326711bb3ce9104c546c237b150399d186e3ca403035f0bba"
 
 
 def _digest(chunks: Iterable[bytes]) -> str:
@@ -156,3 +161,9 @@ def test_the_run_covers_every_output() -> None:
 def test_outputs_are_byte_identical_to_the_golden_digests() -> None:
     digests = {name: _digest(chunks) for name, chunks in outputs().items()}
     assert digests == GOLDEN
+
+
+def test_unchained_entries_differ_from_the_first_golden_only_by_four_null_chain_fields() -> None:
+    entries = outputs()["entries"]
+    assert all(chunk.endswith(b"\x00" * 4) for chunk in entries)
+    assert _digest(chunk[:-4] for chunk in entries) == ENTRIES_BEFORE_CHAINS
