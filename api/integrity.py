@@ -19,9 +19,10 @@ from typing import Any
 import orjson
 
 from api.openapi import INTEGRITY_PARTIAL_PATH
-from ledger import integrity, reducers
+from ledger import chain, integrity, reducers
 from ledger.chart import ChartOfAccounts
-from settings import ALERTS_TOPIC
+from ledger.rejections import Rejection
+from settings import ALERTS_TOPIC, LEDGER_TOPIC
 from streams.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,65 @@ async def gather_parts(hub: Hub, headers: Mapping[str, str]) -> list[Mapping[str
                 raise RuntimeError(f"integrity partial from {host}: HTTP {response.status}")
             parts.append(orjson.loads(await response.read()))
     return parts
+
+
+class ChainWatch:
+    """The ledger's hash chains (``ledger.chain``), verified from this worker's own copy of
+    the ledger topic (every worker copies all of it), a little more at each question.
+
+    The full check of every record, repeats compared byte for byte, is ``python app.py ledger
+    verify``; this one keeps only each chain's last verified link (``compact``), so it answers
+    "verified up to where" at any time at the cost of the entries new since the last question.
+    """
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._verifier = chain.ChainVerifier()
+        self._undecodable = 0
+
+    async def status(self) -> dict[str, Any] | None:
+        index = self._hub.entries_index
+        if index is None:
+            return None  # the classic runtime keeps no copy of the ledger topic
+        for value, where in index.take_new_entries():
+            await self._hub.prefetch_schema(value)
+            decoded = self._hub.decoder.decode(LEDGER_TOPIC, value)
+            if isinstance(decoded, Rejection):
+                self._undecodable += 1
+                log.error("ledger chain: %s does not decode: %s", where, decoded)
+                continue
+            self._verifier.add(decoded.record, value, where)
+        reports = self._verifier.reports()
+        self._verifier.compact()
+        broken = [report for report in reports if report.first_break is not None]
+        return {
+            "ok": not broken and self._undecodable == 0,
+            "chains": [report.to_json_dict() for report in reports],
+            "repeats_ignored": self._verifier.repeats,
+            "unchained_entries": self._verifier.unchained,
+            "undecodable_entries": self._undecodable,
+            "copy_behind_records": index.behind,
+        }
+
+
+def with_chains(report: dict[str, Any], chains: dict[str, Any] | None) -> dict[str, Any]:
+    """The integrity report with the chains' state; a broken chain makes it not ok."""
+    if chains is None:
+        return report
+    report = {**report, "ledger_chains": chains}
+    for each in chains["chains"]:
+        broken = each["first_break"]
+        if broken is not None:
+            report["ok"] = False
+            report["errors"] = [
+                *report["errors"],
+                {
+                    "check": "ledger_chain",
+                    "detail": f"chain {each['chain']} breaks at sequence {broken['sequence']}: "
+                    f"{broken['problem']} ({broken['position']})",
+                },
+            ]
+    return report
 
 
 class PeriodicIntegrity:

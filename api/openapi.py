@@ -272,7 +272,13 @@ def component_schemas() -> dict[str, Json]:
                 "currency": {"type": "string"},
                 "reverses_entry_id": {"type": ["string", "null"]},
                 "lines": {"type": "array", "minItems": 2, "items": journal_line},
-            }
+                # Tamper evidence (ledger/chain.py): null on an entry written before chains.
+                "chain_partition": {"type": ["integer", "null"], "minimum": 0},
+                "chain_sequence": {"type": ["integer", "null"], "minimum": 1},
+                "previous_hash": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+                "entry_hash": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+            },
+            optional=("chain_partition", "chain_sequence", "previous_hash", "entry_hash"),
         ),
         "IntegrityReport": _object(
             {
@@ -289,7 +295,14 @@ def component_schemas() -> dict[str, Json]:
                 ),
                 "workers": {"type": "integer", "minimum": 1},
                 "periods_checked": {"type": "integer", "minimum": 0},
-            }
+                "ledger_chains": {
+                    "type": "object",
+                    "description": "The ledger's hash chains verified from this worker's copy of "
+                    "the ledger topic: per chain, the entries seen, the last verified sequence, "
+                    "its hash and where it was read, and the first break if any (ledger/chain.py)",
+                },
+            },
+            optional=("ledger_chains",),
         ),
         "IntegrityPartial": _object(
             {name: {"type": "object"} for name in ("periods", "customers", "vendors", "stats")}
@@ -661,7 +674,12 @@ def operations(chart: ChartOfAccounts) -> tuple[Operation, ...]:
             "Integrity of the whole ledger, gathered from every worker",
             "read",
             "ledger",
-            {"200": _json("IntegrityReport", "Trial balances, sub-ledgers and outcome counts.")},
+            {
+                "200": _json(
+                    "IntegrityReport",
+                    "Trial balances, sub-ledgers, outcome counts and the ledger's hash chains.",
+                )
+            },
             extra_errors=(503,),
         ),
         Operation(

@@ -50,7 +50,14 @@ from api.http import (
     security_warnings,
     to_jsonable,
 )
-from api.integrity import PeriodicIntegrity, build_report, gather_parts, local_partial
+from api.integrity import (
+    ChainWatch,
+    PeriodicIntegrity,
+    build_report,
+    gather_parts,
+    local_partial,
+    with_chains,
+)
 from api.openapi import INTEGRITY_PARTIAL_PATH, OPENAPI_PATH, PREFIX, build_document
 from api.status import (
     LAG_SAMPLE_INTERVAL_S,
@@ -532,6 +539,7 @@ def register_routes(
 
     forward_headers = {"X-API-Key": keys.read_key} if keys.read_key else {}
     periodic = PeriodicIntegrity(hub, chart, forward_headers)
+    chain_watch = ChainWatch(hub)
 
     @app.page(PREFIX + "/ledger/integrity")
     class IntegrityView(FinView):
@@ -544,7 +552,8 @@ def register_routes(
                 return problem(
                     self, 503, "service unavailable", f"a worker's part is missing: {exc}"
                 )
-            return json_response(self, build_report(parts, chart).to_json())
+            report = build_report(parts, chart).to_json()
+            return json_response(self, with_chains(report, await chain_watch.status()))
 
     @app.timer(interval=INTEGRITY_INTERVAL_S, on_leader=True)  # type: ignore[untyped-decorator]
     async def integrity_check() -> None:

@@ -194,6 +194,9 @@ class ChainVerifier:
 
     _chains: dict[int, dict[int, _Seen]] = field(default_factory=dict)
     _conflicts: dict[int, ChainBreak] = field(default_factory=dict)
+    # After compact(): per chain, the verified prefix folded into (sequence, hash, position).
+    _bases: dict[int, tuple[int, str, str | None]] = field(default_factory=dict)
+    _entries_folded: dict[int, int] = field(default_factory=dict)
     repeats: int = 0
     unchained: int = 0
 
@@ -205,6 +208,12 @@ class ChainVerifier:
             return
         digest = hashlib.sha256(raw).hexdigest()
         chain = self._chains.setdefault(int(partition), {})
+        base = self._bases.get(int(partition))
+        if base is not None and int(sequence) <= base[0]:
+            # Folded by compact(): taken as a repeat (``verify`` keeps every digest and tells a
+            # repeat from a second record; a long-running watcher cannot afford to).
+            self.repeats += 1
+            return
         seen = chain.get(int(sequence))
         if seen is not None:
             if seen.digest == digest:
@@ -232,12 +241,30 @@ class ChainVerifier:
     def reports(self) -> list[ChainReport]:
         return [self._report(partition) for partition in sorted(self._chains)]
 
+    def compact(self) -> None:
+        """Forget what is verified but each chain's last verified link (memory stays bounded
+        by the entries not verified yet, for a watcher fed the ledger as it grows)."""
+        for report in self.reports():
+            if report.verified_sequence == 0:
+                continue
+            chain = self._chains[report.partition]
+            for sequence in [s for s in chain if s <= report.verified_sequence]:
+                del chain[sequence]
+            self._bases[report.partition] = (
+                report.verified_sequence,
+                report.verified_hash,
+                report.verified_position,
+            )
+            self._entries_folded[report.partition] = report.entries - len(chain)
+
     def _report(self, partition: int) -> ChainReport:
         chain = self._chains[partition]
-        previous_hash = GENESIS_HASH
-        verified_sequence, verified_position = 0, None
+        base_sequence, previous_hash, verified_position = self._bases.get(
+            partition, (0, GENESIS_HASH, None)
+        )
+        verified_sequence = base_sequence
         first_break: ChainBreak | None = None
-        for sequence in range(1, max(chain) + 1):
+        for sequence in range(base_sequence + 1, max(chain, default=base_sequence) + 1):
             seen = chain.get(sequence)
             if seen is None:
                 first_break = ChainBreak(
@@ -271,15 +298,16 @@ class ChainVerifier:
             first_break = conflict
             if verified_sequence >= conflict.sequence:
                 verified_sequence = conflict.sequence - 1
-                verified_position = (
-                    chain[verified_sequence].position if verified_sequence > 0 else None
-                )
-                previous_hash = (
-                    chain[verified_sequence].entry_hash if verified_sequence > 0 else GENESIS_HASH
-                )
+                kept = chain.get(verified_sequence)
+                if kept is not None:
+                    previous_hash, verified_position = kept.entry_hash, kept.position
+                else:  # the base (or the genesis): nothing after it verified
+                    _, previous_hash, verified_position = self._bases.get(
+                        partition, (0, GENESIS_HASH, None)
+                    )
         return ChainReport(
             partition=partition,
-            entries=len(chain),
+            entries=len(chain) + self._entries_folded.get(partition, 0),
             verified_sequence=verified_sequence,
             verified_hash=previous_hash,
             verified_position=verified_position,

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _POSITION_PREFIX = b"\x00position:"  # entry ids are uuids: no key starts with a NUL byte
 FETCH_RECORDS_MAX = 5_000
 CATCH_UP_WAIT_S = 3.0
+FRESH_ENTRIES_MAX = 200_000  # beyond this the chain watcher re-reads the whole copy instead
 
 
 class IndexBehindError(FinError):
@@ -54,6 +55,9 @@ class EntriesIndex:
         self._end_offsets: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        # Records copied since the chain watcher last took them (api.integrity.ChainWatch);
+        # None: the watcher has not started, it reads the whole copy first.
+        self._fresh: list[tuple[bytes, str]] | None = None
 
     def get(self, entry_id: str) -> bytes | None:
         value = self._db.get(entry_id.encode())
@@ -91,6 +95,21 @@ class EntriesIndex:
             max(0, end - self._positions.get(partition, 0))
             for partition, end in self._end_offsets.items()
         )
+
+    def take_new_entries(self) -> list[tuple[bytes, str]]:
+        """(value, where) of every entry copied since the last call; on the first call (or
+        after too many piled up) every entry of the copy, its id as the place."""
+        if self._fresh is None or len(self._fresh) > FRESH_ENTRIES_MAX:
+            self._fresh = []
+            return [
+                (value, f"entry {key.decode(errors='replace')}")
+                for key, value in self._db.items()
+                if isinstance(key, bytes)
+                and isinstance(value, bytes)
+                and not key.startswith(b"\x00")
+            ]
+        taken, self._fresh = self._fresh, []
+        return taken
 
     def positions(self) -> dict[int, int]:
         return dict(self._positions)
@@ -170,6 +189,10 @@ class EntriesIndex:
             for record in records:
                 if record.key is not None and record.value is not None:
                     batch.put(record.key, record.value)
+                    if self._fresh is not None:
+                        self._fresh.append(
+                            (record.value, f"{self._topic}[{tp.partition}]@{record.offset}")
+                        )
             if records:
                 position = records[-1].offset + 1
                 batch.put(_POSITION_PREFIX + str(tp.partition).encode(), str(position).encode())

@@ -224,3 +224,24 @@ def test_any_order_and_any_repeats_verify_clean_and_any_one_edit_is_found_at_its
         assert report.first_break is not None
         assert report.first_break.sequence == edited_sequence
         assert report.verified_sequence == edited_sequence - 1
+
+
+def test_a_compacted_watcher_keeps_verifying_as_the_ledger_grows() -> None:
+    records = as_records(chain_of(8))
+    watcher = ChainVerifier()
+    for item in records[:5]:
+        watcher.add(*item)
+    watcher.compact()
+    (report,) = watcher.reports()
+    assert report.verified_sequence == 5 and report.entries == 5
+    for item in [*records[2:3], *records[6:], records[5]]:  # a repeat, then out of order
+        watcher.add(*item)
+    (report,) = watcher.reports()
+    assert report.first_break is None and report.verified_sequence == 8 and report.entries == 8
+    assert watcher.repeats == 1
+    watcher.compact()
+    record, raw, position = as_records(chain_of(9))[8]
+    watcher.add({**record, "currency": "EUR"}, raw, position)
+    (report,) = watcher.reports()
+    assert report.first_break is not None and report.first_break.sequence == 9
+    assert report.verified_sequence == 8 and report.verified_position == "t[0]@7"
