@@ -69,6 +69,7 @@ from api.status import (
     sample_lag,
     status_snapshot,
 )
+from api.status_board import StatusBoard, zero_known_series
 from ledger import reducers
 from ledger.chart import ChartOfAccounts
 from ledger.events import (
@@ -568,6 +569,9 @@ def register_routes(
 
     throughput = Throughput()
     commit_watch = CommitWatch()
+    # The status page's charts, business panel and last dead letters (api/status_board.py).
+    board = StatusBoard(hub, chart, registry_reachable=lambda: registry_reachable.ok)
+    zero_known_series(hub)
 
     @app.timer(interval=LAG_SAMPLE_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def lag_sampler() -> None:
@@ -611,13 +615,15 @@ def register_routes(
         # never an empty table.
         lags.clear()
         lags.update(sampled)
+        board.sample(lags)
 
     @app.page(PREFIX + "/status")
     class StatusView(FinView):
         async def get(self, request: Request) -> Response:
             if (status := refusal(request)) is not None:
                 return refuse_access(self, status)
-            return json_response(self, status_snapshot(hub, lags, throughput))
+            view = await board.view()
+            return json_response(self, {**status_snapshot(hub, lags, throughput), **view.to_json()})
 
     @app.page("/")
     class StatusPage(FinView):
@@ -633,7 +639,7 @@ def register_routes(
             )
             if status is not None:
                 return refuse_access(self, status)
-            page = render_status_page(status_snapshot(hub, lags, throughput))
+            page = render_status_page(status_snapshot(hub, lags, throughput), await board.view())
             return self.html(page, headers={"Referrer-Policy": "no-referrer"})
 
     @app.page(OPENAPI_PATH)

@@ -1,5 +1,7 @@
-"""The status page as people see it: Debian's chromium, headless, against a worker that has
-processed the specification's samples. The screenshot stays in the test's tmp dir.
+"""The status page as people see it: Debian's chromium, headless, against a worker under demo
+traffic with dead letters, a duplicate and a budget at stop (``busy_hub``, tests/e2e/conftest.py).
+The screenshot stays in the test's tmp dir; with FIN_STATUS_SCREENSHOT=PATH it is also copied
+there (``make status-screenshot`` refreshes docs/status-page.png that way).
 
 Chromium is a test prerequisite (``apt-get install chromium``); without it this test fails and
 says so, it does not skip.
@@ -7,22 +9,26 @@ says so, it does not skip.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import struct
 import subprocess
+import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from demo.generator import specification_samples
-from schemas.producer import EventProducer
-from tests.fixtures import Deployment, Worker
+from ledger.rejections import Reason
+from tests.e2e.conftest import BusyHub
+from tests.fixtures import ROOT, Worker
 
 pytestmark = pytest.mark.e2e
 
-WINDOW = (1200, 900)
+WINDOW = (1200, 2000)
 CHROMIUM_TIMEOUT_S = 60
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -62,6 +68,9 @@ class StatusPage(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.text_by_id: dict[str, str] = {}
+        self.attributes_by_id: dict[str, dict[str, str | None]] = {}
+        self.lines_by_chart: dict[str, dict[str, int]] = {}  # chart id -> series -> points
+        self._chart: str | None = None
         self.rows_by_table: dict[str, list[list[str]]] = {}
         self._open_ids: list[tuple[str, str]] = []  # (tag, id) of open elements with an id
         self._table: str | None = None
@@ -69,8 +78,16 @@ class StatusPage(HTMLParser):
         self._cell: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        element_id = dict(attrs).get("id")
+        attributes = dict(attrs)
+        element_id = attributes.get("id")
+        if tag == "svg" and element_id:
+            self._chart = element_id
+            self.lines_by_chart[element_id] = {}
+        if tag == "polyline" and self._chart is not None:
+            points = attributes.get("data-points") or "0"
+            self.lines_by_chart[self._chart][attributes.get("data-series") or ""] = int(points)
         if element_id:
+            self.attributes_by_id[element_id] = attributes
             self._open_ids.append((tag, element_id))
             self.text_by_id.setdefault(element_id, "")
             if tag == "table":
@@ -82,6 +99,8 @@ class StatusPage(HTMLParser):
             self._cell = []
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._chart = None
         if tag in ("td", "th") and self._row is not None and self._cell is not None:
             self._row.append("".join(self._cell).strip())
             self._cell = None
@@ -111,45 +130,48 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def start_worker(deployment: Deployment) -> Worker:
-    worker = deployment.add_worker(start=False)
-    # The worker keeps its tables under FIN_DATA_DIR/<app id> and creates only the last level.
-    Path(worker.env["FIN_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-    worker.start()
-    worker.wait_ready()
-    return worker
+CHARTS = ("chart-throughput", "chart-lag", "chart-latency", "chart-dead-letters")
+SHOW_LINE = re.compile(r"^python app\.py dlq show (\d+:\d+)$")
+SOURCE = re.compile(r"^[a-z.]+\[\d+\]@\d+$")
 
 
-def wait_for_status(worker: Worker, consumed: int, timeout_s: float = 90.0) -> dict[str, object]:
-    """The status JSON once every sample is consumed and a lag sample has been taken."""
+def wait_for_status(worker: Worker, busy: BusyHub, timeout_s: float = 90.0) -> dict[str, Any]:
+    """The status JSON once the dead letters are counted and charted, with lag sampled."""
+
+    def charted(status: dict[str, Any]) -> bool:
+        history = status["history"]
+        rates = history["dead_letters_per_minute"]
+        counted = status["dead_letters_by_reason"]
+        return (
+            all(counted.get(reason, 0) >= n for reason, n in busy.dead_letters_by_reason.items())
+            and all(
+                any(value > 0 for _, value in rates.get(reason, []))
+                for reason in busy.dead_letters_by_reason
+            )
+            and len(history["events_per_second"]["in"]) >= 3
+            and len(history["event_to_posting_s"]["p50"]) >= 2
+            and len(status["recent_dead_letters"]) == 20
+            and status["business"]["budgets_exceeded"] >= 1
+            and bool(status["lag"])
+        )
+
     deadline = time.monotonic() + timeout_s
-    status: dict[str, object] = {}
+    status: dict[str, Any] = {}
     while time.monotonic() < deadline:
         status = worker.get("/api/v1/fin/status").json()
-        by_topic = status["consumed_by_topic"]
-        assert isinstance(by_topic, dict)
-        if sum(by_topic.values()) >= consumed and status["lag"]:
+        if charted(status):
             return status
-        time.sleep(0.5)
-    raise AssertionError(f"the worker did not consume {consumed} records: {status}")
+        time.sleep(1.0)
+    shown = {key: status.get(key) for key in ("dead_letters_by_reason", "business")}
+    raise AssertionError(f"the status never showed the busy hub: {str(shown)[:3000]}")
 
 
-def test_the_status_page_shows_real_numbers_in_headless_chromium(
-    deployment: Deployment, tmp_path: Path
+def test_the_status_page_shows_charts_business_and_dead_letters_in_headless_chromium(
+    busy_hub: BusyHub, tmp_path: Path
 ) -> None:
-    worker = start_worker(deployment)
-    samples = specification_samples()
-    producer = EventProducer(
-        deployment.infra.bootstrap, deployment.infra.registry_url, topic_prefix=deployment.prefix
-    )
-    try:
-        for record in samples:
-            producer.send(record)
-        producer.flush()
-    finally:
-        producer.close()
-    status = wait_for_status(worker, consumed=len(samples))
-    url = f"{worker.url}/?key={deployment.api_key}"
+    worker = busy_hub.worker
+    status = wait_for_status(worker, busy_hub)
+    url = f"{worker.url}/?key={busy_hub.deployment.api_key}"
     screenshot = tmp_path / "status-page.png"
 
     dumped = chromium(url, tmp_path / "profile-dom", "--dump-dom")
@@ -159,25 +181,65 @@ def test_the_status_page_shows_real_numbers_in_headless_chromium(
     assert shot.returncode == 0, shot.stderr.decode(errors="replace")[-2000:]
     page = StatusPage()
     page.feed(dumped.stdout.decode())
+    # Readiness and integrity at the top; the counters of one render agree with each other.
     assert page.text_by_id["state"] == "ready"
-    assert number(page.text_by_id["consumed-total"]) == len(samples)
+    assert page.text_by_id["integrity"].strip() == "no failures"
     consumed_rows = {name: number(count) for name, count in page.rows_by_table["consumed-by-topic"]}
-    assert consumed_rows == {
-        "fin.commands": 2,
-        "hr.events": 1,
-        "scm.events": 1,
-        "crm.events": 1,
-        "mfg.events": 1,
-        "pm.events": 1,
-    }
-    posted_rows = dict(page.rows_by_table["posted-by-type"])
-    assert posted_rows["hr.payroll.processed"] == "1"
+    assert number(page.text_by_id["consumed-total"]) == sum(consumed_rows.values())
+    assert {"fin.commands", "hr.events", "crm.events"} <= set(consumed_rows)
+    posted_rows = {name: number(count) for name, count in page.rows_by_table["posted-by-type"]}
+    assert posted_rows["hr.payroll.processed"] >= 1
+    # Charts: every one drawn with points, the lines the page promises.
+    for chart in CHARTS:
+        assert number(page.attributes_by_id[chart]["data-points"] or "0") >= 2, chart
+    assert set(page.lines_by_chart["chart-throughput"]) == {"in", "posted", "rejected"}
+    assert page.lines_by_chart["chart-throughput"]["in"] >= 2
+    assert {"hr.events", "fin.internal.by-event-id"} <= set(page.lines_by_chart["chart-lag"])
+    assert set(page.lines_by_chart["chart-latency"]) == {"p50", "p99"}
+    reasons = {reason.value for reason in Reason}
+    assert set(page.lines_by_chart["chart-dead-letters"]) <= reasons
+    assert set(busy_hub.dead_letters_by_reason) <= set(page.lines_by_chart["chart-dead-letters"])
+    # Lag: topics collapsed, every partition one click away.
     lag_rows = page.rows_by_table["lag"]
     assert lag_rows[0] == ["topic", "partition", "lag"]
-    lag_topics = {row[0] for row in lag_rows[1:]}
-    assert {"hr.events", "fin.commands", "fin.internal.by-event-id"} <= lag_topics
-    assert len(lag_rows) - 1 == len(status["lag"])  # type: ignore[arg-type]
-    assert all(row[1].isdigit() and row[2].replace(",", "").isdigit() for row in lag_rows[1:])
-    assert page.text_by_id["integrity"] == "no failures"
-    assert screenshot.stat().st_size > 20_000, "a blank page compresses to almost nothing"
+    assert len(lag_rows) - 1 == len(status["lag"])
+    topic_rows = page.rows_by_table["lag-by-topic"][1:]
+    assert {row[0] for row in topic_rows} == {row[0] for row in lag_rows[1:]}
+    assert sum(number(row[1]) for row in topic_rows) == len(lag_rows) - 1
+    # Business: the budget cut below its actual is at stop; customers and vendors from the demo.
+    assert number(page.text_by_id["budgets-stop"]) >= 1
+    budget_rows = page.rows_by_table["budgets-at-risk"][1:]
+    assert ["ENG-001", "SALARY", "2024-Q1"] in [row[:3] for row in budget_rows]
+    assert [row[-1] for row in budget_rows if row[:3] == ["ENG-001", "SALARY", "2024-Q1"]] == [
+        "stop"
+    ]
+    assert number(page.text_by_id["customers-over"]) >= 1
+    assert len(page.rows_by_table["customers-over-limit"]) > 1
+    assert number(page.text_by_id["vendors-overdue"]) >= 1
+    assert len(page.rows_by_table["vendors-overdue-top"]) > 1
+    # The last 20 dead letters, each with its reason, source and the command to inspect it.
+    letters = page.rows_by_table["recent-dead-letters"][1:]
+    assert len(letters) == 20
+    positions = []
+    for _, reason, source, _, show in letters:
+        assert reason in reasons
+        assert SOURCE.match(source), source
+        matched = SHOW_LINE.match(show)
+        assert matched, show
+        positions.append(matched.group(1))
+    shown = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "dlq", "show", positions[0]],
+        env={**os.environ, **busy_hub.deployment.env()},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert letters[0][1] in shown.stdout
+    assert screenshot.stat().st_size > 50_000, "a blank page compresses to almost nothing"
     assert png_size(screenshot) == WINDOW
+    keep = os.environ.get("FIN_STATUS_SCREENSHOT")
+    if keep:
+        shutil.copyfile(screenshot, ROOT / keep)
