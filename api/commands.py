@@ -87,6 +87,31 @@ def budget_set_data(
     }
 
 
+def department_changed_data(
+    department: str, action: str, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A department registered (``name`` optional), renamed (``name`` required) or retired;
+    ``requested_by`` (who) and ``reason`` (why) go into the audit trail."""
+    required = ("name", "requested_by") if action == "RENAME" else ("requested_by",)
+    optional = ("reason",) if action == "RENAME" else ("name", "reason")
+    if action == "RETIRE":
+        optional = ("reason",)
+    _body_fields(body, required, optional)
+    texts = {}
+    for name in ("name", "requested_by", "reason"):
+        value = body.get(name, "")
+        if not isinstance(value, str):
+            raise BadParameterError(name, "must be text")
+        texts[name] = value
+    if not texts["requested_by"].strip():
+        raise BadParameterError("requested_by", "must name who asks for the change")
+    return {
+        "department_id": params.entity_id(department, "dept"),
+        "action": action,
+        **texts,
+    }
+
+
 def credit_limit_set_data(customer: str, body: Mapping[str, Any]) -> dict[str, Any]:
     _body_fields(body, ("credit_limit",))
     return {

@@ -364,6 +364,41 @@ def component_schemas() -> dict[str, Json]:
             }
         ),
         "BudgetAmount": _object({"amount": NON_NEGATIVE_MONEY_IN}),
+        "DepartmentRegistration": _object(
+            {
+                "name": {"type": "string", "maxLength": 1000},
+                "requested_by": {"type": "string", "minLength": 1, "maxLength": 1000},
+                "reason": {"type": "string", "maxLength": 1000},
+            },
+            optional=("name", "reason"),
+        ),
+        "DepartmentRename": _object(
+            {
+                "name": {"type": "string", "minLength": 1, "maxLength": 1000},
+                "requested_by": {"type": "string", "minLength": 1, "maxLength": 1000},
+                "reason": {"type": "string", "maxLength": 1000},
+            },
+            optional=("reason",),
+        ),
+        "DepartmentRetirement": _object(
+            {
+                "requested_by": {"type": "string", "minLength": 1, "maxLength": 1000},
+                "reason": {"type": "string", "maxLength": 1000},
+            },
+            optional=("reason",),
+        ),
+        "Department": _object(
+            {
+                "department_id": {"type": "string"},
+                "name": {"type": "string"},
+                "status": {"type": "string", "enum": ["active", "retired"]},
+                "changed_by": {"type": "string"},
+                "reason": {"type": "string"},
+                "changed_at_ms": {"type": "integer", "minimum": 0},
+                "changes": {"type": "integer", "minimum": 0},
+            }
+        ),
+        "Departments": _object({"departments": {"type": "array", "items": _ref("Department")}}),
         "CreditLimit": _object({"credit_limit": NON_NEGATIVE_MONEY_IN}),
         "Payment": _object(
             {
@@ -475,8 +510,9 @@ ROUTED = (
 def operations(chart: ChartOfAccounts) -> tuple[Operation, ...]:
     department = _path(
         "dept",
-        {"type": "string", "enum": sorted(chart.departments)},
-        "Department id from the chart of accounts, e.g. ENG-001.",
+        ENTITY_ID_SCHEMA,
+        "Department id, e.g. ENG-001: one of the chart of accounts' departments or one "
+        "registered since by command (GET /departments lists them).",
     )
     category = _query(
         "category",
@@ -544,6 +580,69 @@ def operations(chart: ChartOfAccounts) -> tuple[Operation, ...]:
             (department, category, period, idempotency_key),
             body("BudgetAmount"),
             description="Publishes fin.budget.set keyed by the department.",
+            extra_errors=command_errors,
+        ),
+        Operation(
+            "get",
+            PREFIX + "/departments",
+            "listDepartments",
+            "Every department this worker knows, active or retired, with its last change",
+            "read",
+            "departments",
+            {"200": _json("Departments", "Departments, by id.")},
+            description="Master data: seeded from the chart of accounts, changed by command; "
+            "every worker holds all of it.",
+        ),
+        Operation(
+            "get",
+            PREFIX + "/departments/{dept}",
+            "getDepartment",
+            "One department: name, status (active or retired), who changed it last and why",
+            "read",
+            "departments",
+            {"200": _json("Department", "The department.")},
+            (department,),
+            extra_errors=(400, 404),
+        ),
+        Operation(
+            "put",
+            PREFIX + "/departments/{dept}",
+            "registerDepartment",
+            "Register a department (or make a retired one active again)",
+            "write",
+            "commands",
+            accepted,
+            (department, idempotency_key),
+            body("DepartmentRegistration"),
+            description="Publishes fin.department.changed (REGISTER) keyed by the department; "
+            "every worker knows it once the command is processed, without a restart.",
+            extra_errors=command_errors,
+        ),
+        Operation(
+            "patch",
+            PREFIX + "/departments/{dept}",
+            "renameDepartment",
+            "Rename a department",
+            "write",
+            "commands",
+            accepted,
+            (department, idempotency_key),
+            body("DepartmentRename"),
+            description="Publishes fin.department.changed (RENAME).",
+            extra_errors=command_errors,
+        ),
+        Operation(
+            "delete",
+            PREFIX + "/departments/{dept}",
+            "retireDepartment",
+            "Retire a department: events naming it are refused (reference_unknown) from then on",
+            "write",
+            "commands",
+            accepted,
+            (department, idempotency_key),
+            body("DepartmentRetirement"),
+            description="Publishes fin.department.changed (RETIRE). Entries and budgets "
+            "already booked stay.",
             extra_errors=command_errors,
         ),
         Operation(

@@ -11,6 +11,7 @@ partition answered and how fresh it is. The paths registered here are the operat
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -77,6 +78,7 @@ from ledger.events import (
     COMPENSATION_REQUESTED,
     CREDIT_LIMIT_SET,
     CUSTOMER_PAYMENT_RECEIVED,
+    DEPARTMENT_CHANGED,
     VENDOR_PAYMENT_MADE,
 )
 from ledger.rejections import Rejection
@@ -208,6 +210,10 @@ def register_routes(
 
             async def local() -> Response:
                 row = row_of("budgets", key)
+                if row is None and chart.is_department(dept):
+                    # A registered department with no budget and nothing spent yet: its
+                    # answer is "no budget", not "not found" (issue 16).
+                    row = reducers.BudgetRow()
                 if row is None:
                     return problem(
                         self,
@@ -333,6 +339,52 @@ def register_routes(
                 lambda body: commands.customer_payment_data(
                     params.entity_id(customer, "customer"), body
                 ),
+            )
+
+    # --- departments: master data (issue 16) -------------------------------------------
+    register = chart.department_register
+
+    @app.page(PREFIX + "/departments")
+    class DepartmentsView(FinView):
+        async def get(self, request: Request) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
+            return json_response(
+                self, {"departments": [d.to_json_dict() for d in register.all()]}
+            )
+
+    @app.page(PREFIX + "/departments/{dept}")
+    class DepartmentView(FinView):
+        async def get(self, request: Request, dept: str) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
+            found = register.get(dept)
+            if found is None:
+                return problem(self, 404, "not found", f"no department {dept!r}")
+            return json_response(self, found.to_json_dict())
+
+        async def put(self, request: Request, dept: str) -> Response:
+            return await accept_command(
+                self,
+                request,
+                DEPARTMENT_CHANGED,
+                functools.partial(commands.department_changed_data, dept, "REGISTER"),
+            )
+
+        async def patch(self, request: Request, dept: str) -> Response:
+            return await accept_command(
+                self,
+                request,
+                DEPARTMENT_CHANGED,
+                functools.partial(commands.department_changed_data, dept, "RENAME"),
+            )
+
+        async def delete(self, request: Request, dept: str) -> Response:
+            return await accept_command(
+                self,
+                request,
+                DEPARTMENT_CHANGED,
+                functools.partial(commands.department_changed_data, dept, "RETIRE"),
             )
 
     @app.page(PREFIX + "/compensations")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +26,7 @@ from ledger.events import (
     SALES_ORDER_COMPLETED,
     VENDOR_PAYMENT_MADE,
 )
+from ledger.master import DepartmentRegister
 
 CHART_FILE_NAME = "chart_of_accounts.toml"
 
@@ -101,6 +102,15 @@ class ChartOfAccounts:
     payroll_default_department: str
     payroll_default_category: str
     credit_near_ratio: Decimal
+    # Departments are master data (ledger/master.py): seeded from ``departments`` above, then
+    # changed by command while the worker runs. Shared by every stage that holds this chart.
+    department_register: DepartmentRegister = field(
+        default_factory=DepartmentRegister, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if not self.department_register.all():
+            object.__setattr__(self, "department_register", DepartmentRegister(self.departments))
 
     def account(self, code: str) -> Account:
         return self.accounts[code]
@@ -112,7 +122,8 @@ class ChartOfAccounts:
         return self.budget_categories[name]
 
     def is_department(self, department_id: str) -> bool:
-        return department_id in self.departments
+        """Registered and not retired (the configured ones, then changes by command)."""
+        return self.department_register.is_active(department_id)
 
     def is_category(self, name: str) -> bool:
         return name in self.budget_categories

@@ -29,6 +29,8 @@ CREDIT_LIMIT_SET = "fin.credit_limit.set"
 VENDOR_PAYMENT_MADE = "fin.vendor_payment.made"
 CUSTOMER_PAYMENT_RECEIVED = "fin.customer_payment.received"
 COMPENSATION_REQUESTED = "fin.compensation.requested"
+DEPARTMENT_CHANGED = "fin.department.changed"
+DEPARTMENT_ACTIONS = ("REGISTER", "RENAME", "RETIRE")
 
 HR_TOPIC = "hr.events"
 SCM_TOPIC = "scm.events"
@@ -362,6 +364,32 @@ class CompensationRequested(_Envelope):
     reason: str = field(default="")
 
 
+@dataclass(frozen=True, kw_only=True)
+class DepartmentChanged(_Envelope):
+    """Register, rename or retire a department (master data, ``ledger.master``)."""
+
+    event_type: ClassVar[str] = DEPARTMENT_CHANGED
+    topic: ClassVar[str] = COMMANDS_TOPIC
+
+    department_id: str
+    action: str
+    name: str = ""
+    requested_by: str = ""
+    reason: str = ""
+
+    def references(self) -> tuple[Reference, ...]:
+        # Registering names a new department; renaming or retiring one needs it to exist.
+        kind: ReferenceKind = "entity" if self.action == "REGISTER" else "department"
+        return (Reference("data.department_id", kind, self.department_id),)
+
+    def free_texts(self) -> tuple[tuple[str, str], ...]:
+        return (
+            ("data.name", self.name),
+            ("data.requested_by", self.requested_by),
+            ("data.reason", self.reason),
+        )
+
+
 Event = (
     PayrollProcessed
     | GoodsReceived
@@ -373,6 +401,7 @@ Event = (
     | VendorPaymentMade
     | CustomerPaymentReceived
     | CompensationRequested
+    | DepartmentChanged
 )
 
 EVENT_CLASSES: Mapping[str, type[Event]] = {
@@ -388,6 +417,7 @@ EVENT_CLASSES: Mapping[str, type[Event]] = {
         VendorPaymentMade,
         CustomerPaymentReceived,
         CompensationRequested,
+        DepartmentChanged,
     )
 }
 
@@ -638,6 +668,22 @@ def _compensation_data(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _department_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    action = _text(_required(data, "action", "data"), "data.action")
+    if action not in DEPARTMENT_ACTIONS:
+        raise MalformedEventError(
+            f"data.action must be one of {DEPARTMENT_ACTIONS}, got {action!r}"
+        )
+    return {
+        **_texts(data, "department_id"),
+        "action": action,
+        **{
+            name: _text(data.get(name, ""), f"data.{name}")
+            for name in ("name", "requested_by", "reason")
+        },
+    }
+
+
 _DATA_READERS: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     PAYROLL_PROCESSED: _payroll_data,
     GOODS_RECEIVED: _goods_data,
@@ -649,6 +695,7 @@ _DATA_READERS: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     VENDOR_PAYMENT_MADE: _vendor_payment_data,
     CUSTOMER_PAYMENT_RECEIVED: _customer_payment_data,
     COMPENSATION_REQUESTED: _compensation_data,
+    DEPARTMENT_CHANGED: _department_data,
 }
 
 

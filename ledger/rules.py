@@ -262,6 +262,14 @@ def post_credit_limit_set(
 
 Rule = Callable[[Any, SourceRef, ChartOfAccounts], Posting]
 
+def post_department_changed(
+    event: events.DepartmentChanged, source: SourceRef, chart: ChartOfAccounts
+) -> Posting:
+    """Master data, not a transaction: no entry, no delta. The posting stage publishes the
+    change itself (``ledger.master.change_of``) on the master-data topic."""
+    return Posting(entry=None, deltas=())
+
+
 RULES: Mapping[str, Rule] = {
     events.PAYROLL_PROCESSED: post_payroll,
     events.GOODS_RECEIVED: post_goods_received,
@@ -272,6 +280,7 @@ RULES: Mapping[str, Rule] = {
     events.CUSTOMER_PAYMENT_RECEIVED: post_customer_payment,
     events.BUDGET_SET: post_budget_set,
     events.CREDIT_LIMIT_SET: post_credit_limit_set,
+    events.DEPARTMENT_CHANGED: post_department_changed,
 }
 
 

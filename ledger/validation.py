@@ -20,6 +20,7 @@ from ledger.chart import ChartOfAccounts
 from ledger.events import (
     BudgetSet,
     CompensationRequested,
+    DepartmentChanged,
     Event,
     GoodsReceived,
     MalformedEventError,
@@ -54,6 +55,10 @@ class Context:
     topic: str
     received_at: datetime
     chart: ChartOfAccounts
+    # False when the record was validated before (the posting stage validates the by-id copy
+    # again to rebuild the event): a department retired in between must not turn an accepted
+    # record into an error. Master data is checked once, at ingest.
+    master_data: bool = True
 
 
 Check = Callable[[Event, Context], str | None]
@@ -103,6 +108,10 @@ def check_field_lengths(event: Event, context: Context) -> str | None:
         return f"source has {len(event.source)} characters; at most {FREE_TEXT_LENGTH_MAX}"
     if isinstance(event, CompensationRequested) and len(event.reason) > FREE_TEXT_LENGTH_MAX:
         return f"data.reason has {len(event.reason)} characters; at most {FREE_TEXT_LENGTH_MAX}"
+    if isinstance(event, DepartmentChanged):
+        for path, text in event.free_texts():
+            if len(text) > FREE_TEXT_LENGTH_MAX:
+                return f"{path} has {len(text)} characters; at most {FREE_TEXT_LENGTH_MAX}"
     for reference in event.references():
         if len(reference.value) > IDENTIFIER_LENGTH_MAX:
             return (
@@ -171,7 +180,7 @@ def check_period(event: Event, context: Context) -> str | None:
     return None
 
 
-def _is_known(chart: ChartOfAccounts, kind: str, value: str) -> bool:
+def _is_known(chart: ChartOfAccounts, kind: str, value: str, *, master_data: bool = True) -> bool:
     # A chain of comparisons rather than a table of bound methods and a lambda built anew for
     # every event.
     if kind == "entity":
@@ -181,7 +190,7 @@ def _is_known(chart: ChartOfAccounts, kind: str, value: str) -> bool:
     if kind == "currency":
         return chart.is_currency(value)
     if kind == "department":
-        return chart.is_department(value)
+        return chart.is_department(value) or not master_data
     if kind == "category":
         return chart.is_category(value)
     raise KeyError(kind)
@@ -190,7 +199,7 @@ def _is_known(chart: ChartOfAccounts, kind: str, value: str) -> bool:
 def check_references(event: Event, context: Context) -> str | None:
     chart = context.chart
     for reference in event.references():
-        if not _is_known(chart, reference.kind, reference.value):
+        if not _is_known(chart, reference.kind, reference.value, master_data=context.master_data):
             return f"{reference.field} {reference.value!r} is not a known {reference.kind}"
     return None
 
@@ -221,7 +230,12 @@ CHECKS: tuple[tuple[Reason, Check], ...] = (
 
 
 def validate(
-    record: Mapping[str, Any], *, topic: str, received_at: datetime, chart: ChartOfAccounts
+    record: Mapping[str, Any],
+    *,
+    topic: str,
+    received_at: datetime,
+    chart: ChartOfAccounts,
+    master_data: bool = True,
 ) -> Event | Rejection:
     """The event, or the rejection of highest precedence.
 
@@ -235,7 +249,9 @@ def validate(
         return Rejection(Reason.EVENT_TYPE_UNKNOWN, str(exc))
     except MalformedEventError as exc:
         return Rejection(Reason.PAYLOAD_UNDECODABLE, str(exc))
-    context = Context(topic=topic, received_at=received_at, chart=chart)
+    context = Context(
+        topic=topic, received_at=received_at, chart=chart, master_data=master_data
+    )
     for reason, check in CHECKS:
         detail = check(event, context)
         if detail is not None:

@@ -75,6 +75,12 @@ CONTRACTS: tuple[RecordContract, ...] = (
         "fin.commands.CompensationRequested",
         "target_event_id",
     ),
+    _event(
+        "fin.department.changed",
+        "fin.commands",
+        "fin.commands.DepartmentChanged",
+        "department_id",
+    ),
     RecordContract("fin.ledger.JournalEntry", "fin.ledger.postings", ("entry_id",)),
     RecordContract("fin.alerts.Alert", "fin.alerts", ("subject",)),
 )

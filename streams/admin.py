@@ -20,6 +20,8 @@ from settings import (
     Settings,
     delta_topic,
 )
+from streams.master_data import MASTER_DATA_TOPIC
+from streams.master_data import TOPIC_CONFIG as MASTER_DATA_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     LEDGER_TOPIC: {"retention.ms": "-1"},
     BY_EVENT_ID_TOPIC: {"max.message.bytes": str(RECORD_BYTES_MAX)},
     DLQ_TOPIC: {"max.message.bytes": str(RECORD_BYTES_MAX)},
+    MASTER_DATA_TOPIC: MASTER_DATA_CONFIG,  # every change kept (one key each), issue 16
 }
 
 
@@ -45,6 +48,7 @@ def contract_topics() -> tuple[str, ...]:
         DLQ_TOPIC,
         BY_EVENT_ID_TOPIC,
         *(delta_topic(table) for table in DELTA_TABLES),
+        MASTER_DATA_TOPIC,
     )
 
 

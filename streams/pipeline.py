@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from ledger import idempotency, rules, validation
+from ledger import idempotency, master, rules, validation
 from ledger.chain import ChainHead, head_key
 from ledger.chart import ChartOfAccounts
 from ledger.entries import JournalEntry, SourceRef, assert_balanced, chained, to_avro_dict
-from ledger.events import CompensationRequested, Event
+from ledger.events import CompensationRequested, DepartmentChanged, Event
 from ledger.rejections import Reason, Rejection
 from schemas.codec import Decoder, Encoder
 from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC
@@ -30,6 +30,7 @@ from streams.deadletter import (
     processing_attempt,
 )
 from streams.effects import Send, StageResult
+from streams.master_data import MASTER_DATA_TOPIC
 from tables.state import delta_send
 
 log = logging.getLogger(__name__)
@@ -350,6 +351,7 @@ class Posting:
             topic=source.topic,
             received_at=_received_at(source, now),
             chart=self._chart,
+            master_data=False,  # checked at ingest; a department may have changed since
         )
         if isinstance(event, Rejection):
             raise RuntimeError(f"by-id record no longer validates: {event}")
@@ -379,6 +381,14 @@ class Posting:
         decision = idempotency.decide(
             existing, fingerprint=fingerprint, source=source_ref, by_id_offset=record.offset
         )
+        if isinstance(event, DepartmentChanged) and decision in (
+            idempotency.Decision.POST,
+            idempotency.Decision.REEMIT,
+        ):
+            # Master data: the change goes to every worker's register (streams/master_data.py);
+            # a re-emission sends the same record again (same key, same bytes).
+            result = self._posted_or_reemitted(event, record, existing, decision, incoming)
+            return replace(result, sends=(*result.sends, _department_send(event)))
         if decision is idempotency.Decision.POST:
             posting = rules.post(event, source_ref, self._chart)
             processed = idempotency.ProcessedRecord(
@@ -404,6 +414,36 @@ class Posting:
                 get=get_processed,
             )
         return incoming.answered(decision, event.event_id, existing)
+
+    def _posted_or_reemitted(
+        self,
+        event: Event,
+        record: ByIdRecord,
+        existing: idempotency.ProcessedRecord | None,
+        decision: idempotency.Decision,
+        incoming: _Incoming,
+    ) -> StageResult:
+        if decision is idempotency.Decision.REEMIT:
+            assert existing is not None
+            return self._emit(
+                existing.posting_value(),
+                record,
+                existing,
+                outcome="reemit",
+                common=incoming.common,
+                get=lambda key: None,
+            )
+        posting = rules.post(event, incoming.source_ref, self._chart)
+        processed = idempotency.ProcessedRecord(
+            fingerprint=incoming.fingerprint,
+            source=incoming.source_ref,
+            by_id_offset=record.offset,
+            posting=rules.posting_to_json_dict(posting),
+            compensated_by=None,
+        )
+        return self._emit(
+            posting, record, processed, outcome="posted", common=incoming.common, get=lambda k: None
+        )
 
     def _reserve(
         self,
@@ -726,6 +766,19 @@ def _release(
     if target is not None:
         writes.append(_row_write(event.target_event_id, target))
     return StageResult(outcome="released", table_writes=tuple(writes), **incoming.common)
+
+
+def _department_send(event: DepartmentChanged) -> Send:
+    change = master.change_of(
+        event.department_id,
+        event.action,
+        name=event.name,
+        requested_by=event.requested_by or event.source,
+        reason=event.reason,
+        at_ms=int(event.timestamp.timestamp() * 1000),
+        event_id=event.event_id,
+    )
+    return Send(MASTER_DATA_TOPIC, change.key.encode(), orjson.dumps(change.to_json_dict()))
 
 
 def _claim_send(

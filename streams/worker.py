@@ -9,12 +9,14 @@ import faust
 
 from errors import RegistryUnavailableError
 from ledger.chart import load_chart
+from ledger.master import DepartmentRegister
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoder, Encoder
 from schemas.registry import RegistryClient, register_all
 from settings import Settings
 from streams.admin import ensure_topics, record_byte_limits
 from streams.hub import Hub, build_hub
+from streams.master_data import MASTER_DATA_TOPIC, MasterDataReader
 from streams.metrics import Metrics
 from streams.schema_cache import SchemaCache
 
@@ -58,10 +60,39 @@ def create_hub(settings: Settings) -> Hub:
         metrics=metrics,
         record_limits=record_byte_limits(settings),
     )
+    start_master_data(hub, chart.department_register)
     from api.routes import register_routes
 
     register_routes(hub, chart=chart, catalog=catalog, registry=client)
     return hub
+
+
+def start_master_data(hub: Hub, register: DepartmentRegister) -> MasterDataReader:
+    """Every worker reads the master-data topic into the chart's department register (which
+    validation asks), from the start of the worker on (issue 16)."""
+    settings = hub.settings
+    reader = MasterDataReader(
+        settings.kafka_bootstrap, settings.topic(MASTER_DATA_TOPIC), register
+    )
+    # The classic runtime sends through faust topics by contract name.
+    hub.topics.setdefault(
+        MASTER_DATA_TOPIC,
+        hub.app.topic(
+            settings.topic(MASTER_DATA_TOPIC),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+            internal=False,
+        ),
+    )
+
+    @hub.app.task  # type: ignore[untyped-decorator]
+    async def read_master_data() -> None:
+        reader.start()
+
+    return reader
 
 
 def run_worker(settings: Settings) -> int:

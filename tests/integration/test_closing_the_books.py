@@ -1,4 +1,5 @@
-"""Closing the books (issue 16), through one real worker and real Kafka: the ledger's hash chains.
+"""Closing the books (issue 16), through one real worker and real Kafka: the ledger's hash
+chains, departments as master data.
 
 One worker for the module (its start is most of the cost); each test uses its own entities.
 """
@@ -12,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import requests
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -19,13 +21,16 @@ from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoded, Decoder, Encoder, encode_payload
 from schemas.registry import RegistryClient, SchemaIds
 from schemas.wire import frame, unframe
+from streams.deadletter import HEADER_REASON, header_map
 from tests.fixtures import Deployment, Worker
 from tests.integration.helpers import (
     LedgerReader,
     RawProducer,
     TopicReader,
+    dead_letter_position,
     envelope,
     run_app,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -152,3 +157,94 @@ def _decoded(decoder: Decoder, value: bytes) -> dict[str, Any]:
     decoded = decoder.decode("fin.ledger.postings", value)
     assert isinstance(decoded, Decoded), decoded
     return dict(decoded.record)
+
+
+def payroll(department: str) -> dict[str, Any]:
+    return envelope(
+        "hr.payroll.processed",
+        dt.datetime(2024, 3, 31, 18, 0, tzinfo=dt.UTC),
+        {
+            "payroll_id": "PAY-2024-003",
+            "pay_period_start": dt.date(2024, 3, 1),
+            "pay_period_end": dt.date(2024, 3, 31),
+            "total_gross_pay": Decimal("125000.00"),
+            "currency": "USD",
+            "department_id": None,
+            "department_lines": [
+                {"department_id": "ENG-001", "category": "SALARY", "amount": Decimal("100000.00")},
+                {"department_id": department, "category": "SALARY", "amount": Decimal("25000.00")},
+            ],
+        },
+    )
+
+
+def write_headers(deployment: Deployment) -> dict[str, str]:
+    return {"X-API-Key": deployment.api_key + "-write", "Content-Type": "application/json"}
+
+
+def test_a_payroll_for_an_unknown_department_posts_once_it_is_registered_and_replayed(
+    module_deployment: Deployment, worker: Worker, encoder: Encoder
+) -> None:
+    run = payroll("OPS-002")
+    producer = RawProducer(module_deployment)
+    producer.send("hr.events", b"PAY-2024-003", encoder.encode(run))
+    (sent,) = producer.flush()
+    producer.close()
+    dlq = TopicReader(module_deployment, "fin.dlq")
+    try:
+        letters = dlq.wait_for(
+            lambda records: any(dead_letter_position(r) == sent.position for r in records),
+            "the payroll's dead letter",
+        )
+    finally:
+        dlq.close()
+    (letter,) = [r for r in letters if dead_letter_position(r) == sent.position]
+    assert header_map(letter.headers)[HEADER_REASON] == "reference_unknown"
+    assert worker.get(f"{API}/departments/OPS-002").status_code == 404
+
+    # Registered by command (REST, write key), with who and why; no restart anywhere.
+    response = requests.put(
+        f"{worker.url}{API}/departments/OPS-002",
+        json={"name": "Operations 2", "requested_by": "a.controller", "reason": "new site"},
+        headers=write_headers(module_deployment),
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    wait_until(
+        lambda: worker.get(f"{API}/departments/OPS-002").status_code == 200,
+        "the department known to the worker",
+    )
+    department = worker.get(f"{API}/departments/OPS-002").json()
+    assert department["status"] == "active" and department["changed_by"] == "a.controller"
+    assert department["name"] == "Operations 2" and department["reason"] == "new site"
+
+    # A registered department with no budget and nothing spent answers "no budget".
+    before = worker.get(f"{API}/budgets/department/OPS-002", category="SALARY", period="2024-Q2")
+    assert before.status_code == 200, before.text
+    assert before.json()["status"] == "no_budget" and before.json()["actual"] == "0.00"
+
+    replay = run_app(
+        module_deployment.env(), "dlq", "replay", "--id", f"{letter.partition}:{letter.offset}"
+    )
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    ledger = LedgerReader(module_deployment)
+    try:
+        entry = ledger.wait_for_events([str(run["event_id"])])[str(run["event_id"])]
+    finally:
+        ledger.close()
+    lines = {line["dimensions"].get("department"): line for line in entry["lines"]}
+    assert lines["OPS-002"]["debit"] == Decimal("25000.00")
+
+    def budget_shows_the_run() -> bool:
+        answer = worker.get(
+            f"{API}/budgets/department/OPS-002", category="SALARY", period="2024-03"
+        )
+        return answer.status_code == 200 and answer.json()["actual"] == "25000.00"
+
+    wait_until(budget_shows_the_run, "the payroll in OPS-002's budget actuals")
+    assert (
+        worker.get(f"{API}/budgets/department/OPS-002", category="SALARY", period="2024-03").json()[
+            "status"
+        ]
+        == "no_budget"
+    )

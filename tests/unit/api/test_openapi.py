@@ -155,11 +155,12 @@ def test_amounts_are_documented_as_strings_with_a_decimal_pattern() -> None:
     assert schemas["CreditStatus"]["properties"]["exposure"]["type"] == "string"
 
 
-def test_enumerations_come_from_the_chart_of_accounts() -> None:
+def test_enumerations_come_from_the_chart_of_accounts_and_departments_are_master_data() -> None:
     budget = document()["paths"]["/api/v1/fin/budgets/department/{dept}"]["get"]
     by_name = {parameter["name"]: parameter for parameter in budget["parameters"]}
 
-    assert by_name["dept"]["schema"]["enum"] == sorted(chart().departments)
+    # Departments change by command while workers run (issue 16): no enumeration to go stale.
+    assert "enum" not in by_name["dept"]["schema"]
     assert by_name["category"]["schema"]["enum"] == sorted(chart().budget_categories)
 
 

@@ -1,0 +1,132 @@
+"""Master data on every worker: the departments register, read from ``fin.master-data``.
+
+The posting stage publishes each posted ``fin.department.changed`` command as a change record
+(``ledger.master``), keyed ``department|<id>|<event id>``; the topic is compacted, so it keeps
+every change (each has its own key) and nothing else. Each worker reads it with a plain client
+(no consumer group, every partition, from the beginning) into the chart's register, which the
+ingest stage's validation asks: a department registered by command is known to every worker as
+soon as its change is read (a second or so), with no restart; a worker starting later reads
+every change before it is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ledger.master import DepartmentChange, DepartmentRegister
+
+log = logging.getLogger(__name__)
+
+MASTER_DATA_TOPIC = "fin.master-data"
+TOPIC_CONFIG = {"cleanup.policy": "compact"}
+RETRY_DELAY_S = 5.0
+
+
+def change_from_record(value: bytes) -> DepartmentChange | None:
+    """The change a master-data record holds; None for a kind this version does not know."""
+    encoded = orjson.loads(value)
+    if encoded.get("kind") != "department":
+        return None
+    return DepartmentChange.from_json_dict(encoded)
+
+
+class MasterDataReader:
+    """Copies the master-data topic into a register, for as long as the worker runs."""
+
+    def __init__(self, bootstrap: str, topic: str, register: DepartmentRegister) -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._register = register
+        self._task: asyncio.Task[None] | None = None
+        self.caught_up = asyncio.Event()
+        self.changes_read = 0
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run_forever(self) -> None:
+        while True:
+            try:
+                await self._run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("master data: reading %s failed; again in 5 s", self._topic)
+                await asyncio.sleep(RETRY_DELAY_S)
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap.split(","),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions(consumer)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            while True:
+                fetched = await consumer.getmany(timeout_ms=200)
+                for records in fetched.values():
+                    for record in records:
+                        self._apply(record)
+                if not self.caught_up.is_set() and await _at_end(consumer, ends):
+                    log.info(
+                        "master data: %d change(s) read from %s", self.changes_read, self._topic
+                    )
+                    self.caught_up.set()
+        finally:
+            await consumer.stop()
+
+    def _apply(self, record: Any) -> None:
+        if record.value is None:
+            return
+        try:
+            change = change_from_record(record.value)
+        except (ValueError, KeyError, orjson.JSONDecodeError):
+            log.exception(
+                "master data: record %s[%d]@%d ignored",
+                self._topic,
+                record.partition,
+                record.offset,
+            )
+            return
+        if change is not None and self._register.apply(change):
+            self.changes_read += 1
+            log.info(
+                "master data: department %s %s (by %s: %s)",
+                change.department_id,
+                change.action,
+                change.requested_by or "-",
+                change.reason or "-",
+            )
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        while True:
+            cluster = await consumer._client.fetch_all_metadata()
+            numbers = cluster.partitions_for_topic(self._topic)
+            if numbers:
+                return [TopicPartition(self._topic, number) for number in sorted(numbers)]
+            log.info("master data: waiting for topic %s", self._topic)
+            await asyncio.sleep(1.0)
+
+
+async def _at_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
