@@ -66,7 +66,8 @@ prometheus-rules: ## check and unit-test the alert rules (ops/prometheus/rules.y
 	ops/prometheus.sh promtool test rules ops/prometheus/rules.test.yml
 
 status-screenshot: $(STAMP) system-deps ## refresh docs/status-page.png: the status page under demo traffic, headless chromium
-	FIN_STATUS_SCREENSHOT=docs/status-page.png $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_status_page.py
+	FIN_STATUS_SCREENSHOT=docs/status-page.png FIN_STATUS_SCREENSHOT_AFTER_S=150 \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_status_page.py
 
 clean: down ## remove local state (not the download cache)
 	rm -rf .state

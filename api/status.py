@@ -118,7 +118,9 @@ def status_snapshot(
     }
 
 
-def _table(rows: dict[str, float], head: str, table_id: str) -> str:
+def _table(all_rows: dict[str, float], head: str, table_id: str) -> str:
+    # Counters created at 0 (api.status_board.zero_known_series) are no news on a page.
+    rows = {name: value for name, value in all_rows.items() if value}
     if not rows:
         return f"<h2>{html.escape(head)}</h2><p class=none id={table_id}>none</p>"
     body = "".join(
@@ -321,6 +323,7 @@ figure{{margin:0}} figcaption{{font-weight:bold}} small,.note{{color:#666}}
 .key i{{display:inline-block;width:.8rem;height:.25rem;margin-right:.3rem;vertical-align:middle}}
 tr.exceeded td{{color:#b00}} code{{font-size:12px}}
 td.detail{{max-width:22rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}}
+#recent-dead-letters td:first-child,code{{white-space:nowrap}}
 </style></head><body>
 <h1>FIN hub — {html.escape(snapshot["worker"])}</h1>
 <div class=banner>

@@ -1,7 +1,8 @@
 """The status page as people see it: Debian's chromium, headless, against a worker under demo
 traffic with dead letters, a duplicate and a budget at stop (``busy_hub``, tests/e2e/conftest.py).
 The screenshot stays in the test's tmp dir; with FIN_STATUS_SCREENSHOT=PATH it is also copied
-there (``make status-screenshot`` refreshes docs/status-page.png that way).
+there (``make status-screenshot`` refreshes docs/status-page.png that way, after letting the
+charts fill for FIN_STATUS_SCREENSHOT_AFTER_S seconds).
 
 Chromium is a test prerequisite (``apt-get install chromium``); without it this test fails and
 says so, it does not skip.
@@ -171,6 +172,8 @@ def test_the_status_page_shows_charts_business_and_dead_letters_in_headless_chro
 ) -> None:
     worker = busy_hub.worker
     status = wait_for_status(worker, busy_hub)
+    # `make status-screenshot` lets the charts fill for a while before the picture for docs/.
+    time.sleep(float(os.environ.get("FIN_STATUS_SCREENSHOT_AFTER_S", "0")))
     url = f"{worker.url}/?key={busy_hub.deployment.api_key}"
     screenshot = tmp_path / "status-page.png"
 
