@@ -23,6 +23,7 @@ pytestmark = pytest.mark.e2e
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "ops" / "compose" / "grafana" / "dashboards"
 RATE_INTERVAL = "15s"
+# fin_table_keys is first set by the table gauges' timer, 30 s after a worker starts.
 DATA_TIMEOUT_S = 60.0
 ALERTS_IN_RULES = 7
 
