@@ -207,8 +207,8 @@ def zero_known_series(hub: Hub) -> None:
         metrics.retries.labels(dependency)
     for table in DELTA_TABLES:
         metrics.deltas_skipped.labels(table)
-    for topic in (LEDGER_TOPIC, DLQ_TOPIC):
-        metrics.send_failures.labels(hub.settings.topic(topic))
+    for topic in (LEDGER_TOPIC, DLQ_TOPIC):  # labelled by contract name, as streams.effects
+        metrics.send_failures.labels(topic)
 
 
 @dataclass
