@@ -330,6 +330,103 @@ def component_schemas() -> dict[str, Json]:
                         }
                     ),
                 },
+                # The status page's live parts (api/status_board.py).
+                "registry_reachable": {"type": "boolean"},
+                "history": _object(
+                    {
+                        "window_s": {"type": "number", "minimum": 0},
+                        "samples": {"type": "integer", "minimum": 0},
+                        **{
+                            name: {
+                                "type": "object",
+                                "description": description,
+                                "additionalProperties": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "array",
+                                        "items": {"type": "number"},
+                                        "minItems": 2,
+                                        "maxItems": 2,
+                                    },
+                                },
+                            }
+                            for name, description in (
+                                ("events_per_second", "in, posted, rejected: [unix s, per s]"),
+                                ("lag_by_topic", "per topic: [unix s, records]"),
+                                ("event_to_posting_s", "p50, p99: [unix s, seconds]"),
+                                ("dead_letters_per_minute", "per reason: [unix s, per minute]"),
+                            )
+                        },
+                    }
+                ),
+                "business": _nullable(
+                    _object(
+                        {
+                            "budgets_near": {"type": "integer", "minimum": 0},
+                            "budgets_exceeded": {"type": "integer", "minimum": 0},
+                            "budgets": {
+                                "type": "array",
+                                "items": _object(
+                                    {
+                                        "department": {"type": "string"},
+                                        "category": {"type": "string"},
+                                        "period": {"type": "string"},
+                                        "budget": MONEY_OUT,
+                                        "actual": MONEY_OUT,
+                                        "utilisation": _nullable(RATIO_OUT),
+                                        "status": {"type": "string", "enum": ["near", "exceeded"]},
+                                    }
+                                ),
+                            },
+                            "customers_over": {"type": "integer", "minimum": 0},
+                            "customers": {
+                                "type": "array",
+                                "items": _object(
+                                    {
+                                        "customer": {"type": "string"},
+                                        "limit": MONEY_OUT,
+                                        "exposure": MONEY_OUT,
+                                        "over_by": MONEY_OUT,
+                                    }
+                                ),
+                            },
+                            "vendors_overdue": {"type": "integer", "minimum": 0},
+                            "overdue_total": MONEY_OUT,
+                            "vendors": {
+                                "type": "array",
+                                "items": _object(
+                                    {
+                                        "vendor": {"type": "string"},
+                                        "overdue": MONEY_OUT,
+                                        "open": MONEY_OUT,
+                                        "open_items": {"type": "integer", "minimum": 0},
+                                    }
+                                ),
+                            },
+                            "rows_read": {"type": "integer", "minimum": 0},
+                            "rows_unreadable": {"type": "integer", "minimum": 0},
+                            "as_of": {"type": "string", "format": "date"},
+                            "top": {"type": "integer", "minimum": 1},
+                        }
+                    )
+                ),
+                "business_error": {"type": ["string", "null"]},
+                "recent_dead_letters": {
+                    "type": "array",
+                    "maxItems": 20,
+                    "items": _object(
+                        {
+                            "position": {"type": "string", "pattern": r"^[0-9]+:[0-9]+$"},
+                            "rejected_at": {"type": "string", "format": "date-time"},
+                            "reason": {"type": "string"},
+                            "source": {"type": "string"},
+                            "event_id": {"type": ["string", "null"]},
+                            "detail": {"type": "string"},
+                            "show": {"type": "string"},
+                        }
+                    ),
+                },
+                "recent_dead_letters_error": {"type": ["string", "null"]},
             }
         ),
         "Health": _object(
