@@ -112,6 +112,30 @@ def department_changed_data(
     }
 
 
+def month_text(period: str) -> str:
+    """A month such as 2024-03 (the unit that is closed), or BadParameterError."""
+    text = params.period(period)
+    if "Q" in text:
+        raise BadParameterError(
+            "period", f"{text!r}: close or re-open a month; a quarter closes with its last month"
+        )
+    return text
+
+
+def period_changed_data(period: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A month closed or re-opened, with who (``requested_by``) and why (``reason``)."""
+    _body_fields(body, ("requested_by",), ("reason",))
+    texts = {}
+    for name in ("requested_by", "reason"):
+        value = body.get(name, "")
+        if not isinstance(value, str):
+            raise BadParameterError(name, "must be text")
+        texts[name] = value
+    if not texts["requested_by"].strip():
+        raise BadParameterError("requested_by", "must name who closes or re-opens the period")
+    return {"period": month_text(period), "action": action, **texts}
+
+
 def credit_limit_set_data(customer: str, body: Mapping[str, Any]) -> dict[str, Any]:
     _body_fields(body, ("credit_limit",))
     return {

@@ -243,6 +243,17 @@ def component_schemas() -> dict[str, Json]:
                 "total_debit": MONEY_OUT,
                 "total_credit": MONEY_OUT,
                 "entry_count": {"type": "integer", "minimum": 0},
+                "closed": {
+                    "type": "boolean",
+                    "description": "The period is closed: its totals do not change until it is "
+                    "re-opened (issue 16).",
+                },
+                "late_entries_to_later_periods": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Entries dated in this period that were booked in a later "
+                    "one because this one was closed.",
+                },
                 "balanced": {"type": "boolean"},
                 "freshness": _ref("Freshness"),
             }
@@ -496,6 +507,27 @@ def component_schemas() -> dict[str, Json]:
             }
         ),
         "Departments": _object({"departments": {"type": "array", "items": _ref("Department")}}),
+        "PeriodChange": _object(
+            {
+                "requested_by": {"type": "string", "minLength": 1, "maxLength": 1000},
+                "reason": {"type": "string", "maxLength": 1000},
+            },
+            optional=("reason",),
+        ),
+        "PeriodState": {
+            "type": "object",
+            "description": "A month: closed (by itself or by its quarter's last month), its "
+            "quarter, whether the quarter is closed, and the last change (who, why, when).",
+            "required": ["period", "closed", "quarter", "quarter_closed", "last_change"],
+        },
+        "Periods": {
+            "type": "object",
+            "required": ["closed_period_policy", "periods"],
+            "properties": {
+                "closed_period_policy": {"type": "string", "enum": ["late", "reject"]},
+                "periods": {"type": "array", "items": _ref("PeriodState")},
+            },
+        },
         "CreditLimit": _object({"credit_limit": NON_NEGATIVE_MONEY_IN}),
         "Payment": _object(
             {
@@ -618,6 +650,11 @@ def operations(chart: ChartOfAccounts) -> tuple[Operation, ...]:
     )
     period = _query("period", PERIOD_SCHEMA, "Accounting period.", required=True)
     customer = _path("customer", ENTITY_ID_SCHEMA, "Customer id, e.g. CUS-001.")
+    month = _path(
+        "period",
+        {"type": "string", "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$"},
+        "A month, e.g. 2024-03.",
+    )
     vendor = _path("vendor", ENTITY_ID_SCHEMA, "Vendor id, e.g. VEN-001.")
     idempotency_key = {
         "name": "Idempotency-Key",
@@ -831,6 +868,55 @@ def operations(chart: ChartOfAccounts) -> tuple[Operation, ...]:
             (period,),
             description=ROUTED,
             extra_errors=(400, 404, 503),
+        ),
+        Operation(
+            "get",
+            PREFIX + "/periods",
+            "listPeriods",
+            "Months closed or re-opened so far, with their state and last change",
+            "read",
+            "periods",
+            {"200": _json("Periods", "Every month with a close or re-open, and the policy.")},
+        ),
+        Operation(
+            "get",
+            PREFIX + "/periods/{period}",
+            "getPeriod",
+            "One month's state: closed or open, its quarter's, the last change",
+            "read",
+            "periods",
+            {"200": _json("PeriodState", "The month.")},
+            (month,),
+            extra_errors=(400,),
+        ),
+        Operation(
+            "post",
+            PREFIX + "/periods/{period}/close",
+            "closePeriod",
+            "Close a month (its quarter too when it is the quarter's last month)",
+            "write",
+            "commands",
+            accepted,
+            (month, idempotency_key),
+            body("PeriodChange"),
+            description="Publishes fin.period.changed (CLOSE) keyed by the month. From then on "
+            "an event dated in it is booked late in the first open month or refused as "
+            "period_closed (closed_period_policy in the chart of accounts).",
+            extra_errors=command_errors,
+        ),
+        Operation(
+            "post",
+            PREFIX + "/periods/{period}/reopen",
+            "reopenPeriod",
+            "Re-open a closed month",
+            "write",
+            "commands",
+            accepted,
+            (month, idempotency_key),
+            body("PeriodChange"),
+            description="Publishes fin.period.changed (REOPEN): events dated in it post there "
+            "again.",
+            extra_errors=command_errors,
         ),
         Operation(
             "get",

@@ -79,6 +79,7 @@ from ledger.events import (
     CREDIT_LIMIT_SET,
     CUSTOMER_PAYMENT_RECEIVED,
     DEPARTMENT_CHANGED,
+    PERIOD_CHANGED,
     VENDOR_PAYMENT_MADE,
 )
 from ledger.rejections import Rejection
@@ -387,6 +388,53 @@ def register_routes(
                 functools.partial(commands.department_changed_data, dept, "RETIRE"),
             )
 
+    # --- periods: close and re-open (issue 16) ------------------------------------------
+    periods = chart.period_register
+
+    @app.page(PREFIX + "/periods")
+    class PeriodsView(FinView):
+        async def get(self, request: Request) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
+            return json_response(
+                self,
+                {
+                    "closed_period_policy": chart.closed_period_policy,
+                    "periods": periods.all(),
+                },
+            )
+
+    @app.page(PREFIX + "/periods/{period}")
+    class PeriodView(FinView):
+        async def get(self, request: Request, period: str) -> Response:
+            if (status := refusal(request)) is not None:
+                return refuse_access(self, status)
+            try:
+                month = commands.month_text(period)
+            except BadParameterError as exc:
+                return bad_parameter(self, exc)
+            return json_response(self, periods.state(month))
+
+    @app.page(PREFIX + "/periods/{period}/close")
+    class PeriodCloseView(FinView):
+        async def post(self, request: Request, period: str) -> Response:
+            return await accept_command(
+                self,
+                request,
+                PERIOD_CHANGED,
+                functools.partial(commands.period_changed_data, period, "CLOSE"),
+            )
+
+    @app.page(PREFIX + "/periods/{period}/reopen")
+    class PeriodReopenView(FinView):
+        async def post(self, request: Request, period: str) -> Response:
+            return await accept_command(
+                self,
+                request,
+                PERIOD_CHANGED,
+                functools.partial(commands.period_changed_data, period, "REOPEN"),
+            )
+
     @app.page(PREFIX + "/compensations")
     class CompensationsView(FinView):
         async def post(self, request: Request) -> Response:
@@ -408,11 +456,16 @@ def register_routes(
                 row = row_of("periods", period)
                 if row is None:
                     return problem(self, 404, "not found", f"no postings in period {period}")
+                assert isinstance(row, reducers.PeriodRow)
                 return json_response(
                     self,
                     {
                         "period": period,
                         **to_jsonable(reducers.trial_balance(row)),
+                        # Period close (issue 16): the row's own flag (set when the close
+                        # reached it) and the entries dated here booked in a later period.
+                        "closed": row.closed,
+                        "late_entries_to_later_periods": row.late_entries_out,
                         "freshness": freshness("periods", period),
                     },
                 )

@@ -49,6 +49,7 @@ HASHED_FIELDS = (
     "currency",
     "reverses_entry_id",
     "lines",
+    "posting_period",
     "chain_partition",
     "chain_sequence",
     "previous_hash",

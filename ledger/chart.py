@@ -26,7 +26,7 @@ from ledger.events import (
     SALES_ORDER_COMPLETED,
     VENDOR_PAYMENT_MADE,
 )
-from ledger.master import DepartmentRegister
+from ledger.master import CLOSED_POLICIES, DepartmentRegister, PeriodRegister
 
 CHART_FILE_NAME = "chart_of_accounts.toml"
 
@@ -51,6 +51,7 @@ _TOP_LEVEL_KEYS = frozenset(
         "posting",
         "departments",
         "budget_categories",
+        "periods",
     }
 )
 
@@ -106,6 +107,12 @@ class ChartOfAccounts:
     # changed by command while the worker runs. Shared by every stage that holds this chart.
     department_register: DepartmentRegister = field(
         default_factory=DepartmentRegister, compare=False, repr=False
+    )
+    # Period close (issue 16): an event dated in a closed period is booked in the first open
+    # period after it, marked late ("late"), or refused as period_closed ("reject").
+    closed_period_policy: str = "late"
+    period_register: PeriodRegister = field(
+        default_factory=PeriodRegister, compare=False, repr=False
     )
 
     def __post_init__(self) -> None:
@@ -226,6 +233,13 @@ class _Reader:
         )
         if credit_near_ratio is not None and credit_near_ratio > 1:
             self.problem(f"credit.near_ratio must be <= 1, got {credit_near_ratio}")
+        periods = document.get("periods", {})
+        policy = periods.get("closed_period_policy", "late") if isinstance(periods, dict) else None
+        if policy not in CLOSED_POLICIES:
+            self.problem(
+                f"periods.closed_period_policy must be one of {', '.join(CLOSED_POLICIES)}, "
+                f"got {policy!r}"
+            )
         if (
             self.problems
             or rule_version is None
@@ -249,6 +263,7 @@ class _Reader:
             payroll_default_department=payroll[0],
             payroll_default_category=payroll[1],
             credit_near_ratio=credit_near_ratio,
+            closed_period_policy=str(policy),
         )
 
     def currencies(self, document: Mapping[str, Any]) -> list[str]:

@@ -190,6 +190,34 @@ class PeriodPosting:
 
 
 @dataclass(frozen=True)
+class PeriodClosed:
+    """A month or quarter closed (its totals kept as they are now) or re-opened (issue 16)."""
+
+    table: ClassVar[str] = PERIODS
+
+    period: str
+    closed: bool
+
+    @property
+    def key(self) -> str:
+        return self.period
+
+
+@dataclass(frozen=True)
+class PeriodLate:
+    """An entry dated in this (closed) month was booked in a later one: counted here, the
+    month's totals untouched."""
+
+    table: ClassVar[str] = PERIODS
+
+    period: str
+
+    @property
+    def key(self) -> str:
+        return self.period
+
+
+@dataclass(frozen=True)
 class ProjectTime:
     table: ClassVar[str] = PROJECTS
 
@@ -229,6 +257,8 @@ Delta = (
     | VendorInvoice
     | VendorPayment
     | PeriodPosting
+    | PeriodClosed
+    | PeriodLate
     | ProjectTime
     | ProductionCost
 )
@@ -243,6 +273,8 @@ DELTA_CLASSES: Mapping[str, type[Delta]] = {
         VendorInvoice,
         VendorPayment,
         PeriodPosting,
+        PeriodClosed,
+        PeriodLate,
         ProjectTime,
         ProductionCost,
     )
@@ -252,7 +284,7 @@ DELTA_CLASSES: Mapping[str, type[Delta]] = {
 def is_negatable(delta: Delta) -> bool:
     # A "set" replaces a value; its inverse would need the value it replaced, which the delta
     # does not know, so sets are corrected by another set, never by a reversal.
-    return not isinstance(delta, BudgetSet | CreditLimitSet)
+    return not isinstance(delta, BudgetSet | CreditLimitSet | PeriodClosed | PeriodLate)
 
 
 def negate(delta: Delta) -> Delta:
@@ -269,7 +301,7 @@ def negate(delta: Delta) -> Delta:
             return replace(delta, hours=-delta.hours, billable_amount=-delta.billable_amount)
         case ProductionCost():
             return replace(delta, quantity=-delta.quantity, cost=-delta.cost)
-        case BudgetSet() | CreditLimitSet():
+        case BudgetSet() | CreditLimitSet() | PeriodClosed() | PeriodLate():
             raise NotReversibleError(
                 f"{type(delta).__name__} for {delta.key!r} sets a value and cannot be reversed"
             )
@@ -351,6 +383,12 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"not a boolean: {value!r}")
+    return value
+
+
 def _integer(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"not an integer: {value!r}")
@@ -369,6 +407,7 @@ _DECODERS: Mapping[str, Callable[[Any], Any]] = {
     "due_date": date.fromisoformat,
     "payment_id": _optional_text,
     "lines": _period_lines,
+    "closed": _boolean,
 }
 
 

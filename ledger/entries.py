@@ -122,6 +122,9 @@ class JournalEntry:
     currency: str
     lines: tuple[JournalLine, ...]
     reverses_entry_id: str | None = None
+    posting_period: str | None = None
+    """The month the entry is booked in when that is not its business month: an event dated
+    in a closed period, booked late in the first open one (issue 16). None: its own month."""
     chain: ChainLink | None = None
     """Its link in its posting partition's hash chain (``ledger.chain``), set by the posting
     stage when the entry is first posted; None for an entry not (yet) chained."""
@@ -196,6 +199,7 @@ def to_avro_dict(entry: JournalEntry) -> dict[str, Any]:
             }
             for line in entry.lines
         ],
+        "posting_period": entry.posting_period,
         **_chain_fields(entry.chain),
     }
 
@@ -243,6 +247,8 @@ def to_json_dict(entry: JournalEntry) -> dict[str, Any]:
         # entry (a table row's bytes change only when its content does).
         for name in _CHAIN_FIELD_NAMES:
             del record[name]
+    if entry.posting_period is None:
+        del record["posting_period"]
     record["business_date"] = entry.business_date.isoformat()
     for line in record["lines"]:
         line["debit"] = str(line["debit"])
@@ -296,5 +302,6 @@ def _entry_from(record: Mapping[str, Any]) -> JournalEntry:
         currency=record["currency"],
         lines=lines,
         reverses_entry_id=record.get("reverses_entry_id"),
+        posting_period=record.get("posting_period"),
         chain=_chain_from(record),
     )

@@ -31,6 +31,8 @@ CUSTOMER_PAYMENT_RECEIVED = "fin.customer_payment.received"
 COMPENSATION_REQUESTED = "fin.compensation.requested"
 DEPARTMENT_CHANGED = "fin.department.changed"
 DEPARTMENT_ACTIONS = ("REGISTER", "RENAME", "RETIRE")
+PERIOD_CHANGED = "fin.period.changed"
+PERIOD_ACTIONS = ("CLOSE", "REOPEN")
 
 HR_TOPIC = "hr.events"
 SCM_TOPIC = "scm.events"
@@ -390,6 +392,22 @@ class DepartmentChanged(_Envelope):
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class PeriodChanged(_Envelope):
+    """Close or re-open an accounting month (``ledger.master.PeriodRegister``)."""
+
+    event_type: ClassVar[str] = PERIOD_CHANGED
+    topic: ClassVar[str] = COMMANDS_TOPIC
+
+    period: str
+    action: str
+    requested_by: str = ""
+    reason: str = ""
+
+    def free_texts(self) -> tuple[tuple[str, str], ...]:
+        return (("data.requested_by", self.requested_by), ("data.reason", self.reason))
+
+
 Event = (
     PayrollProcessed
     | GoodsReceived
@@ -402,6 +420,7 @@ Event = (
     | CustomerPaymentReceived
     | CompensationRequested
     | DepartmentChanged
+    | PeriodChanged
 )
 
 EVENT_CLASSES: Mapping[str, type[Event]] = {
@@ -418,6 +437,7 @@ EVENT_CLASSES: Mapping[str, type[Event]] = {
         CustomerPaymentReceived,
         CompensationRequested,
         DepartmentChanged,
+        PeriodChanged,
     )
 }
 
@@ -684,6 +704,17 @@ def _department_data(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _period_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    action = _text(_required(data, "action", "data"), "data.action")
+    if action not in PERIOD_ACTIONS:
+        raise MalformedEventError(f"data.action must be one of {PERIOD_ACTIONS}, got {action!r}")
+    return {
+        **_texts(data, "period"),
+        "action": action,
+        **{name: _text(data.get(name, ""), f"data.{name}") for name in ("requested_by", "reason")},
+    }
+
+
 _DATA_READERS: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     PAYROLL_PROCESSED: _payroll_data,
     GOODS_RECEIVED: _goods_data,
@@ -696,6 +727,7 @@ _DATA_READERS: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     CUSTOMER_PAYMENT_RECEIVED: _customer_payment_data,
     COMPENSATION_REQUESTED: _compensation_data,
     DEPARTMENT_CHANGED: _department_data,
+    PERIOD_CHANGED: _period_data,
 }
 
 

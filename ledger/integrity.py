@@ -28,6 +28,7 @@ TRIAL_BALANCE = "trial_balance"
 AR_CONTROL = "ar_control"
 AP_CONTROL = "ap_control"
 QUARTER_MATCHES_MONTHS = "quarter_matches_months"
+CLOSED_PERIOD_UNCHANGED = "closed_period_unchanged"
 OUTCOME_COUNTS = "outcome_counts"
 
 
@@ -189,6 +190,33 @@ def _quarters(snapshot: LedgerSnapshot, chart: ChartOfAccounts) -> list[Integrit
     return found
 
 
+def check_closed_period(period: str, row: PeriodRow) -> list[IntegrityError]:
+    """A closed period's totals are the ones it had when it was closed (issue 16)."""
+    if not row.closed or row.closed_totals is None:
+        return []
+    differing = sorted(
+        account
+        for account in set(row.closed_totals) | set(row.accounts)
+        if row.closed_totals.get(account) != row.accounts.get(account)
+    )
+    if not differing:
+        return []
+    return [
+        IntegrityError(
+            CLOSED_PERIOD_UNCHANGED,
+            f"closed period {period} changed since it was closed on accounts "
+            f"{', '.join(differing)}",
+        )
+    ]
+
+
+def _closed_periods(snapshot: LedgerSnapshot, chart: ChartOfAccounts) -> list[IntegrityError]:
+    found: list[IntegrityError] = []
+    for period, row in sorted(snapshot.periods.items()):
+        found.extend(check_closed_period(period, row))
+    return found
+
+
 def _outcomes(snapshot: LedgerSnapshot, chart: ChartOfAccounts) -> list[IntegrityError]:
     return [] if snapshot.counts is None else check_outcome_counts(snapshot.counts)
 
@@ -201,6 +229,7 @@ CHECKS: tuple[SnapshotCheck, ...] = (
     _ar_control,
     _ap_control,
     _outcomes,
+    _closed_periods,
 )
 
 

@@ -63,7 +63,7 @@ class DepartmentChange:
             raise ValueError(f"unknown department action {action!r}")
         return cls(
             department_id=str(encoded["department_id"]),
-            action=action,  # type: ignore[arg-type]
+            action=action,
             name=str(encoded.get("name", "")),
             requested_by=str(encoded.get("requested_by", "")),
             reason=str(encoded.get("reason", "")),
@@ -194,10 +194,147 @@ def change_of(
         raise ValueError(f"unknown department action {action!r}")
     return DepartmentChange(
         department_id=department_id,
-        action=action,  # type: ignore[arg-type]
+        action=action,
         name=name,
         requested_by=requested_by,
         reason=reason,
         at_ms=at_ms,
         event_id=event_id,
     )
+
+
+# --- accounting periods (issue 16, item 1) ---------------------------------------------------
+
+PeriodAction = Literal["CLOSE", "REOPEN"]
+PERIOD_ACTIONS: tuple[PeriodAction, ...] = ("CLOSE", "REOPEN")
+CLOSED_POLICIES = ("late", "reject")
+MONTHS_AHEAD_MAX = 1200  # a hundred years of closed months ahead would be a mistake, not a plan
+
+
+@dataclass(frozen=True)
+class PeriodChange:
+    """A month closed or re-opened by command, as the master-data topic carries it."""
+
+    period: str  # a month, 2024-03
+    action: PeriodAction
+    requested_by: str
+    reason: str
+    at_ms: int
+    event_id: str
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (self.at_ms, self.event_id)
+
+    @property
+    def key(self) -> str:
+        return f"period|{self.period}|{self.event_id}"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "period",
+            "period": self.period,
+            "action": self.action,
+            "requested_by": self.requested_by,
+            "reason": self.reason,
+            "at_ms": self.at_ms,
+            "event_id": self.event_id,
+        }
+
+    @classmethod
+    def from_json_dict(cls, encoded: Mapping[str, Any]) -> PeriodChange:
+        action = str(encoded["action"])
+        if action not in PERIOD_ACTIONS:
+            raise ValueError(f"unknown period action {action!r}")
+        return cls(
+            period=str(encoded["period"]),
+            action=action,
+            requested_by=str(encoded.get("requested_by", "")),
+            reason=str(encoded.get("reason", "")),
+            at_ms=int(encoded["at_ms"]),
+            event_id=str(encoded["event_id"]),
+        )
+
+
+def _month_parts(month: str) -> tuple[int, int]:
+    year, number = month.split("-")
+    return int(year), int(number)
+
+
+def next_month(month: str) -> str:
+    year, number = _month_parts(month)
+    return f"{year + number // 12}-{number % 12 + 1:02d}"
+
+
+def quarter_end_of(month: str) -> str:
+    """The last month of ``month``'s quarter (2024-02 -> 2024-03)."""
+    year, number = _month_parts(month)
+    return f"{year}-{(number - 1) // 3 * 3 + 3:02d}"
+
+
+def quarter_of_month(month: str) -> str:
+    year, number = _month_parts(month)
+    return f"{year}-Q{(number - 1) // 3 + 1}"
+
+
+class PeriodRegister:
+    """Which months are closed, folded from their changes in command order (like departments).
+
+    A month is closed when its last change closed it; closing a quarter's last month closes the
+    quarter, and with it every month of that quarter (``is_closed``), since an entry in any of
+    them would change the quarter's totals.
+    """
+
+    def __init__(self) -> None:
+        self._changes: dict[str, dict[str, PeriodChange]] = {}
+        self._last: dict[str, PeriodChange] = {}
+
+    def apply(self, change: PeriodChange) -> bool:
+        known = self._changes.setdefault(change.period, {})
+        if change.event_id in known:
+            return False
+        known[change.event_id] = change
+        self._last[change.period] = max(known.values(), key=lambda c: c.order)
+        return True
+
+    def _closed_itself(self, month: str) -> bool:
+        last = self._last.get(month)
+        return last is not None and last.action == "CLOSE"
+
+    def is_closed(self, month: str) -> bool:
+        """Closed by its own close, or by the close of its quarter's last month."""
+        return self._closed_itself(month) or self._closed_itself(quarter_end_of(month))
+
+    def is_quarter_closed(self, month: str) -> bool:
+        return self._closed_itself(quarter_end_of(month))
+
+    def first_open_from(self, month: str) -> str:
+        """``month`` if open, else the first open month after it."""
+        candidate = month
+        for _ in range(MONTHS_AHEAD_MAX):
+            if not self.is_closed(candidate):
+                return candidate
+            candidate = next_month(candidate)
+        raise ValueError(f"no open period within {MONTHS_AHEAD_MAX} months after {month}")
+
+    def state(self, month: str) -> dict[str, Any]:
+        last = self._last.get(month)
+        return {
+            "period": month,
+            "closed": self.is_closed(month),
+            "closed_by_quarter": not self._closed_itself(month) and self.is_closed(month),
+            "quarter": quarter_of_month(month),
+            "quarter_closed": self.is_quarter_closed(month),
+            "last_change": None
+            if last is None
+            else {
+                "action": last.action,
+                "requested_by": last.requested_by,
+                "reason": last.reason,
+                "at_ms": last.at_ms,
+                "event_id": last.event_id,
+            },
+        }
+
+    def all(self) -> list[dict[str, Any]]:
+        return [self.state(month) for month in sorted(self._last)]

@@ -122,6 +122,12 @@ class PeriodRow(_JsonRow):
     accounts: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=_frozen)
     entry_count: int = 0
     watermarks: Watermarks = field(default_factory=_no_watermarks)
+    # Period close (issue 16): closed, the totals it had when it was closed (the integrity
+    # check compares them with ``accounts``), and how many entries dated here were booked in a
+    # later period because this one was closed.
+    closed: bool = False
+    closed_totals: Mapping[str, tuple[Decimal, Decimal]] | None = None
+    late_entries_out: int = 0
 
 
 @dataclass(frozen=True)
@@ -416,6 +422,38 @@ def _period_posting(
         accounts=MappingProxyType(accounts),
         entry_count=row.entry_count + 1,
         watermarks=watermarks,
+        closed=row.closed,
+        closed_totals=row.closed_totals,
+        late_entries_out=row.late_entries_out,
+    )
+    return changed, ()
+
+
+def _period_closed(
+    row: PeriodRow, delta: deltas.PeriodClosed, context: _Context, watermarks: Watermarks
+) -> _Reduced:
+    changed = PeriodRow(
+        accounts=row.accounts,
+        entry_count=row.entry_count,
+        watermarks=watermarks,
+        closed=delta.closed,
+        # Closing keeps the totals as they are now; re-opening forgets them.
+        closed_totals=row.accounts if delta.closed else None,
+        late_entries_out=row.late_entries_out,
+    )
+    return changed, ()
+
+
+def _period_late(
+    row: PeriodRow, delta: deltas.PeriodLate, context: _Context, watermarks: Watermarks
+) -> _Reduced:
+    changed = PeriodRow(
+        accounts=row.accounts,
+        entry_count=row.entry_count,
+        watermarks=watermarks,
+        closed=row.closed,
+        closed_totals=row.closed_totals,
+        late_entries_out=row.late_entries_out + 1,
     )
     return changed, ()
 
@@ -448,6 +486,8 @@ _REDUCERS: Mapping[tuple[type, type], _Reducer] = {
     (VendorRow, deltas.VendorInvoice): _vendor_invoice,
     (VendorRow, deltas.VendorPayment): _vendor_payment,
     (PeriodRow, deltas.PeriodPosting): _period_posting,
+    (PeriodRow, deltas.PeriodClosed): _period_closed,
+    (PeriodRow, deltas.PeriodLate): _period_late,
     (ProjectRow, deltas.ProjectTime): _project_time,
     (ProductRow, deltas.ProductionCost): _production_cost,
 }
@@ -837,6 +877,16 @@ def row_to_json_dict(row: Row) -> dict[str, Any]:
                 },
                 "entry_count": row.entry_count,
             }
+            # Left out while unused, so a row's bytes change only when its content does.
+            if row.closed:
+                body["closed"] = True
+            if row.closed_totals is not None:
+                body["closed_totals"] = {
+                    account: [str(debit), str(credit)]
+                    for account, (debit, credit) in sorted(row.closed_totals.items())
+                }
+            if row.late_entries_out:
+                body["late_entries_out"] = row.late_entries_out
         case ProjectRow():
             body = {"hours": str(row.hours), "billable_amount": str(row.billable_amount)}
         case ProductRow():
@@ -884,8 +934,18 @@ def _period_from(encoded: Mapping[str, Any], watermarks: Watermarks) -> Row:
     accounts = {
         account: (money(pair[0]), money(pair[1])) for account, pair in encoded["accounts"].items()
     }
+    totals = encoded.get("closed_totals")
     return PeriodRow(
-        accounts=_frozen(accounts), entry_count=int(encoded["entry_count"]), watermarks=watermarks
+        accounts=_frozen(accounts),
+        entry_count=int(encoded["entry_count"]),
+        watermarks=watermarks,
+        closed=bool(encoded.get("closed", False)),
+        closed_totals=None
+        if totals is None
+        else _frozen(
+            {account: (money(pair[0]), money(pair[1])) for account, pair in totals.items()}
+        ),
+        late_entries_out=int(encoded.get("late_entries_out", 0)),
     )
 
 

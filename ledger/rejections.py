@@ -36,6 +36,8 @@ class Reason(StrEnum):
     EVENT_ID_CONFLICT = "event_id_conflict"
     COMPENSATION_TARGET_UNKNOWN = "compensation_target_unknown"
     COMPENSATION_TARGET_NOT_REVERSIBLE = "compensation_target_not_reversible"
+    # An event dated in a closed period, under closed_period_policy = "reject" (issue 16).
+    PERIOD_CLOSED = "period_closed"
     # Anything else that made a stage raise on this record (a defect, or a record the producer
     # refused, e.g. too large to forward): dead-lettered so the stream goes on and nothing is
     # lost silently; the exception's type and message are in the detail.

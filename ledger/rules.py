@@ -29,6 +29,7 @@ from ledger.entries import (
 )
 from ledger.entries import from_json_dict as entry_from_json
 from ledger.entries import to_json_dict as entry_to_json
+from ledger.master import quarter_end_of, quarter_of_month
 from ledger.money import ZERO, money
 from ledger.periods import month_of, quarter_of
 
@@ -36,6 +37,7 @@ __all__ = [
     "RULES",
     "NotReversibleError",
     "Posting",
+    "booked_in",
     "is_reversible",
     "period_postings",
     "post",
@@ -270,6 +272,52 @@ def post_department_changed(
     return Posting(entry=None, deltas=())
 
 
+def post_period_changed(
+    event: events.PeriodChanged, source: SourceRef, chart: ChartOfAccounts
+) -> Posting:
+    """Close or re-open a month: the month's row, and its quarter's when the month ends the
+    quarter (closing a quarter's last month closes the quarter), keep or forget their totals.
+    The posting stage also publishes the change to every worker's period register."""
+    closed = event.action == "CLOSE"
+    changes = [deltas.PeriodClosed(period=event.period, closed=closed)]
+    if quarter_end_of(event.period) == event.period:
+        changes.append(deltas.PeriodClosed(period=quarter_of_month(event.period), closed=closed))
+    return Posting(entry=None, deltas=tuple(changes))
+
+
+def booked_in(posting: Posting, month: str) -> Posting:
+    """``posting`` booked late in ``month`` (a later, open month): its entry keeps its business
+    date and period and says ``posting_period``; its trial-balance lines move to ``month`` and
+    that month's quarter; the month it left counts one late entry. Budgets are untouched (a
+    budget belongs to the business period)."""
+    entry = posting.entry
+    assert entry is not None, "only an entry is booked"
+    left = entry.posting_period or entry.period
+    assert month > left, f"{month} is not after {left}"
+    moved: list[Delta] = []
+    for delta in posting.deltas:
+        if isinstance(delta, deltas.PeriodPosting):
+            is_quarter = "Q" in delta.period
+            period = quarter_of_month(month) if is_quarter else month
+            moved.append(deltas.PeriodPosting(period=period, lines=delta.lines))
+        else:
+            moved.append(delta)
+    moved.append(deltas.PeriodLate(period=entry.period))
+    late = JournalEntry(
+        entry_id=entry.entry_id,
+        source=entry.source,
+        rule_version=entry.rule_version,
+        business_date=entry.business_date,
+        period=entry.period,
+        quarter=entry.quarter,
+        currency=entry.currency,
+        lines=entry.lines,
+        reverses_entry_id=entry.reverses_entry_id,
+        posting_period=month,
+    )
+    return Posting(entry=late, deltas=tuple(moved))
+
+
 RULES: Mapping[str, Rule] = {
     events.PAYROLL_PROCESSED: post_payroll,
     events.GOODS_RECEIVED: post_goods_received,
@@ -281,6 +329,7 @@ RULES: Mapping[str, Rule] = {
     events.BUDGET_SET: post_budget_set,
     events.CREDIT_LIMIT_SET: post_credit_limit_set,
     events.DEPARTMENT_CHANGED: post_department_changed,
+    events.PERIOD_CHANGED: post_period_changed,
 }
 
 
@@ -319,6 +368,9 @@ def reverse(original: Posting, compensation_event_id: str, source: SourceRef) ->
         currency=entry.currency,
         lines=tuple(line.swapped() for line in entry.lines),
         reverses_entry_id=entry.entry_id,
+        # Its deltas are the original's negated, in the period rows the original was booked
+        # in; so is the reversal (the posting stage moves it on if that period is closed now).
+        posting_period=entry.posting_period,
     )
     return Posting(entry=reversal, deltas=tuple(negate(delta) for delta in original.deltas))
 

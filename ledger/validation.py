@@ -25,6 +25,7 @@ from ledger.events import (
     GoodsReceived,
     MalformedEventError,
     PayrollProcessed,
+    PeriodChanged,
     ProductionOrderCompleted,
     UnknownEventTypeError,
     event_types_on,
@@ -108,7 +109,7 @@ def check_field_lengths(event: Event, context: Context) -> str | None:
         return f"source has {len(event.source)} characters; at most {FREE_TEXT_LENGTH_MAX}"
     if isinstance(event, CompensationRequested) and len(event.reason) > FREE_TEXT_LENGTH_MAX:
         return f"data.reason has {len(event.reason)} characters; at most {FREE_TEXT_LENGTH_MAX}"
-    if isinstance(event, DepartmentChanged):
+    if isinstance(event, DepartmentChanged | PeriodChanged):
         for path, text in event.free_texts():
             if len(text) > FREE_TEXT_LENGTH_MAX:
                 return f"{path} has {len(text)} characters; at most {FREE_TEXT_LENGTH_MAX}"
@@ -159,6 +160,14 @@ def check_timestamp(event: Event, context: Context) -> str | None:
 
 
 def check_period(event: Event, context: Context) -> str | None:
+    if isinstance(event, PeriodChanged):
+        # Months are closed; a quarter closes with its last month.
+        try:
+            kind = parse_period(event.period).kind
+        except ValueError as exc:
+            return f"data.period: {exc}"
+        if kind != "month":
+            return f"data.period {event.period!r}: close a quarter by closing its last month"
     if isinstance(event, BudgetSet):
         try:
             parse_period(event.period)

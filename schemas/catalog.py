@@ -81,6 +81,7 @@ CONTRACTS: tuple[RecordContract, ...] = (
         "fin.commands.DepartmentChanged",
         "department_id",
     ),
+    _event("fin.period.changed", "fin.commands", "fin.commands.PeriodChanged", "period"),
     RecordContract("fin.ledger.JournalEntry", "fin.ledger.postings", ("entry_id",)),
     RecordContract("fin.alerts.Alert", "fin.alerts", ("subject",)),
 )

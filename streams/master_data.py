@@ -1,4 +1,4 @@
-"""Master data on every worker: the departments register, read from ``fin.master-data``.
+"""Master data on every worker: departments and closed periods, read from ``fin.master-data``.
 
 The posting stage publishes each posted ``fin.department.changed`` command as a change record
 (``ledger.master``), keyed ``department|<id>|<event id>``; the topic is compacted, so it keeps
@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ledger.master import DepartmentChange, DepartmentRegister
+from ledger.master import DepartmentChange, DepartmentRegister, PeriodChange, PeriodRegister
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +28,31 @@ TOPIC_CONFIG = {"cleanup.policy": "compact"}
 RETRY_DELAY_S = 5.0
 
 
-def change_from_record(value: bytes) -> DepartmentChange | None:
+def change_from_record(value: bytes) -> DepartmentChange | PeriodChange | None:
     """The change a master-data record holds; None for a kind this version does not know."""
     encoded = orjson.loads(value)
-    if encoded.get("kind") != "department":
-        return None
-    return DepartmentChange.from_json_dict(encoded)
+    kind = encoded.get("kind")
+    if kind == "department":
+        return DepartmentChange.from_json_dict(encoded)
+    if kind == "period":
+        return PeriodChange.from_json_dict(encoded)
+    return None
 
 
 class MasterDataReader:
     """Copies the master-data topic into a register, for as long as the worker runs."""
 
-    def __init__(self, bootstrap: str, topic: str, register: DepartmentRegister) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        register: DepartmentRegister,
+        periods: PeriodRegister | None = None,
+    ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
         self._register = register
+        self._periods = periods if periods is not None else PeriodRegister()
         self._task: asyncio.Task[None] | None = None
         self.caught_up = asyncio.Event()
         self.changes_read = 0
@@ -105,7 +115,17 @@ class MasterDataReader:
                 record.offset,
             )
             return
-        if change is not None and self._register.apply(change):
+        if isinstance(change, PeriodChange):
+            if self._periods.apply(change):
+                self.changes_read += 1
+                log.info(
+                    "master data: period %s %s (by %s: %s)",
+                    change.period,
+                    change.action,
+                    change.requested_by or "-",
+                    change.reason or "-",
+                )
+        elif change is not None and self._register.apply(change):
             self.changes_read += 1
             log.info(
                 "master data: department %s %s (by %s: %s)",

@@ -19,7 +19,7 @@ from ledger import idempotency, master, rules, validation
 from ledger.chain import ChainHead, head_key
 from ledger.chart import ChartOfAccounts
 from ledger.entries import JournalEntry, SourceRef, assert_balanced, chained, to_avro_dict
-from ledger.events import CompensationRequested, DepartmentChanged, Event
+from ledger.events import CompensationRequested, DepartmentChanged, Event, PeriodChanged
 from ledger.rejections import Reason, Rejection
 from schemas.codec import Decoder, Encoder
 from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC
@@ -381,16 +381,19 @@ class Posting:
         decision = idempotency.decide(
             existing, fingerprint=fingerprint, source=source_ref, by_id_offset=record.offset
         )
-        if isinstance(event, DepartmentChanged) and decision in (
+        if isinstance(event, DepartmentChanged | PeriodChanged) and decision in (
             idempotency.Decision.POST,
             idempotency.Decision.REEMIT,
         ):
             # Master data: the change goes to every worker's register (streams/master_data.py);
             # a re-emission sends the same record again (same key, same bytes).
             result = self._posted_or_reemitted(event, record, existing, decision, incoming)
-            return replace(result, sends=(*result.sends, _department_send(event)))
+            return replace(result, sends=(*result.sends, self._master_data_send(event)))
         if decision is idempotency.Decision.POST:
-            posting = rules.post(event, source_ref, self._chart)
+            booked = self._period_policy(rules.post(event, source_ref, self._chart))
+            if isinstance(booked, Rejection):
+                return incoming.refused(booked, event.event_id)
+            posting = booked
             processed = idempotency.ProcessedRecord(
                 fingerprint=fingerprint,
                 source=source_ref,
@@ -414,6 +417,51 @@ class Posting:
                 get=get_processed,
             )
         return incoming.answered(decision, event.event_id, existing)
+
+    def _period_policy(
+        self, posting: rules.Posting, *, refuse: bool = True
+    ) -> rules.Posting | Rejection:
+        """A posting whose booking month is closed: booked late in the first open month, or
+        refused as period_closed (``closed_period_policy``). Decided once, when first posted:
+        the processed row keeps the result, so a re-emission repeats it whatever the periods'
+        state by then."""
+        entry = posting.entry
+        if entry is None:
+            return posting
+        periods = self._chart.period_register
+        booking = entry.posting_period or entry.period
+        if not periods.is_closed(booking):
+            return posting
+        if refuse and self._chart.closed_period_policy == "reject":
+            return Rejection(
+                Reason.PERIOD_CLOSED,
+                f"business date {entry.business_date.isoformat()} is in {entry.period}, which "
+                "is closed; replay this dead letter once the period is re-opened",
+            )
+        return rules.booked_in(posting, periods.first_open_from(booking))
+
+    def _master_data_send(self, event: DepartmentChanged | PeriodChanged) -> Send:
+        if isinstance(event, DepartmentChanged):
+            return _department_send(event)
+        change = master.PeriodChange(
+            period=event.period,
+            action="CLOSE" if event.action == "CLOSE" else "REOPEN",
+            requested_by=event.requested_by or event.source,
+            reason=event.reason,
+            at_ms=int(event.timestamp.timestamp() * 1000),
+            event_id=event.event_id,
+        )
+        # Effective here at once, for the next record of this very batch; the other workers
+        # take it from the master-data topic (a second or so; see docs/design.md).
+        if self._chart.period_register.apply(change):
+            log.info(
+                "period %s %s by %s: %s",
+                change.period,
+                change.action,
+                change.requested_by or "-",
+                change.reason or "-",
+            )
+        return Send(MASTER_DATA_TOPIC, change.key.encode(), orjson.dumps(change.to_json_dict()))
 
     def _posted_or_reemitted(
         self,
@@ -556,7 +604,14 @@ class Posting:
             by_id_offset=record.offset,
         )
         if decision is idempotency.Decision.POST:
-            reversal = orjson.loads(record.headers[H_REVERSAL])
+            # A reversal is never refused for a closed period (its original is reversed once
+            # it is decided): it is booked late like any entry, whatever the policy.
+            booked = self._period_policy(
+                rules.posting_from_json_dict(orjson.loads(record.headers[H_REVERSAL])),
+                refuse=False,
+            )
+            assert not isinstance(booked, Rejection)
+            reversal = rules.posting_to_json_dict(booked)
             claimed = idempotency.ProcessedRecord(
                 fingerprint=incoming.fingerprint,
                 source=incoming.source_ref,
@@ -565,7 +620,7 @@ class Posting:
                 compensated_by=None,
             )
             return self._emit(
-                rules.posting_from_json_dict(reversal),
+                booked,
                 record,
                 claimed,
                 outcome="posted",
@@ -693,6 +748,19 @@ class _Incoming:
             event_id=event_id,
             attempts=record.attempts,
         )
+
+    def refused(self, rejection: Rejection, key: str) -> StageResult:
+        """A refusal at posting (period_closed), remembered so a re-ingested copy of this
+        source record is not counted and dead-lettered twice; a dead letter replayed later
+        (another source position) is looked at afresh."""
+        refused = idempotency.ProcessedRecord(
+            fingerprint=self.fingerprint,
+            source=self.source_ref,
+            by_id_offset=self.record.offset,
+            posting={},
+            rejected_reason=str(rejection.reason),
+        )
+        return replace(self.rejected(rejection, key), table_writes=(_row_write(key, refused),))
 
     def answered(
         self, decision: idempotency.Decision, key: str, existing: idempotency.ProcessedRecord

@@ -9,7 +9,7 @@ import faust
 
 from errors import RegistryUnavailableError
 from ledger.chart import load_chart
-from ledger.master import DepartmentRegister
+from ledger.master import DepartmentRegister, PeriodRegister
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoder, Encoder
 from schemas.registry import RegistryClient, register_all
@@ -60,19 +60,21 @@ def create_hub(settings: Settings) -> Hub:
         metrics=metrics,
         record_limits=record_byte_limits(settings),
     )
-    start_master_data(hub, chart.department_register)
+    start_master_data(hub, chart.department_register, chart.period_register)
     from api.routes import register_routes
 
     register_routes(hub, chart=chart, catalog=catalog, registry=client)
     return hub
 
 
-def start_master_data(hub: Hub, register: DepartmentRegister) -> MasterDataReader:
+def start_master_data(
+    hub: Hub, register: DepartmentRegister, periods: PeriodRegister
+) -> MasterDataReader:
     """Every worker reads the master-data topic into the chart's department register (which
     validation asks), from the start of the worker on (issue 16)."""
     settings = hub.settings
     reader = MasterDataReader(
-        settings.kafka_bootstrap, settings.topic(MASTER_DATA_TOPIC), register
+        settings.kafka_bootstrap, settings.topic(MASTER_DATA_TOPIC), register, periods
     )
     # The classic runtime sends through faust topics by contract name.
     hub.topics.setdefault(

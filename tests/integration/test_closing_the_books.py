@@ -1,5 +1,5 @@
 """Closing the books (issue 16), through one real worker and real Kafka: the ledger's hash
-chains, departments as master data.
+chains, departments as master data, period close (the reject policy on a second deployment).
 
 One worker for the module (its start is most of the cost); each test uses its own entities.
 """
@@ -22,7 +22,7 @@ from schemas.codec import Decoded, Decoder, Encoder, encode_payload
 from schemas.registry import RegistryClient, SchemaIds
 from schemas.wire import frame, unframe
 from streams.deadletter import HEADER_REASON, header_map
-from tests.fixtures import Deployment, Worker
+from tests.fixtures import ROOT, Deployment, Worker
 from tests.integration.helpers import (
     LedgerReader,
     RawProducer,
@@ -248,3 +248,120 @@ def test_a_payroll_for_an_unknown_department_posts_once_it_is_registered_and_rep
         ]
         == "no_budget"
     )
+
+
+def close_or_reopen(worker: Worker, deployment: Deployment, month: str, action: str) -> None:
+    response = requests.post(
+        f"{worker.url}{API}/periods/{month}/{action}",
+        json={"requested_by": "a.controller", "reason": "month end"},
+        headers=write_headers(deployment),
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    closed = action == "close"
+    wait_until(
+        lambda: worker.get(f"{API}/periods/{month}").json()["closed"] is closed,
+        f"{month} {action}d on the worker",
+    )
+
+
+def trial_balance(worker: Worker, period: str) -> dict[str, Any]:
+    response = worker.get(f"{API}/ledger/trial-balance", period=period)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_march_closed_books_a_march_receipt_late_in_april_and_reopened_books_in_march_again(
+    module_deployment: Deployment, worker: Worker, encoder: Encoder
+) -> None:
+    first = goods_receipt("PO-CLOSE-1", "300.00", business_date=dt.date(2024, 3, 10))
+    publish(module_deployment, encoder, "scm.events", first)
+    ledger = LedgerReader(module_deployment)
+    try:
+        ledger.wait_for_events([str(first["event_id"])])
+        wait_until(
+            lambda: trial_balance(worker, "2024-03")["entry_count"] >= 1, "March's trial balance"
+        )
+        close_or_reopen(worker, module_deployment, "2024-03", "close")
+        wait_until(lambda: trial_balance(worker, "2024-03")["closed"], "March's row closed")
+        march = trial_balance(worker, "2024-03")
+        assert march["closed"] is True and march["late_entries_to_later_periods"] == 0
+        assert worker.get(f"{API}/periods/2024-03").json()["quarter_closed"] is True
+
+        late = goods_receipt("PO-CLOSE-2", "450.00", business_date=dt.date(2024, 3, 20))
+        publish(module_deployment, encoder, "scm.events", late)
+        entry = ledger.wait_for_events([str(late["event_id"])])[str(late["event_id"])]
+        assert entry["period"] == "2024-03" and entry["posting_period"] == "2024-04"
+        assert entry["business_date"] == dt.date(2024, 3, 20)
+        wait_until(
+            lambda: trial_balance(worker, "2024-03")["late_entries_to_later_periods"] == 1,
+            "the late entry counted in March",
+        )
+        after = trial_balance(worker, "2024-03")
+        unchanged = ("lines", "total_debit", "total_credit", "entry_count")
+        assert {k: after[k] for k in unchanged} == {k: march[k] for k in unchanged}
+        april = trial_balance(worker, "2024-04")
+        assert any(
+            line["account"] == "1200" and Decimal(line["debit"]) >= Decimal("450.00")
+            for line in april["lines"]
+        )
+
+        close_or_reopen(worker, module_deployment, "2024-03", "reopen")
+        again = goods_receipt("PO-CLOSE-3", "75.00", business_date=dt.date(2024, 3, 25))
+        publish(module_deployment, encoder, "scm.events", again)
+        entry = ledger.wait_for_events([str(again["event_id"])])[str(again["event_id"])]
+        assert entry["posting_period"] is None and entry["period"] == "2024-03"
+    finally:
+        ledger.close()
+
+    def books_whole() -> bool:
+        report = worker.get(f"{API}/ledger/integrity").json()
+        return bool(report["ok"]) and report["ledger_chains"]["ok"]
+
+    # The closed period's totals are checked too (closed_period_unchanged).
+    wait_until(books_whole, "integrity ok once the last deltas are applied")
+
+
+def test_with_the_reject_policy_a_receipt_for_a_closed_month_is_dead_lettered_period_closed(
+    deployment: Deployment, tmp_path: Any
+) -> None:
+    chart = (ROOT / "config" / "chart_of_accounts.toml").read_text()
+    assert 'closed_period_policy = "late"' in chart
+    strict = tmp_path / "chart_reject.toml"
+    strict.write_text(
+        chart.replace('closed_period_policy = "late"', 'closed_period_policy = "reject"')
+    )
+    strict_worker = deployment.add_worker(FIN_CHART_PATH=str(strict))
+    try:
+        strict_worker.wait_ready()
+        reject_scenario(deployment, strict_worker)
+    finally:
+        strict_worker.kill()  # nothing to flush: a clean stop would only cost seconds
+
+
+def reject_scenario(deployment: Deployment, strict_worker: Worker) -> None:
+    assert strict_worker.get(f"{API}/periods").json()["closed_period_policy"] == "reject"
+    close_or_reopen(strict_worker, deployment, "2024-03", "close")
+    catalog = SchemaCatalog.load()
+    client = RegistryClient(deployment.infra.registry_url)
+    try:
+        local = Encoder(catalog, SchemaIds(catalog, client, deployment.prefix, auto_register=False))
+        receipt = goods_receipt("PO-STRICT-1", "99.00", business_date=dt.date(2024, 3, 5))
+        producer = RawProducer(deployment)
+        producer.send("scm.events", b"PO-STRICT-1", local.encode(receipt))
+        (sent,) = producer.flush()
+        producer.close()
+    finally:
+        client.close()
+    dlq = TopicReader(deployment, "fin.dlq")
+    try:
+        letters = dlq.wait_for(
+            lambda records: any(dead_letter_position(r) == sent.position for r in records),
+            "the receipt's dead letter",
+        )
+    finally:
+        dlq.close()
+    (letter,) = [r for r in letters if dead_letter_position(r) == sent.position]
+    headers = header_map(letter.headers)
+    assert headers[HEADER_REASON] == "period_closed"
+    assert "2024-03" in headers["fin.detail"]

@@ -83,7 +83,11 @@ class ReferenceLedger:
                 ledger.book(record, sign=-1)
         return ledger
 
-    def book(self, record: Mapping[str, Any], *, sign: int) -> None:
+    def book(
+        self, record: Mapping[str, Any], *, sign: int, booked_in: str | None = None
+    ) -> None:
+        """Book ``record``; ``booked_in``: the month its trial-balance lines go to when its own
+        month was closed (budgets and sub-ledgers keep the business date)."""
         event_type = record["event_type"]
         data = record["data"]
         if event_type == "fin.budget.set":
@@ -97,7 +101,8 @@ class ReferenceLedger:
         debit_account, credit_account, amount_field = POSTING_TABLE[event_type]
         amount = sign * data[amount_field]
         day = business_date(record)
-        month = month_text(day)
+        month = booked_in or month_text(day)
+        quarter = quarter_of_month_text(month)
         self.balances[(month, debit_account)] += amount
         self.balances[(month, credit_account)] -= amount
         self.entries += 1
@@ -105,7 +110,7 @@ class ReferenceLedger:
         debited, credited = (
             (debit_account, credit_account) if sign > 0 else (credit_account, debit_account)
         )
-        for period in (month, quarter_text(day)):
+        for period in (month, quarter):
             self.period_entries[period] += 1
             debit, credit = self.turnover[(period, debited)]
             self.turnover[(period, debited)] = (debit + gross, credit)
@@ -121,7 +126,7 @@ class ReferenceLedger:
                     (data.get("department_id") or "UNALLOCATED", "SALARY", data["total_gross_pay"])
                 ]
             for department, category, share in shares:
-                for period in (month, quarter_text(day)):
+                for period in (month_text(day), quarter_text(day)):
                     self.budget_actuals[f"{department}|{category}|{period}"] += sign * share
         elif event_type == "scm.goods.received":
             self.vendor_open[data["vendor_id"]] += amount
@@ -154,6 +159,45 @@ class ReferenceLedger:
     def periods(self) -> set[str]:
         """Every month and quarter with at least one journal entry."""
         return set(self.period_entries)
+
+
+def quarter_of_month_text(month: str) -> str:
+    year, number = month.split("-")
+    return f"{year}-Q{(int(number) + 2) // 3}"
+
+
+class ReferencePeriods:
+    """Closed months, written again by hand (issue 16): a month is closed by its own close or by
+    its quarter's last month's; an entry dated in a closed month books in the next open one."""
+
+    def __init__(self) -> None:
+        self.closed: set[str] = set()
+
+    @staticmethod
+    def _quarter_end(month: str) -> str:
+        year, number = month.split("-")
+        return f"{year}-{((int(number) + 2) // 3) * 3:02d}"
+
+    @staticmethod
+    def _next(month: str) -> str:
+        year, number = (int(part) for part in month.split("-"))
+        return f"{year + 1}-01" if number == 12 else f"{year}-{number + 1:02d}"
+
+    def is_closed(self, month: str) -> bool:
+        return month in self.closed or self._quarter_end(month) in self.closed
+
+    def booking_month(self, month: str) -> str:
+        while self.is_closed(month):
+            month = self._next(month)
+        return month
+
+    def closed_periods(self) -> set[str]:
+        """Closed months (own or by quarter) among those closed, and their closed quarters."""
+        found = set(self.closed)
+        for month in self.closed:
+            if self._quarter_end(month) == month:
+                found.add(quarter_of_month_text(month))
+        return found
 
 
 def nonzero(mapping: Mapping[Any, Any]) -> dict[Any, Any]:

@@ -44,10 +44,11 @@ GOLDEN = {
     "fingerprints": "7f99789b907f03daa7fa4469b4d707a46a4eb00e929bc3e94f483d5438eadcd0",
     "processed_records": "cf5224a02c9c236cf7da734ea7ce99240ba162e2c70a7c7e02b465fac1f7bf21",
     "deltas": "ebb872ff033b1121d55dece200814259e318bc69676ea173fc7cd605c7a26558",
-    # Four optional chain fields appended to the journal entry (issue 16, tamper evidence,
-    # 2026-12-03): an unchained entry ends in four more bytes, the null branch of each union.
-    # Without them the digest is still the first one (test below), ENTRIES_BEFORE_CHAINS.
-    "entries": "f415dab285ca64ca4c653ac07919abb5b570e1aa28484d4f94258ff597700949",
+    # Five optional fields appended to the journal entry (issue 16, 2026-12-03): four of the
+    # hash chain and posting_period. An entry posted in its own period and not chained (the
+    # golden run calls the rules, not the posting stage) ends in five more bytes, the null
+    # branch of each union. Without them the digest is still the first one (test below).
+    "entries": "828fcfad853681e05c43b3b229a41080ff150f82369ebafdac6072ec5ba93e7f",
     "alerts": "5e80c49ff7e607fbfd803ca58e5c5b1b64b5e5ce7302140ca20c05084f4d03b4",
     "rows": "21e9ff22679dae97019ed3d7d8814a8ed03e75d5a27f042bf4f6619adbc17e2f",
     # Two bad records added with field_too_long (2026-12-03); without them the digest is still
@@ -171,7 +172,7 @@ def test_outputs_are_byte_identical_to_the_golden_digests() -> None:
     assert digests == GOLDEN
 
 
-def test_unchained_entries_differ_from_the_first_golden_only_by_four_null_chain_fields() -> None:
+def test_entries_differ_from_the_first_golden_only_by_five_null_optional_fields() -> None:
     entries = outputs()["entries"]
-    assert all(chunk.endswith(b"\x00" * 4) for chunk in entries)
-    assert _digest(chunk[:-4] for chunk in entries) == ENTRIES_BEFORE_CHAINS
+    assert all(chunk.endswith(b"\x00" * 5) for chunk in entries)
+    assert _digest(chunk[:-5] for chunk in entries) == ENTRIES_BEFORE_CHAINS

@@ -18,6 +18,7 @@ DESIGN_ORDER = [
     "event_id_conflict",
     "compensation_target_unknown",
     "compensation_target_not_reversible",
+    "period_closed",
     "processing_error",
 ]
 

@@ -40,6 +40,7 @@ EVENT_TOPICS = {
     "fin.department.changed": (
         "fin.commands", "fin.commands.DepartmentChanged", "department_id",
     ),
+    "fin.period.changed": ("fin.commands", "fin.commands.PeriodChanged", "period"),
 }
 
 
@@ -84,14 +85,14 @@ def test_the_catalog_maps_every_event_type_to_its_topic_record_and_key():
 def test_the_catalog_holds_the_journal_entry_and_the_alert():
     assert catalog().by_fullname["fin.ledger.JournalEntry"].topic == "fin.ledger.postings"
     assert catalog().by_fullname["fin.alerts.Alert"].topic == "fin.alerts"
-    assert len(catalog().entries) == len(CONTRACTS) == 13
+    assert len(catalog().entries) == len(CONTRACTS) == 14
 
 
 def test_each_topic_allows_exactly_its_own_records():
     allowed = catalog().allowed_by_topic
 
     assert allowed["hr.events"] == {"erp.hr.PayrollProcessed"}
-    assert len(allowed["fin.commands"]) == 6
+    assert len(allowed["fin.commands"]) == 7
     assert catalog().allowed_fullnames("no.such.topic") == frozenset()
 
 
@@ -167,7 +168,7 @@ def schema_copy(tmp_path):
 
 
 def test_a_copy_of_the_schema_directory_loads(schema_copy):
-    assert len(SchemaCatalog.load(schema_copy).entries) == 13
+    assert len(SchemaCatalog.load(schema_copy).entries) == 14
 
 
 @pytest.mark.parametrize(

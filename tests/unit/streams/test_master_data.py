@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.master import DepartmentRegister
+from ledger.master import DepartmentChange, DepartmentRegister
 from streams.master_data import MASTER_DATA_TOPIC, change_from_record
 from tests.unit.streams.test_pipeline import Harness
 
@@ -41,7 +41,7 @@ def test_a_posted_department_command_publishes_its_change_once_and_again_on_a_re
     assert send.key == f"department|OPS-002|{event_id}".encode()
     assert send.value is not None
     change = change_from_record(send.value)
-    assert change is not None
+    assert isinstance(change, DepartmentChange)
     assert (change.action, change.name, change.requested_by, change.reason) == (
         "REGISTER",
         "Operations 2",
