@@ -1,10 +1,11 @@
 """One busy FIN for the end-to-end tests that look at it from outside (status page, Prometheus).
 
-``busy_hub`` (session scope, started on first use) is a private deployment with one worker
-under the demo producer's steady traffic (``python app.py produce --demo``: the specification's
-samples, then synthetic events), plus what an operator should see on a real day: every kind of
-bad record (dead letters), a duplicate, and a budget cut below its actual (a budget at stop).
-With it, a real Prometheus from ``ops/prometheus.sh`` scrapes that worker every second.
+``busy_hub`` is a private deployment with one worker under the demo producer's steady traffic
+(``python app.py produce --demo``: the specification's samples, then synthetic events), plus
+what an operator should see on a real day: every kind of bad record (dead letters), a duplicate,
+and a budget cut below its actual (a budget at stop). With it, a real Prometheus from
+``ops/prometheus.sh`` scrapes that worker every second. Package scope: started on first use and
+stopped after the last test of tests/e2e, so none of it runs on beside the rest of the suite.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _posted(status: dict[str, Any], event_type: str) -> float:
     return float(status["posted_by_type"].get(event_type, 0.0))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def busy_hub(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BusyHub]:
     root = tmp_path_factory.mktemp("busy-hub")
     deployment = Deployment(infra=infra, root=root)
