@@ -249,6 +249,8 @@ def _dead_letters_section(board: BoardView) -> str:
 def _charts_section(board: BoardView) -> str:
     common = {"now_s": board.now_s, "window_s": board.window_s}
     return (
+        "<p class=note>Charts, lag and counters are this worker's (its partitions, since it "
+        "started); Prometheus has every worker's. Dead letters are every worker's.</p>"
         "<section id=charts class=charts>"
         + line_chart("throughput", "Events", "per second", board.throughput, **common)
         + line_chart("lag", "Consumer lag by topic", "records", board.lag, **common)
