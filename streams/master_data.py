@@ -39,6 +39,46 @@ def change_from_record(value: bytes) -> DepartmentChange | PeriodChange | None:
     return None
 
 
+def preload(
+    bootstrap: str,
+    topic: str,
+    register: DepartmentRegister,
+    periods: PeriodRegister,
+    *,
+    timeout_s: float = 60.0,
+    consumer: Any = None,
+) -> int:
+    """Read every change on the topic now, before the worker processes anything: a restarted
+    worker must not validate against the configured departments only, nor book into a month
+    closed before it started. Returns the changes taken in. (Blocking: called at start.)"""
+    from kafka import KafkaConsumer
+
+    from streams.dlq import read_topic
+
+    if consumer is None:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap.split(","),
+            client_id="fin-master-data",
+            group_id=None,
+            enable_auto_commit=False,
+            bootstrap_timeout_ms=15_000,
+        )
+    taken = 0
+    try:
+        for record in read_topic(consumer, topic, timeout_s=timeout_s):
+            if record.value is None:
+                continue
+            change = change_from_record(record.value)
+            if isinstance(change, PeriodChange):
+                taken += periods.apply(change)
+            elif change is not None:
+                taken += register.apply(change)
+    finally:
+        consumer.close()
+    log.info("master data: %d change(s) read from %s before start", taken, topic)
+    return taken
+
+
 class MasterDataReader:
     """Copies the master-data topic into a register, for as long as the worker runs."""
 

@@ -16,7 +16,7 @@ from schemas.registry import RegistryClient, register_all
 from settings import Settings
 from streams.admin import ensure_topics, record_byte_limits
 from streams.hub import Hub, build_hub
-from streams.master_data import MASTER_DATA_TOPIC, MasterDataReader
+from streams.master_data import MASTER_DATA_TOPIC, MasterDataReader, preload
 from streams.metrics import Metrics
 from streams.schema_cache import SchemaCache
 
@@ -73,6 +73,8 @@ def start_master_data(
     """Every worker reads the master-data topic into the chart's department register (which
     validation asks), from the start of the worker on (issue 16)."""
     settings = hub.settings
+    # Current before any record is processed; the reader below then follows the topic.
+    preload(settings.kafka_bootstrap, settings.topic(MASTER_DATA_TOPIC), register, periods)
     reader = MasterDataReader(
         settings.kafka_bootstrap, settings.topic(MASTER_DATA_TOPIC), register, periods
     )

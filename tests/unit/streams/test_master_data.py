@@ -6,8 +6,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.master import DepartmentChange, DepartmentRegister
-from streams.master_data import MASTER_DATA_TOPIC, change_from_record
+import orjson
+
+from ledger.master import (
+    DepartmentChange,
+    DepartmentRegister,
+    PeriodChange,
+    PeriodRegister,
+    change_of,
+)
+from streams.master_data import MASTER_DATA_TOPIC, change_from_record, preload
+from tests.unit.streams.test_dlq import FakeBroker, FakeConsumer
 from tests.unit.streams.test_pipeline import Harness
 
 
@@ -57,3 +66,38 @@ def test_a_posted_department_command_publishes_its_change_once_and_again_on_a_re
 
 def test_a_record_of_a_kind_this_version_does_not_know_is_skipped() -> None:
     assert change_from_record(b'{"kind": "cost_centre", "id": "CC-1"}') is None
+
+
+def test_a_starting_worker_reads_every_change_before_it_processes_anything() -> None:
+    broker = FakeBroker()
+    broker.create("t.fin.master-data", 2)
+    changes: list[DepartmentChange | PeriodChange] = [
+        change_of(
+            "OPS-002",
+            "REGISTER",
+            name="Ops",
+            requested_by="a",
+            reason="",
+            at_ms=1,
+            event_id=str(uuid.UUID(int=1)),
+        ),
+        PeriodChange("2024-03", "CLOSE", "a.controller", "month end", 2, str(uuid.UUID(int=2))),
+    ]
+    for partition, change in enumerate(changes):
+        broker.append(
+            "t.fin.master-data", partition, change.key.encode(), orjson.dumps(change.to_json_dict())
+        )
+    broker.append("t.fin.master-data", 0, b"tombstone", None)
+    register, periods = DepartmentRegister(), PeriodRegister()
+    consumer = ClosableConsumer(broker)
+    taken = preload("unused:9092", "t.fin.master-data", register, periods, consumer=consumer)
+    assert consumer.closed
+    assert taken == 2
+    assert register.is_active("OPS-002") and periods.is_closed("2024-02")
+
+
+class ClosableConsumer(FakeConsumer):
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
