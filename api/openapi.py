@@ -343,6 +343,7 @@ def component_schemas() -> dict[str, Json]:
                 },
                 # The status page's live parts (api/status_board.py).
                 "registry_reachable": {"type": "boolean"},
+                "integrity_leader": {"type": "boolean"},
                 "history": _object(
                     {
                         "window_s": {"type": "number", "minimum": 0},

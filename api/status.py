@@ -292,6 +292,13 @@ def render_status_page(
         )
     )
     registry_ok = board.registry_reachable if board is not None else True
+    checker = (
+        ""
+        if board is None
+        else " (this worker runs the 60-s check)"
+        if board.integrity_leader
+        else " (the leader runs the 60-s check: its page, or GET /api/v1/fin/ledger/integrity)"
+    )
     if not snapshot["ready"]:
         state = "recovering tables"
     elif not registry_ok:
@@ -331,7 +338,7 @@ td.detail{{max-width:22rem;overflow:hidden;text-overflow:ellipsis;white-space:no
 <div class=banner>
 <span>Readiness <b id=state class="badge {"ok" if ready else "warn"}">{state}</b></span>
 <span>Integrity <b id=integrity class="badge {"ok" if integrity_ok else "warn"}">\
-{html.escape(integrity_text)}</b></span>
+{html.escape(integrity_text)}</b><small>{html.escape(checker)}</small></span>
 <span>uptime {snapshot["uptime_s"]:,.0f} s · consumed <b id=consumed-total>{consumed:,}</b> records
 · throughput <b id=throughput>{snapshot["consumed_per_second"]:,.1f}</b> records/s ·
 total lag <b id=total-lag>{total_lag:,}</b> · refreshes every {refresh_s} s</span></div>

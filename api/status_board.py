@@ -153,6 +153,7 @@ class BoardView:
     dead_letters: tuple[RecentDeadLetter, ...]
     dead_letters_error: str | None
     registry_reachable: bool
+    integrity_leader: bool  # this worker runs the periodic integrity check
 
     def to_json(self) -> dict[str, Any]:
         def lines(series: list[status_history.Series]) -> dict[str, list[list[float]]]:
@@ -162,6 +163,7 @@ class BoardView:
 
         return {
             "registry_reachable": self.registry_reachable,
+            "integrity_leader": self.integrity_leader,
             "history": {
                 "window_s": self.window_s,
                 "samples": self.samples,
@@ -274,4 +276,5 @@ class StatusBoard:
             dead_letters=self._dead_letters.letters,
             dead_letters_error=self._dead_letters.error,
             registry_reachable=self.registry_reachable(),
+            integrity_leader=bool(self.hub.app.is_leader()),
         )
