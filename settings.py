@@ -90,7 +90,14 @@ class Settings:
     batch_max: int = 500
     # True: faust's own Monitor sensor with its per-record statistics (off: nothing reads them).
     faust_monitor: bool = False
-    batch_within_s: float = 0.02
+    # Once an agent has a record, how long it waits for more before processing (0: it takes
+    # what is ready; under load a batch is what arrived while the previous one was processed).
+    batch_linger_s: float = 0.05
+    # ... but only while records keep coming less than this apart (a quiet gap ends the batch).
+    batch_gap_s: float = 0.01
+    # How long the producer waits to fill a request (one request per record costs the worker
+    # and the broker far more than the few ms it adds).
+    producer_linger_s: float = 0.005
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
     api_insecure_writes: bool = False
@@ -156,7 +163,12 @@ class Settings:
             commit_interval_s=_float(env, "FIN_COMMIT_INTERVAL_S", cls.commit_interval_s),
             batch_max=_int(env, "FIN_BATCH_MAX", cls.batch_max),
             faust_monitor=env.get("FIN_FAUST_MONITOR", "0") == "1",
-            batch_within_s=_int(env, "FIN_BATCH_WITHIN_MS", int(cls.batch_within_s * 1000)) / 1000,
+            batch_linger_s=_int(env, "FIN_BATCH_LINGER_MS", int(cls.batch_linger_s * 1000)) / 1000,
+            batch_gap_s=_int(env, "FIN_BATCH_GAP_MS", int(cls.batch_gap_s * 1000)) / 1000,
+            producer_linger_s=_int(
+                env, "FIN_PRODUCER_LINGER_MS", int(cls.producer_linger_s * 1000)
+            )
+            / 1000,
         )
         settings.check()
         return settings
@@ -187,8 +199,12 @@ class Settings:
             raise ConfigurationError("FIN_COMMIT_INTERVAL_S must be 0.1..60")
         if not 1 <= self.batch_max <= 100_000:
             raise ConfigurationError(f"FIN_BATCH_MAX must be 1..100000, got {self.batch_max}")
-        if not 0 < self.batch_within_s <= 10:
-            raise ConfigurationError("FIN_BATCH_WITHIN_MS must be 1..10000")
+        if not 0 <= self.batch_linger_s <= 10:
+            raise ConfigurationError("FIN_BATCH_LINGER_MS must be 0..10000")
+        if not 0 < self.batch_gap_s <= 1:
+            raise ConfigurationError("FIN_BATCH_GAP_MS must be 1..1000")
+        if not 0 <= self.producer_linger_s <= 1:
+            raise ConfigurationError("FIN_PRODUCER_LINGER_MS must be 0..1000")
         if not 0 < self.web_port < 65536:
             raise ConfigurationError(f"FIN_WEB_PORT out of range: {self.web_port}")
 

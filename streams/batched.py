@@ -4,7 +4,7 @@ Why: every faust pass costs ~160 µs per record to consume, a send through faust
 table write with its changelog ~330 µs (measured, ../shared/ARCHITECTURE.md "Dataflow"), while
 a bare producer send costs ~20 µs. So here:
 
-- agents take records in batches (``stream.take_events``);
+- agents take records in batches of what is ready (``streams.take.take_ready``);
 - every output record of a batch goes straight to the producer (``app.producer.send``), and the
   batch is acknowledged only after every one of them was delivered (awaited futures), so no
   offset is committed past a record whose outputs are not on the broker;
@@ -33,9 +33,10 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from faust.types import EventT, StreamT
@@ -71,6 +72,7 @@ from streams.pipeline import (
     stats_key_ingest,
     stats_key_posting,
 )
+from streams.take import take_ready
 from tables.store import BatchedTable
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ EXIT_UNSAFE_TO_CONTINUE = 70
 CountOutcome = Callable[[StageResult, str], None]
 
 
-def stop_without_commit(what: str) -> None:
+def stop_without_commit(what: str) -> NoReturn:
     """Stop the worker now, acknowledging nothing more (see the module docstring)."""
     log.critical("%s; stopping the worker without committing (a restart processes it again)", what)
     logging.shutdown()
@@ -255,15 +257,16 @@ async def dead_letter_without_value(
         )
 
 
-async def run_batch(work: Callable[[], Awaitable[None]], what: str) -> None:
-    """Run one batch to its end, even if the agent is cancelled meanwhile (stop, rebalance).
-
-    faust acknowledges a taken batch when the agent moves on or ends; a batch cut off halfway
-    would be acknowledged with outputs not yet delivered. An unexpected exception here is a
-    defect outside any one record's processing: stop without acknowledging."""
+async def run_batch(
+    work: Callable[[], Awaitable[BatchDelivery]], what: str
+) -> BatchDelivery:
+    """Process one batch to its end (its outputs handed to the producer), even if the agent is
+    cancelled meanwhile (stop, rebalance): a batch cut off halfway could not be acknowledged
+    honestly. An unexpected exception here is a defect outside any one record's processing:
+    stop without acknowledging."""
     task = asyncio.ensure_future(work())
     try:
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
         if not task.done():
             try:
@@ -276,14 +279,93 @@ async def run_batch(work: Callable[[], Awaitable[None]], what: str) -> None:
         stop_without_commit(f"{what} batch failed: {exc!r}")
 
 
-def take_events(
-    stream: StreamT[Any], batch_max: int, within: float
-) -> AsyncIterator[Sequence[EventT[Any]]]:
-    """faust's ``Stream.take_events`` (not in its type stubs)."""
-    batches: AsyncIterator[Sequence[EventT[Any]]] = stream.take_events(  # type: ignore[attr-defined]
-        batch_max, within
-    )
-    return batches
+@dataclass
+class BatchDelivery:
+    """What one processed batch still waits for: the delivery of its outputs and changelog
+    records; then its tables' persisted offsets are recorded and ``after`` runs."""
+
+    box: Outbox
+    changelogs: list[tuple[BatchedTable, list[asyncio.Future[Any]]]]
+    after: Callable[[], None] | None = None
+
+    async def complete(self) -> None:
+        await self.box.delivered()  # a failed delivery stops the worker here
+        for table, futures in self.changelogs:
+            table.mark_persisted(futures)
+        if self.after is not None:
+            self.after()
+
+
+class InFlight:
+    """The batches of one agent whose deliveries are not complete yet, at most ``depth``.
+
+    An agent processes its next batch while the previous ones are being delivered (the broker
+    round trip is most of a small batch's time); a background task completes them in order
+    and acknowledges each batch's events only after all its deliveries succeeded, so no offset
+    is committed past a record whose outputs were not acknowledged by the broker."""
+
+    def __init__(self, stream: StreamT[Any], what: str, depth: int) -> None:
+        self._stream: Any = stream
+        self._what = what
+        self._queue: asyncio.Queue[tuple[Sequence[EventT[Any]], BatchDelivery]] = asyncio.Queue(
+            maxsize=depth
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def push(self, events: Sequence[EventT[Any]], delivery: BatchDelivery) -> None:
+        """Hand over a processed batch; waits while ``depth`` batches are still in flight."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._complete_in_order())
+        await self._queue.put((events, delivery))
+
+    async def _complete_in_order(self) -> None:
+        while True:
+            events, delivery = await self._queue.get()
+            try:
+                await delivery.complete()
+                for event in events:
+                    await self._stream.ack(event)
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                log.exception("%s: completing a batch failed", self._what)
+                stop_without_commit(f"{self._what} batch completion failed: {exc!r}")
+            finally:
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every batch handed over is delivered and acknowledged."""
+        if self._task is not None:
+            await self._queue.join()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def run_agent(
+    stream: StreamT[Any],
+    what: str,
+    process: Callable[[Sequence[EventT[Any]]], Awaitable[BatchDelivery]],
+    batch_max: int,
+    linger_s: float,
+    gap_s: float,
+    depth: int = 2,
+) -> None:
+    """One batched agent: take what is ready, process it, let it complete in the background.
+
+    When the agent stops (shutdown, rebalance), the batches in flight are delivered and
+    acknowledged before it returns, so faust's commit on revocation includes them."""
+    in_flight = InFlight(stream, what, depth)
+    try:
+        async for events in take_ready(stream, batch_max, linger_s, gap_s):
+            delivery = await run_batch(functools.partial(process, events), what)
+            await in_flight.push(events, delivery)
+    finally:
+        try:
+            await asyncio.shield(in_flight.drain())
+        finally:
+            in_flight.close()
 
 
 class StatsCounter:
@@ -339,19 +421,23 @@ def register_batched_agents(
     # Each agent gets its own record caches: agents run concurrently, and one agent's flush
     # must never send another's rows halfway through that one's batch.
     batch_max = settings.batch_max
-    within = settings.batch_within_s
+    linger = settings.batch_linger_s
+    gap = settings.batch_gap_s
 
     partition_counts: dict[str, int] = {}
 
     def outbox() -> Outbox:
         return Outbox(app.producer, settings, metrics, partition_counts, record_limits)
 
-    async def flush(box: Outbox, *written: BatchedTable) -> None:
+    async def seal(box: Outbox, *written: BatchedTable) -> BatchDelivery:
+        """The batch's table rows written and their changelog records sent; what is left is
+        waiting for its deliveries (``BatchDelivery.complete``)."""
+        changelogs: list[tuple[BatchedTable, list[asyncio.Future[Any]]]] = []
         for table in written:
-            box.add_futures(f"{table.name}-changelog", await table.flush(app.producer))
-        await box.delivered()
-        for table in written:
-            table.mark_persisted()
+            futures = await table.flush(app.producer)
+            box.add_futures(f"{table.name}-changelog", futures)
+            changelogs.append((table, futures))
+        return BatchDelivery(box, changelogs)
 
     ingest_stage = Ingest(decoder, chart)
     # Metric children resolved once (a labels() look-up per record costs a lock and a dict).
@@ -359,7 +445,9 @@ def register_batched_agents(
     posting_seconds = metrics.processing_seconds.labels("posting")
     consumed_of = functools.cache(metrics.events_consumed.labels)
 
-    async def ingest_batch(events: Sequence[EventT[Any]], stats: StatsCounter) -> None:
+    async def ingest_batch(
+        events: Sequence[EventT[Any]], stats: StatsCounter
+    ) -> BatchDelivery:
         box = outbox()
         for event in events:
             message = event.message
@@ -409,12 +497,13 @@ def register_batched_agents(
             )
             count_outcome(result, contract)
             ingest_seconds.observe(time.perf_counter() - started)
-        await flush(box, stats.stage())
+        return await seal(box, stats.stage())
 
     async def ingest_agent(stream: StreamT[Any]) -> None:
         stats = StatsCounter(BatchedTable(tables["stats"]))
-        async for events in take_events(stream, batch_max, within):
-            await run_batch(functools.partial(ingest_batch, events, stats), "ingest")
+        await run_agent(
+            stream, "ingest", functools.partial(ingest_batch, stats=stats), batch_max, linger, gap
+        )
 
     for name in (*SOURCE_TOPICS, COMMANDS_TOPIC):
         app.agent(topics[name], name=f"ingest-{name}", concurrency=1)(ingest_agent)
@@ -428,7 +517,7 @@ def register_batched_agents(
 
     async def posting_batch(
         events: Sequence[EventT[Any]], processed: BatchedTable, stats: StatsCounter
-    ) -> None:
+    ) -> BatchDelivery:
         box = outbox()
         coalesced: dict[tuple[str, str], list[dict[str, Any]]] = {}
         posted_timestamps: list[datetime] = []
@@ -497,16 +586,29 @@ def register_batched_agents(
             await box.send(
                 Send(delta_topic(table_name), key.encode(), orjson.dumps({"deltas": items}))
             )
-        await flush(box, processed, stats.stage())
-        delivered_at = time.time()
-        for timestamp in posted_timestamps:
-            metrics.event_to_posting_seconds.observe(max(0.0, delivered_at - timestamp.timestamp()))
+        delivery = await seal(box, processed, stats.stage())
+
+        def observe_latency() -> None:
+            delivered_at = time.time()
+            for timestamp in posted_timestamps:
+                metrics.event_to_posting_seconds.observe(
+                    max(0.0, delivered_at - timestamp.timestamp())
+                )
+
+        delivery.after = observe_latency
+        return delivery
 
     async def posting_agent(stream: StreamT[Any]) -> None:
         processed = BatchedTable(tables["processed"])
         stats = StatsCounter(BatchedTable(tables["stats"]))
-        async for events in take_events(stream, batch_max, within):
-            await run_batch(functools.partial(posting_batch, events, processed, stats), "posting")
+        await run_agent(
+            stream,
+            "posting",
+            functools.partial(posting_batch, processed=processed, stats=stats),
+            batch_max,
+            linger,
+            gap,
+        )
 
     app.agent(topics[BY_EVENT_ID_TOPIC], name="posting", concurrency=1)(posting_agent)
 
@@ -518,9 +620,10 @@ def register_batched_agents(
             chart=chart,
             metrics=metrics,
             outbox=outbox,
-            flush=flush,
+            seal=seal,
             batch_max=batch_max,
-            within=within,
+            linger=linger,
+            gap=gap,
         )
         app.agent(topics[delta_topic(table_name)], name=f"table-{table_name}", concurrency=1)(
             table_agent
@@ -535,13 +638,14 @@ def make_table_agent(
     chart: ChartOfAccounts,
     metrics: Metrics,
     outbox: Callable[[], Outbox],
-    flush: Callable[..., Awaitable[None]],
+    seal: Callable[..., Awaitable[BatchDelivery]],
     batch_max: int,
-    within: float,
+    linger: float,
+    gap: float,
 ) -> Callable[[StreamT[Any]], Awaitable[None]]:
     """One table's agent: its delta records in batches, each row parsed once and written once."""
 
-    async def table_batch(events: Sequence[EventT[Any]]) -> None:
+    async def table_batch(events: Sequence[EventT[Any]]) -> BatchDelivery:
         box = outbox()
         rows: dict[tuple[int, bytes], reducers.Row] = {}
         for event in events:
@@ -592,10 +696,9 @@ def make_table_agent(
             )
         for (partition, key), row in rows.items():
             table.put(partition, key, orjson.dumps(reducers.row_to_json_dict(row)))
-        await flush(box, table)
+        return await seal(box, table)
 
     async def table_agent(stream: StreamT[Any]) -> None:
-        async for events in take_events(stream, batch_max, within):
-            await run_batch(functools.partial(table_batch, events), f"table-{table_name}")
+        await run_agent(stream, f"table-{table_name}", table_batch, batch_max, linger, gap)
 
     return table_agent

@@ -130,6 +130,7 @@ def build_hub(
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
+        producer_linger=settings.producer_linger_s,
         # Room for a forwarded or dead-lettered source record of the broker's largest size plus
         # FIN's headers (the topics that carry them accept as much: streams/admin.py).
         producer_max_request_size=RECORD_BYTES_MAX + 64 * 1024,

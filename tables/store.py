@@ -24,7 +24,7 @@ the caller passes explicitly because a batch mixes partitions.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from faust.types import TP, TableT
@@ -42,7 +42,6 @@ class BatchedTable:
     def __init__(self, table: TableT[Any, Any]) -> None:
         self.table = table
         self._cache: dict[tuple[int, bytes], bytes] = {}
-        self._pending: dict[int, list[asyncio.Future[Any]]] = {}
 
     @property
     def _changelog_topic(self) -> str:
@@ -87,23 +86,26 @@ class BatchedTable:
         for (partition, key), value in self._cache.items():
             store._db_for_partition(partition).put(key, value)
             key_index[key] = partition
-            future = await producer.send(topic, key, value, partition, None, None)
-            futures.append(future)
-            self._pending.setdefault(partition, []).append(future)
+            futures.append(await producer.send(topic, key, value, partition, None, None))
         self._cache.clear()
         return futures
 
-    def mark_persisted(self) -> None:
-        """After the futures of ``flush`` completed: remember the highest offset per partition."""
+    def mark_persisted(self, futures: Iterable[asyncio.Future[Any]]) -> None:
+        """After the futures of one ``flush`` completed: remember, once per partition, the
+        highest changelog offset delivered. Batches may be in flight one behind the other
+        (streams/batched.py), so each flush's futures are passed back explicitly."""
+        highest: dict[int, int] = {}
+        for future in futures:
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                continue
+            metadata = future.result()
+            if metadata.offset > highest.get(metadata.partition, -1):
+                highest[metadata.partition] = metadata.offset
         topic = self._changelog_topic
         store = self._store
-        for partition, futures in self._pending.items():
-            offsets = [f.result().offset for f in futures if f.done() and not f.exception()]
-            if offsets:
-                store.set_persisted_offset(TP(topic, partition), max(offsets))
-        self._pending.clear()
+        for partition, offset in highest.items():
+            store.set_persisted_offset(TP(topic, partition), offset)
 
     def discard(self) -> None:
         """Forget a batch that will be processed again (nothing of it was acknowledged)."""
         self._cache.clear()
-        self._pending.clear()

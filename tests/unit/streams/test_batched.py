@@ -14,6 +14,8 @@ from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC, Settings
 from streams.admin import RECORD_BYTES_MAX
 from streams.batched import (
     BROKER_DEFAULT_RECORD_BYTES_MAX,
+    BatchDelivery,
+    InFlight,
     Outbox,
     record_bytes_limit,
     send_or_dead_letter,
@@ -29,6 +31,7 @@ SOURCE = SourcePosition("scm.events", 2, 41, 1_700_000_000_000)
 @dataclass
 class RecordMetadata:
     offset: int
+    partition: int | None = None
 
 
 @dataclass
@@ -57,7 +60,7 @@ class FakeProducer:
         offset = self.offsets[(topic, partition)]
         self.offsets[(topic, partition)] = offset + 1
         future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        future.set_result(RecordMetadata(offset))
+        future.set_result(RecordMetadata(offset, partition))
         return future
 
 
@@ -138,8 +141,9 @@ def test_the_persisted_offset_is_the_highest_delivered_changelog_offset_per_part
             batched.put(0, f"a{batch}".encode(), b"1")
             batched.put(0, f"b{batch}".encode(), b"1")
             batched.put(2, f"c{batch}".encode(), b"1")
-            await asyncio.gather(*await batched.flush(producer))
-            batched.mark_persisted()
+            futures = await batched.flush(producer)
+            await asyncio.gather(*futures)
+            batched.mark_persisted(futures)
 
     asyncio.run(two_batches())
 
@@ -273,3 +277,90 @@ def test_a_topic_without_its_own_limit_is_held_to_the_brokers_default() -> None:
     # would refuse after the hand-over (stopping the worker) is refused before it.
     assert record_bytes_limit(DLQ_TOPIC, {}) == BROKER_DEFAULT_RECORD_BYTES_MAX
     assert record_bytes_limit(DLQ_TOPIC, {DLQ_TOPIC: 50_000_000}) == RECORD_BYTES_MAX
+
+
+class GatedBox:
+    """An outbox whose deliveries complete when the test says so."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+
+    async def delivered(self) -> None:
+        await self.gate.wait()
+
+
+def fake_events(*names: str) -> Any:
+    """Stand-ins for faust events (InFlight only hands them back to ``stream.ack``)."""
+    return list(names)
+
+
+class AckRecorder:
+    def __init__(self) -> None:
+        self.acked: list[str] = []
+
+    async def ack(self, event: str) -> None:
+        self.acked.append(event)
+
+
+def test_batches_in_flight_are_acknowledged_in_order_and_only_once_delivered() -> None:
+    async def scenario() -> list[list[str]]:
+        stream = AckRecorder()
+        in_flight = InFlight(stream, "test", depth=4)  # type: ignore[arg-type]
+        first, second = GatedBox(), GatedBox()
+        seen: list[list[str]] = []
+        await in_flight.push(fake_events("a1", "a2"), BatchDelivery(first, []))  # type: ignore[arg-type]
+        await in_flight.push(fake_events("b1"), BatchDelivery(second, []))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        seen.append(list(stream.acked))  # nothing delivered: nothing acknowledged
+        second.gate.set()
+        await asyncio.sleep(0.01)
+        seen.append(list(stream.acked))  # the later batch waits for the earlier one
+        first.gate.set()
+        await asyncio.wait_for(in_flight.drain(), 5)
+        seen.append(list(stream.acked))
+        in_flight.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [[], [], ["a1", "a2", "b1"]]
+
+
+def test_a_full_pipeline_holds_the_agent_back_until_the_oldest_batch_completes() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        stream = AckRecorder()
+        in_flight = InFlight(stream, "test", depth=1)  # type: ignore[arg-type]
+        boxes = [GatedBox() for _ in range(3)]
+        await in_flight.push(fake_events("e0"), BatchDelivery(boxes[0], []))  # type: ignore[arg-type]
+        await in_flight.push(fake_events("e1"), BatchDelivery(boxes[1], []))  # type: ignore[arg-type]
+        third = asyncio.ensure_future(
+            in_flight.push(fake_events("e2"), BatchDelivery(boxes[2], []))  # type: ignore[arg-type]
+        )
+        await asyncio.sleep(0.02)
+        blocked = not third.done()
+        boxes[0].gate.set()
+        await asyncio.sleep(0.02)
+        released = third.done()
+        for box in boxes:
+            box.gate.set()
+        await asyncio.wait_for(in_flight.drain(), 5)
+        in_flight.close()
+        return blocked, released
+
+    assert asyncio.run(scenario()) == (True, True)
+
+
+def test_a_completed_batch_records_its_own_changelog_offsets_only() -> None:
+    table = FakeTable()
+    batched = BatchedTable(table)  # type: ignore[arg-type]
+    producer = FakeProducer()
+
+    async def two_flushes_in_flight() -> None:
+        batched.put(0, b"a", b"1")
+        first = await batched.flush(producer)
+        batched.put(0, b"b", b"1")
+        second = await batched.flush(producer)
+        await asyncio.gather(*first, *second)
+        batched.mark_persisted(first)
+
+    asyncio.run(two_flushes_in_flight())
+    # The second flush's record (offset 1) is not claimed until its own batch completes.
+    assert table.data.persisted == {TP("app-budgets-changelog", 0): 0}
