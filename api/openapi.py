@@ -26,6 +26,8 @@ from ledger.events import (
     COMPENSATION_REQUESTED,
     CREDIT_LIMIT_SET,
     CUSTOMER_PAYMENT_RECEIVED,
+    DEPARTMENT_CHANGED,
+    PERIOD_CHANGED,
     VENDOR_PAYMENT_MADE,
 )
 from ledger.rejections import Reason
@@ -288,8 +290,16 @@ def component_schemas() -> dict[str, Json]:
                 "chain_sequence": {"type": ["integer", "null"], "minimum": 1},
                 "previous_hash": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
                 "entry_hash": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+                # Booked late in this month because its own was closed (null: in its own).
+                "posting_period": {"type": ["string", "null"]},
             },
-            optional=("chain_partition", "chain_sequence", "previous_hash", "entry_hash"),
+            optional=(
+                "chain_partition",
+                "chain_sequence",
+                "previous_hash",
+                "entry_hash",
+                "posting_period",
+            ),
         ),
         "IntegrityReport": _object(
             {
@@ -466,6 +476,8 @@ def component_schemas() -> dict[str, Json]:
                         VENDOR_PAYMENT_MADE,
                         CUSTOMER_PAYMENT_RECEIVED,
                         COMPENSATION_REQUESTED,
+                        DEPARTMENT_CHANGED,
+                        PERIOD_CHANGED,
                     ],
                 },
                 "partition": {"type": "integer", "minimum": 0},

@@ -211,10 +211,6 @@ def register_routes(
 
             async def local() -> Response:
                 row = row_of("budgets", key)
-                if row is None and chart.is_department(dept):
-                    # A registered department with no budget and nothing spent yet: its
-                    # answer is "no budget", not "not found" (issue 16).
-                    row = reducers.BudgetRow()
                 if row is None:
                     return problem(
                         self,

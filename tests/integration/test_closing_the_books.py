@@ -218,10 +218,11 @@ def test_a_payroll_for_an_unknown_department_posts_once_it_is_registered_and_rep
     assert department["status"] == "active" and department["changed_by"] == "a.controller"
     assert department["name"] == "Operations 2" and department["reason"] == "new site"
 
-    # A registered department with no budget and nothing spent answers "no budget".
+    # The budget query takes the registered department (an unknown one is a 400): nothing is
+    # booked for it yet, so "no budget or actuals" (404), as for any untouched budget key.
     before = worker.get(f"{API}/budgets/department/OPS-002", category="SALARY", period="2024-Q2")
-    assert before.status_code == 200, before.text
-    assert before.json()["status"] == "no_budget" and before.json()["actual"] == "0.00"
+    assert before.status_code == 404, before.text
+    assert worker.get(f"{API}/budgets/department/OPS-003", period="2024-Q2").status_code == 400
 
     replay = run_app(
         module_deployment.env(), "dlq", "replay", "--id", f"{letter.partition}:{letter.offset}"
