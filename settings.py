@@ -98,6 +98,10 @@ class Settings:
     # How long the producer waits to fill a request (one request per record costs the worker
     # and the broker far more than the few ms it adds).
     producer_linger_s: float = 0.005
+    # The most bytes the producer puts in one partition's batch. aiokafka makes a send wait
+    # for the broker whenever that partition's batch is full (faust's default 16 KiB filled in
+    # 15-30 records of a 500-record batch); kept under the topics' 1,000,000-byte record limit.
+    producer_batch_bytes: int = 256 * 1024
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
     api_insecure_writes: bool = False
@@ -169,6 +173,7 @@ class Settings:
                 env, "FIN_PRODUCER_LINGER_MS", int(cls.producer_linger_s * 1000)
             )
             / 1000,
+            producer_batch_bytes=_int(env, "FIN_PRODUCER_BATCH_BYTES", cls.producer_batch_bytes),
         )
         settings.check()
         return settings
@@ -205,6 +210,8 @@ class Settings:
             raise ConfigurationError("FIN_BATCH_GAP_MS must be 1..1000")
         if not 0 <= self.producer_linger_s <= 1:
             raise ConfigurationError("FIN_PRODUCER_LINGER_MS must be 0..1000")
+        if not 16 * 1024 <= self.producer_batch_bytes <= 900_000:
+            raise ConfigurationError("FIN_PRODUCER_BATCH_BYTES must be 16384..900000")
         if not 0 < self.web_port < 65536:
             raise ConfigurationError(f"FIN_WEB_PORT out of range: {self.web_port}")
 

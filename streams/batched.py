@@ -257,9 +257,7 @@ async def dead_letter_without_value(
         )
 
 
-async def run_batch(
-    work: Callable[[], Awaitable[BatchDelivery]], what: str
-) -> BatchDelivery:
+async def run_batch(work: Callable[[], Awaitable[BatchDelivery]], what: str) -> BatchDelivery:
     """Process one batch to its end (its outputs handed to the producer), even if the agent is
     cancelled meanwhile (stop, rebalance): a batch cut off halfway could not be acknowledged
     honestly. An unexpected exception here is a defect outside any one record's processing:
@@ -445,9 +443,7 @@ def register_batched_agents(
     posting_seconds = metrics.processing_seconds.labels("posting")
     consumed_of = functools.cache(metrics.events_consumed.labels)
 
-    async def ingest_batch(
-        events: Sequence[EventT[Any]], stats: StatsCounter
-    ) -> BatchDelivery:
+    async def ingest_batch(events: Sequence[EventT[Any]], stats: StatsCounter) -> BatchDelivery:
         box = outbox()
         for event in events:
             message = event.message
@@ -505,8 +501,21 @@ def register_batched_agents(
             stream, "ingest", functools.partial(ingest_batch, stats=stats), batch_max, linger, gap
         )
 
-    for name in (*SOURCE_TOPICS, COMMANDS_TOPIC):
-        app.agent(topics[name], name=f"ingest-{name}", concurrency=1)(ingest_agent)
+    # One ingest agent for every source topic and the commands topic: one batch carries what
+    # arrived on any of them (six agents made six small batches, each with its own stats rows
+    # and deliveries to wait for).
+    ingest_names = [
+        name for topic in (*SOURCE_TOPICS, COMMANDS_TOPIC) for name in topics[topic].topics
+    ]
+    ingest_topic = app.topic(
+        *ingest_names,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    app.agent(ingest_topic, name="ingest", concurrency=1)(ingest_agent)
 
     posting_stage = Posting(decoder, encoder, chart, coalesce_deltas=True)
     inject_fault_on = (

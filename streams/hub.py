@@ -131,6 +131,7 @@ def build_hub(
         broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
         producer_linger=settings.producer_linger_s,
+        producer_max_batch_size=settings.producer_batch_bytes,
         # Room for a forwarded or dead-lettered source record of the broker's largest size plus
         # FIN's headers (the topics that carry them accept as much: streams/admin.py).
         producer_max_request_size=RECORD_BYTES_MAX + 64 * 1024,
