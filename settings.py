@@ -92,7 +92,7 @@ class Settings:
     faust_monitor: bool = False
     # Once an agent has a record, how long it waits for more before processing (0: it takes
     # what is ready; under load a batch is what arrived while the previous one was processed).
-    batch_linger_s: float = 0.05
+    batch_linger_s: float = 0.02
     # ... but only while records keep coming less than this apart (a quiet gap ends the batch).
     batch_gap_s: float = 0.01
     # How long the producer waits to fill a request (one request per record costs the worker
