@@ -254,7 +254,7 @@ def _charts_section(board: BoardView) -> str:
         "<section id=charts class=charts>"
         + line_chart("throughput", "Events", "per second", board.throughput, **common)
         + line_chart("lag", "Consumer lag by topic", "records", board.lag, **common)
-        + line_chart("latency", "Event to posting", "s, p50 and p99", board.latency, **common)
+        + line_chart("latency", "Published to posted", "s, p50 and p99", board.latency, **common)
         + line_chart(
             "dead-letters",
             "Dead letters by reason",

@@ -530,6 +530,7 @@ def register_batched_agents(
         box = outbox()
         coalesced: dict[tuple[str, str], list[dict[str, Any]]] = {}
         posted_timestamps: list[datetime] = []
+        published_ms: list[int] = []
         for event in events:
             message = event.message
             delivery_audit.processed(message)
@@ -588,8 +589,11 @@ def register_batched_agents(
                 posting_counters(result.outcome),
             )
             count_outcome(result, record.source.topic)
-            if result.outcome == "posted" and result.event_timestamp is not None:
-                posted_timestamps.append(result.event_timestamp)
+            if result.outcome == "posted":
+                if result.event_timestamp is not None:
+                    posted_timestamps.append(result.event_timestamp)
+                if record.source.timestamp_ms is not None:
+                    published_ms.append(record.source.timestamp_ms)
             posting_seconds.observe(time.perf_counter() - started)
         for (table_name, key), items in coalesced.items():
             await box.send(
@@ -603,6 +607,8 @@ def register_batched_agents(
                 metrics.event_to_posting_seconds.observe(
                     max(0.0, delivered_at - timestamp.timestamp())
                 )
+            for stamp_ms in published_ms:
+                metrics.record_to_posting_seconds.observe(max(0.0, delivered_at - stamp_ms / 1000))
 
         delivery.after = observe_latency
         return delivery

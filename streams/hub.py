@@ -330,6 +330,11 @@ def build_hub(
                 metrics.event_to_posting_seconds.observe(
                     max(0.0, time.time() - result.event_timestamp.timestamp())
                 )
+            if result.outcome == "posted" and record.source.timestamp_ms is not None:
+                # Handed to the producer here (the classic runtime does not await delivery).
+                metrics.record_to_posting_seconds.observe(
+                    max(0.0, time.time() - record.source.timestamp_ms / 1000)
+                )
             metrics.processing_seconds.labels("posting").observe(time.perf_counter() - started)
 
     app.agent(topics[BY_EVENT_ID_TOPIC], name="posting", concurrency=1)(posting_agent)

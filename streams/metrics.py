@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # Latency buckets in seconds: from sub-millisecond work inside the worker to minutes of event age.
 _WORKER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _EVENT_AGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+_HUB_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 @dataclass
@@ -96,6 +97,13 @@ class Metrics:
             "fin_event_to_posting_seconds",
             "From the event's own timestamp to the moment its posting was sent.",
             buckets=_EVENT_AGE_BUCKETS,
+            registry=r,
+        )
+        self.record_to_posting_seconds = Histogram(
+            "fin_record_to_posting_seconds",
+            "From the source record's Kafka timestamp (when it was published) to the delivery of "
+            "its journal entry: the hub's own latency, whatever date the event carries.",
+            buckets=_HUB_LATENCY_BUCKETS,
             registry=r,
         )
         self.consumer_lag = Gauge(
