@@ -20,12 +20,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ledger.master import DepartmentChange, DepartmentRegister, PeriodChange, PeriodRegister
+from tables.topic_reader import read_forever, topic_partitions
 
 log = logging.getLogger(__name__)
 
 MASTER_DATA_TOPIC = "fin.master-data"
 TOPIC_CONFIG = {"cleanup.policy": "compact"}
-RETRY_DELAY_S = 5.0
 
 
 def change_from_record(value: bytes) -> DepartmentChange | PeriodChange | None:
@@ -107,14 +107,7 @@ class MasterDataReader:
                 await self._task
 
     async def _run_forever(self) -> None:
-        while True:
-            try:
-                await self._run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("master data: reading %s failed; again in 5 s", self._topic)
-                await asyncio.sleep(RETRY_DELAY_S)
+        await read_forever(self._run, self._topic, "master data")
 
     async def _run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -125,7 +118,7 @@ class MasterDataReader:
         )
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
+            partitions = await topic_partitions(consumer, self._topic, "master data")
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
@@ -174,15 +167,6 @@ class MasterDataReader:
                 change.requested_by or "-",
                 change.reason or "-",
             )
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        while True:
-            cluster = await consumer._client.fetch_all_metadata()
-            numbers = cluster.partitions_for_topic(self._topic)
-            if numbers:
-                return [TopicPartition(self._topic, number) for number in sorted(numbers)]
-            log.info("master data: waiting for topic %s", self._topic)
-            await asyncio.sleep(1.0)
 
 
 async def _at_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

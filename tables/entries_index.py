@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import Options, Rdict, WriteBatch
 
 from errors import FinError
+from tables.topic_reader import read_forever, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ FRESH_ENTRIES_MAX = 200_000  # beyond this the chain watcher re-reads the whole 
 
 class IndexBehindError(FinError):
     """The local copy of the ledger topic has not caught up with it (yet)."""
+
 
 END_OFFSETS_INTERVAL_S = 2.0
 
@@ -125,14 +127,7 @@ class EntriesIndex:
         self._db.close()
 
     async def _run_forever(self) -> None:
-        while True:
-            try:
-                await self._run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("entries index: reading %s failed; again in 5 s", self._topic)
-                await asyncio.sleep(5.0)
+        await read_forever(self._run, self._topic, "entries index")
 
     async def _run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -144,7 +139,7 @@ class EntriesIndex:
         )
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
+            partitions = await topic_partitions(consumer, self._topic, "entries index")
             consumer.assign(partitions)
             self._consumer = consumer
             for tp in partitions:
@@ -171,17 +166,6 @@ class EntriesIndex:
         finally:
             self._consumer = None
             await consumer.stop()
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        while True:
-            # A consumer with no subscription keeps no metadata of its own (partitions_for_topic
-            # answers None): read the cluster's, as the consumer's topics() does.
-            cluster = await consumer._client.fetch_all_metadata()
-            numbers = cluster.partitions_for_topic(self._topic)
-            if numbers:
-                return [TopicPartition(self._topic, number) for number in sorted(numbers)]
-            log.info("entries index: waiting for topic %s", self._topic)
-            await asyncio.sleep(1.0)
 
     def _apply(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         batch = WriteBatch(raw_mode=True)
