@@ -87,7 +87,12 @@ from schemas.catalog import SchemaCatalog
 from schemas.registry import RegistryClient
 from settings import COMMANDS_TOPIC, DELTA_TABLES, LEDGER_TOPIC
 from streams.admin import group_committed_offsets
-from streams.commit_guard import CommitWatch, adopt_broker_offsets, holes_at_head, reread_holes
+from streams.faust_patches.commit_guard import (
+    CommitWatch,
+    adopt_broker_offsets,
+    holes_at_head,
+    reread_holes,
+)
 from streams.hub import Hub
 from tables.entries_index import IndexBehindError
 

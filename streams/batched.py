@@ -56,10 +56,10 @@ from settings import (
     Settings,
     delta_topic,
 )
-from streams import delivery_audit
 from streams.admin import RECORD_BYTES_MAX
 from streams.deadletter import SourcePosition, processing_attempt
 from streams.effects import Send, StageResult
+from streams.faust_patches import delivery_audit
 from streams.metrics import Metrics
 from streams.partitioner import partition_for
 from streams.pipeline import (

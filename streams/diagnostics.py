@@ -1,7 +1,8 @@
 """What a worker can tell about itself when a partition stops moving.
 
 ``kill -USR1 <pid>`` logs where every asyncio task waits and faust's bookkeeping of every
-assigned partition; the stall watch (streams.commit_guard) reports with the same partition view.
+assigned partition; the stall watch (streams.faust_patches.commit_guard) reports with the same
+partition view.
 faust keeps that bookkeeping in private attributes of its consumer; they are only read here.
 """
 

@@ -34,11 +34,13 @@ from settings import (
     Settings,
     delta_topic,
 )
-from streams import commit_guard, delivery_audit, diagnostics
+from streams import diagnostics
 from streams.admin import RECORD_BYTES_MAX
 from streams.batched import register_batched_agents
 from streams.deadletter import SourcePosition, processing_attempt
 from streams.effects import Send, StageResult
+from streams.faust_patches import commit_guard, delivery_audit
+from streams.faust_patches.quiet_monitor import QuietMonitor
 from streams.metrics import Metrics
 from streams.pipeline import (
     Ingest,
@@ -49,7 +51,6 @@ from streams.pipeline import (
     stats_key_ingest,
     stats_key_posting,
 )
-from streams.quiet_monitor import QuietMonitor
 from streams.resilience import Backoff
 from tables.agents import declare_tables, register_table_agents, register_table_gauges
 from tables.entries_index import EntriesIndex

@@ -21,8 +21,8 @@ from ledger.chart import ChartOfAccounts
 from ledger.reducers import PeriodRow, trial_balance
 from schemas.codec import Encoder
 from settings import DELTA_TABLES, Settings, delta_topic
-from streams import delivery_audit
 from streams.effects import Send
+from streams.faust_patches import delivery_audit
 from streams.metrics import Metrics
 from tables.state import TableApply
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.sensors.monitor import Monitor
 
-from streams.quiet_monitor import PER_RECORD_HOOKS, QuietMonitor
+from streams.faust_patches.quiet_monitor import PER_RECORD_HOOKS, QuietMonitor
 
 
 def test_every_silenced_hook_still_exists_in_the_installed_faust() -> None:

@@ -26,6 +26,10 @@ PER_RECORD_HOOKS: tuple[str, ...] = (
     "on_send_completed",
 )
 
+REPLACED: tuple[tuple[type, str], ...] = tuple((Monitor, hook) for hook in PER_RECORD_HOOKS)
+"""What ``QuietMonitor`` overrides (checked by tests/unit/streams/faust_patches/)."""
+READ: tuple[tuple[type, str], ...] = ()
+
 
 class QuietMonitor(Monitor):
     """A Monitor whose per-record hooks do nothing."""

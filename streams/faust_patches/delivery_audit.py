@@ -8,7 +8,7 @@ processed them (faust's compiled stream path acknowledges inline, so not those),
 skipping offsets of a partition it kept (``AUDIT processing jump``: FIN's topics have no
 transaction markers under at_least_once, so that is a lost record; the fault suite fails on it).
 Off by default: it costs a dictionary look-up per record and logs many lines on every restart.
-It found the hole that ``commit_guard.keep_queued_records_on_resume`` closes.
+It found the hole that ``streams.faust_patches.commit_guard.keep_queued_records_on_resume`` closes.
 """
 
 from __future__ import annotations
@@ -22,11 +22,31 @@ from faust.transport.consumer import Consumer
 from faust.types import TP, Message
 from mode.utils.queues import ThrowableQueue
 
-from streams.commit_guard import delivered_before_seek
+from streams.faust_patches.commit_guard import delivered_before_seek
 
 log = logging.getLogger(__name__)
 
 _PROCESSED = "_fin_audit_processed"
+
+REPLACED: tuple[tuple[type, str], ...] = (
+    (Consumer, "_wait_next_records"),
+    (Consumer, "getmany"),
+    (Consumer, "_drain_messages"),
+    (Consumer, "perform_seek"),
+    (Consumer, "ack"),
+    (ThrowableQueue, "clear"),
+)
+"""The faust and mode attributes ``install`` wraps when the audit is on (checked by
+tests/unit/streams/faust_patches/test_faust_still_has.py)."""
+READ: tuple[tuple[type, str], ...] = (
+    (Consumer, "callback"),
+    (Consumer, "_active_partitions"),
+    (Consumer, "_buffered_partitions"),
+    (Consumer, "_paused_partitions"),
+    (Consumer, "_read_offset"),
+    (Consumer, "_committed_offset"),
+)
+"""The private state of faust's consumer the audit reads (checked the same way)."""
 
 
 class _State:

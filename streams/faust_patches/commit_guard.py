@@ -79,6 +79,29 @@ _GUARDED = "_fin_commit_guard"
 FAUST_NEW_OFFSET = Consumer._new_offset
 """faust's own version, kept for the tests that compare the two."""
 
+REPLACED: tuple[tuple[type, str], ...] = (
+    (Consumer, "_commit_offsets"),
+    (Consumer, "_add_gap"),
+    (Consumer, "_new_offset"),
+    (Consumer, "perform_seek"),
+    (ProducerBuffer, "flush"),
+    (FlowControlEvent, "resume"),
+)
+"""The faust and mode attributes this module replaces or wraps (``install``,
+``keep_queued_records_on_resume``); tests/unit/streams/faust_patches/test_faust_still_has.py
+fails when the installed faust lacks one of them."""
+READ: tuple[tuple[type, str], ...] = (
+    (Consumer, "_committed_offset"),
+    (Consumer, "_acked"),
+    (Consumer, "_acked_index"),
+    (Consumer, "_read_offset"),
+    (Consumer, "_gap"),
+    (ProducerBuffer, "flush_atmost"),
+    (FlowControlEvent, "_suspend"),
+    (FlowControlEvent, "_resume"),
+)
+"""The private state of faust and mode this module reads or sets (checked the same way)."""
+
 
 def restore_failed_commit(
     consumer: Any, offsets: Mapping[TP, int], before: Mapping[TP, int | None]

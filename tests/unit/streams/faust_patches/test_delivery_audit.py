@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from streams import delivery_audit
+from streams.faust_patches import delivery_audit
 
 TP0 = TP("t.fin.internal.by-event-id", 0)
 

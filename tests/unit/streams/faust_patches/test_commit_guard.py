@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from intervaltree import IntervalTree
 
-from streams import commit_guard
+from streams.faust_patches import commit_guard
 
 PARTITION = TP("fin.events.by-id", 2)
 
