@@ -125,7 +125,7 @@ def _schemas(settings: Settings, action: str) -> int:
 
 
 def _produce(settings: Settings, args: argparse.Namespace) -> int:
-    from schemas.producer import EventProducer, produce_demo, produce_file
+    from tools.produce import EventProducer, produce_demo, produce_file
 
     producer = EventProducer.from_settings(settings)
     try:
@@ -140,12 +140,14 @@ def _produce(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
-    from streams import dlq
+    from streams.topic_scan import TopicReadError
+    from tools.dlq import list_command, replay_command, show_command
+    from tools.dlq_records import DlqPosition, Selection
 
     try:
         if args.action == "show":
-            return dlq.show_command(settings, dlq.DlqPosition.parse(args.position), sys.stdout)
-        selection = dlq.Selection.from_arguments(
+            return show_command(settings, DlqPosition.parse(args.position), sys.stdout)
+        selection = Selection.from_arguments(
             reasons=args.reason,
             since=args.since,
             until=args.until,
@@ -153,23 +155,23 @@ def _dlq(settings: Settings, args: argparse.Namespace) -> int:
             positions=getattr(args, "id", []),
         )
         if args.action == "list":
-            return dlq.list_command(
+            return list_command(
                 settings, selection, sys.stdout, limit=args.limit, as_json=args.json
             )
-        return dlq.replay_command(
+        return replay_command(
             settings,
             selection,
             sys.stdout,
             max_attempts=args.max_attempts,
             dry_run=args.dry_run,
         )
-    except dlq.DlqError as exc:
+    except TopicReadError as exc:  # DlqError included
         print(f"dlq {args.action}: {exc}", file=sys.stderr)
         return 1
 
 
 def _ledger(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.ledger_verify import LedgerVerifyError, verify_command
+    from tools.ledger_verify import LedgerVerifyError, verify_command
 
     try:
         return verify_command(settings, sys.stdout, topic=args.topic, as_json=args.json)

@@ -27,8 +27,8 @@ from api.status_business import BusinessPanel, RowItems, business_panel
 from ledger.chart import ChartOfAccounts
 from ledger.rejections import Reason
 from settings import DELTA_TABLES, DLQ_TOPIC, LEDGER_TOPIC
-from streams.dlq import DeadLetter
 from streams.hub import Hub
+from tools.dlq_records import DeadLetter
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ therefore ignores a repeat with the same bytes; a *different* record at a sequen
 is a break. Entries written before chains existed (no ``chain_sequence``) are counted, not
 checked.
 
-Everything here is pure: the Kafka reading is in ``streams/ledger_verify.py``.
+Everything here is pure: the Kafka reading is in ``tools/ledger_verify.py``.
 """
 
 from __future__ import annotations

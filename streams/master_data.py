@@ -53,7 +53,7 @@ def preload(
     closed before it started. Returns the changes taken in. (Blocking: called at start.)"""
     from kafka import KafkaConsumer
 
-    from streams.dlq import read_topic
+    from streams.topic_scan import read_topic
 
     if consumer is None:
         consumer = KafkaConsumer(

@@ -28,10 +28,10 @@ import requests
 
 from demo.generator import bad_records, specification_samples
 from schemas.catalog import SchemaCatalog
-from schemas.producer import EventProducer
 from schemas.registry import RegistryClient, SchemaIds
 from tests.fixtures import OPS, ROOT, Deployment, Infra, Worker, free_port
 from tests.integration.helpers import RawProducer
+from tools.produce import EventProducer
 
 DEMO_RATE = 25  # events per second
 APP = ROOT / "app.py"

@@ -13,9 +13,9 @@ from kafka import KafkaConsumer
 
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoded, Decoder
-from schemas.producer import EventProducer
 from schemas.registry import RegistryClient
 from tests.fixtures import Deployment
+from tools.produce import EventProducer
 
 pytestmark = pytest.mark.e2e
 

@@ -30,11 +30,11 @@ from ledger.chart import load_chart
 from ledger.entries import entry_id_for
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoded, Decoder
-from schemas.producer import EventProducer
 from schemas.registry import RegistryClient
 from settings import Settings
 from tests.fixtures import Deployment, Worker
 from tests.integration.helpers import TopicReader, wait_until
+from tools.produce import EventProducer
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -30,7 +30,6 @@ from demo.generator import bad_records, synthetic_events
 from errors import RegistryRequestError
 from schemas.catalog import CONTRACT_BY_EVENT_TYPE, SchemaCatalog, key_for
 from schemas.codec import Encoder
-from schemas.producer import EventProducer
 from schemas.registry import (
     FULL_TRANSITIVE,
     RegistryClient,
@@ -63,6 +62,7 @@ from tests.integration.helpers import (
     run_app,
     wait_until,
 )
+from tools.produce import EventProducer
 
 pytestmark = pytest.mark.integration
 

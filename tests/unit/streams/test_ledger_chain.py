@@ -9,7 +9,6 @@ import orjson
 
 from ledger.chain import GENESIS_HASH, head_key
 from settings import LEDGER_TOPIC
-from streams.ledger_verify import render, verify_records
 from streams.pipeline import Posting
 from tests.unit.schemas.fixtures import FakeRegistry, decoder, encoder
 from tests.unit.streams.test_pipeline import (
@@ -21,6 +20,7 @@ from tests.unit.streams.test_pipeline import (
     time_logged,
     vendor_payment,
 )
+from tools.ledger_verify import render, verify_records
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from ledger.master import (
     change_of,
 )
 from streams.master_data import MASTER_DATA_TOPIC, change_from_record, preload
-from tests.unit.streams.test_dlq import FakeBroker, FakeConsumer
 from tests.unit.streams.test_pipeline import Harness
+from tests.unit.tools.test_dlq import FakeBroker, FakeConsumer
 
 
 def department_command(event_id: str, action: str = "REGISTER") -> dict[str, Any]:

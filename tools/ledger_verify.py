@@ -82,7 +82,7 @@ def verify_command(settings: Settings, out: TextIO, *, topic: str | None, as_jso
     from schemas.catalog import SchemaCatalog
     from schemas.codec import Decoder
     from schemas.registry import RegistryClient
-    from streams.dlq import DlqError, read_topic
+    from streams.topic_scan import TopicReadError, read_topic
 
     name = topic or settings.topic(LEDGER_TOPIC)
     registry = RegistryClient(settings.schema_registry_url, timeout_s=settings.registry_timeout_s)
@@ -104,7 +104,7 @@ def verify_command(settings: Settings, out: TextIO, *, topic: str | None, as_jso
             )
         finally:
             consumer.close()
-    except (KafkaError, DlqError) as exc:
+    except (KafkaError, TopicReadError) as exc:
         raise LedgerVerifyError(f"reading {name}: {exc}") from exc
     finally:
         registry.close()

@@ -25,24 +25,26 @@ from streams.deadletter import (
     SourcePosition,
     dead_letter_headers,
 )
-from streams.dlq import (
-    REPLAYED_TOPIC,
+from streams.topic_scan import TopicReadError, read_topic
+from tools.dlq_records import (
     DeadLetter,
     DlqError,
     DlqPosition,
-    ReplayLog,
-    ReplayMarker,
     Selection,
-    Verdict,
     describe,
     list_dead_letters,
-    plan_replay,
     print_listing,
-    print_replay_report,
     read_dead_letter,
     read_dead_letters,
+)
+from tools.dlq_replay import (
+    REPLAYED_TOPIC,
+    ReplayLog,
+    ReplayMarker,
+    Verdict,
+    plan_replay,
+    print_replay_report,
     read_replay_log,
-    read_topic,
     replay,
 )
 
@@ -306,13 +308,13 @@ def test_a_read_that_cannot_reach_the_end_gives_up_at_its_deadline() -> None:
     broker = broker_with_topics()
     dead_letter(broker)
     consumer = FakeConsumer(broker, stalled=True)
-    with pytest.raises(DlqError, match="within 5s"):
+    with pytest.raises(TopicReadError, match="within 5s"):
         list(read_topic(consumer, DLQ, timeout_s=5, clock=FakeClock()))
     assert consumer.polls <= 6
 
 
 def test_a_read_of_a_missing_topic_says_so() -> None:
-    with pytest.raises(DlqError, match=r"t1\.fin\.dlq does not exist"):
+    with pytest.raises(TopicReadError, match=r"t1\.fin\.dlq does not exist"):
         list(read_topic(FakeConsumer(FakeBroker()), DLQ))
 
 

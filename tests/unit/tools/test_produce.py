@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from schemas.codec import RecordInvalidError
-from schemas.producer import produce_demo, produce_file
 from tests.unit.schemas.fixtures import catalog, encoder
 from tests.unit.schemas.test_json_events import SPECIFICATION_JSON
+from tools.produce import produce_demo, produce_file
 
 
 class FakeSink:
