@@ -14,6 +14,35 @@ from typing import TypeVar
 
 from errors import ConfigurationError
 
+# The contract's names, re-exported for the modules that take them from here (ledger/contract.py
+# is where they are defined).
+from ledger.contract import (
+    ALERTS_TOPIC,
+    BY_EVENT_ID_TOPIC,
+    COMMANDS_TOPIC,
+    DELTA_TABLES,
+    DLQ_TOPIC,
+    LEDGER_TOPIC,
+    SOURCE_TOPICS,
+    delta_topic,
+)
+
+__all__ = [
+    "ALERTS_TOPIC",
+    "BY_EVENT_ID_TOPIC",
+    "COMMANDS_TOPIC",
+    "DEFAULT_ALLOWED_HOSTS",
+    "DELTA_TABLES",
+    "DLQ_TOPIC",
+    "LEDGER_TOPIC",
+    "PROJECT_ROOT",
+    "REGISTRY_URL_FILE",
+    "RUNTIMES",
+    "SOURCE_TOPICS",
+    "Settings",
+    "delta_topic",
+]
+
 PROJECT_ROOT = Path(__file__).resolve().parent
 # Written by `ops/registry.sh start` (`make up`): the base URL of the registry it started, used
 # when FIN_SCHEMA_REGISTRY_URL is unset, so `make up` then `python app.py worker` just works.
@@ -21,36 +50,10 @@ REGISTRY_URL_FILE = PROJECT_ROOT / ".state" / "registry" / "url"
 # Host headers a worker answers when FIN_ALLOWED_HOSTS is unset (any port), besides FIN_WEB_HOST.
 DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 
-SOURCE_TOPICS: tuple[str, ...] = (
-    "hr.events",
-    "scm.events",
-    "crm.events",
-    "mfg.events",
-    "pm.events",
-)
-COMMANDS_TOPIC = "fin.commands"
-LEDGER_TOPIC = "fin.ledger.postings"
-ALERTS_TOPIC = "fin.alerts"
-DLQ_TOPIC = "fin.dlq"
-BY_EVENT_ID_TOPIC = "fin.internal.by-event-id"
-DELTA_TABLES: tuple[str, ...] = (
-    "budgets",
-    "customers",
-    "vendors",
-    "periods",
-    "projects",
-    "products",
-)
-
-
 # "classic": one faust pass per record at every stage (ingest, posting, one agent per table,
 # entries). "batched": the same stages over batches, rows written once per batch, outputs sent
 # straight to the producer, deltas coalesced per row and batch (docs/design.md, Dataflow).
 RUNTIMES: tuple[str, ...] = ("classic", "batched")
-
-
-def delta_topic(table: str) -> str:
-    return f"fin.internal.deltas.{table}"
 
 
 @dataclass(frozen=True)

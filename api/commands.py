@@ -41,7 +41,8 @@ from faust.types import RecordMetadata, TopicT
 from api import params
 from api.http import JSON_DEPTH_MAX, BadParameterError, to_jsonable
 from ledger.chart import ChartOfAccounts
-from ledger.events import CUSTOMER_PAYMENT_RECEIVED, DEFAULT_CURRENCY, VENDOR_PAYMENT_MADE
+from ledger.contract import CUSTOMER_PAYMENT_RECEIVED, VENDOR_PAYMENT_MADE
+from ledger.events import DEFAULT_CURRENCY
 from ledger.money import money
 from ledger.rejections import Rejection
 from ledger.validation import validate

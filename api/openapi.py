@@ -21,7 +21,7 @@ from typing import Any, Final, Literal
 
 from api import params
 from ledger.chart import ChartOfAccounts
-from ledger.events import (
+from ledger.contract import (
     BUDGET_SET,
     COMPENSATION_REQUESTED,
     CREDIT_LIMIT_SET,

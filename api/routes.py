@@ -73,7 +73,7 @@ from api.status import (
 from api.status_board import StatusBoard, zero_known_series
 from ledger import reducers
 from ledger.chart import ChartOfAccounts
-from ledger.events import (
+from ledger.contract import (
     BUDGET_SET,
     COMPENSATION_REQUESTED,
     CREDIT_LIMIT_SET,

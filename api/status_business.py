@@ -17,7 +17,7 @@ from typing import Any
 
 from ledger import reducers
 from ledger.chart import ChartOfAccounts
-from ledger.deltas import KEY_SEPARATOR
+from ledger.contract import KEY_SEPARATOR
 
 TOP_DEFAULT = 10
 RowItems = Iterable[tuple[str, Mapping[str, Any]]]

@@ -19,13 +19,13 @@ from types import MappingProxyType
 from typing import Any
 
 from errors import ConfigurationError
-from ledger.events import (
+from ledger.contract import (
     CUSTOMER_PAYMENT_RECEIVED,
     GOODS_RECEIVED,
-    POSTING_EVENT_TYPES,
     SALES_ORDER_COMPLETED,
     VENDOR_PAYMENT_MADE,
 )
+from ledger.events import POSTING_EVENT_TYPES
 from ledger.master import CLOSED_POLICIES, DepartmentRegister, PeriodRegister
 
 CHART_FILE_NAME = "chart_of_accounts.toml"

@@ -15,17 +15,25 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from errors import FinError
+from ledger.contract import (
+    BUDGETS_TABLE,
+    CUSTOMERS_TABLE,
+    DELTA_TABLES,
+    PERIODS_TABLE,
+    PRODUCTS_TABLE,
+    PROJECTS_TABLE,
+    VENDORS_TABLE,
+    budget_key,
+)
 from ledger.money import CENT, is_money, money
 
-BUDGETS = "budgets"
-CUSTOMERS = "customers"
-VENDORS = "vendors"
-PERIODS = "periods"
-PROJECTS = "projects"
-PRODUCTS = "products"
-TABLES: tuple[str, ...] = (BUDGETS, CUSTOMERS, VENDORS, PERIODS, PROJECTS, PRODUCTS)
-
-KEY_SEPARATOR = "|"
+BUDGETS = BUDGETS_TABLE
+CUSTOMERS = CUSTOMERS_TABLE
+VENDORS = VENDORS_TABLE
+PERIODS = PERIODS_TABLE
+PROJECTS = PROJECTS_TABLE
+PRODUCTS = PRODUCTS_TABLE
+TABLES: tuple[str, ...] = DELTA_TABLES
 
 
 class NotReversibleError(FinError):
@@ -43,10 +51,6 @@ def _require_money(owner: str, **amounts: Decimal) -> None:
     for name, amount in amounts.items():
         if not _is_money_value(amount):
             raise ValueError(f"{owner}.{name} must be a 2-place Decimal, got {amount!r}")
-
-
-def budget_key(department_id: str, category: str, period: str) -> str:
-    return KEY_SEPARATOR.join((department_id, category, period))
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 ``parse_event`` turns a decoded Avro record into one of these. It accepts what fastavro yields
 (``Decimal`` money, ``date`` dates, an aware ``datetime`` timestamp, ``uuid.UUID`` ids) and also
-the internal JSON form of the same record (money and dates as text), so the posting agent can
-rebuild an event from ``fin.internal.by-event-id`` without a second schema. Parsing checks the
+the JSON form of the same record (``to_json_record``: money and dates as text). The internal
+topic ``fin.internal.by-event-id`` carries the source record's original Avro bytes, which the
+posting stage decodes again with the same schemas, not this JSON form. Parsing checks the
 *shape* only; business rules (positive amounts, known departments, ...) are
 ``ledger.validation``'s job, so an event here may still be invalid.
 """
@@ -18,28 +19,29 @@ from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from errors import FinError
+from ledger.contract import (
+    BUDGET_SET,
+    COMMANDS_TOPIC,
+    COMPENSATION_REQUESTED,
+    CREDIT_LIMIT_SET,
+    CRM_TOPIC,
+    CUSTOMER_PAYMENT_RECEIVED,
+    DEPARTMENT_CHANGED,
+    GOODS_RECEIVED,
+    HR_TOPIC,
+    MFG_TOPIC,
+    PAYROLL_PROCESSED,
+    PERIOD_CHANGED,
+    PM_TOPIC,
+    PRODUCTION_ORDER_COMPLETED,
+    SALES_ORDER_COMPLETED,
+    SCM_TOPIC,
+    TIME_LOGGED,
+    VENDOR_PAYMENT_MADE,
+)
 
-PAYROLL_PROCESSED = "hr.payroll.processed"
-GOODS_RECEIVED = "scm.goods.received"
-SALES_ORDER_COMPLETED = "crm.sales_order.completed"
-PRODUCTION_ORDER_COMPLETED = "mfg.production_order.completed"
-TIME_LOGGED = "pm.time.logged"
-BUDGET_SET = "fin.budget.set"
-CREDIT_LIMIT_SET = "fin.credit_limit.set"
-VENDOR_PAYMENT_MADE = "fin.vendor_payment.made"
-CUSTOMER_PAYMENT_RECEIVED = "fin.customer_payment.received"
-COMPENSATION_REQUESTED = "fin.compensation.requested"
-DEPARTMENT_CHANGED = "fin.department.changed"
 DEPARTMENT_ACTIONS = ("REGISTER", "RENAME", "RETIRE")
-PERIOD_CHANGED = "fin.period.changed"
 PERIOD_ACTIONS = ("CLOSE", "REOPEN")
-
-HR_TOPIC = "hr.events"
-SCM_TOPIC = "scm.events"
-CRM_TOPIC = "crm.events"
-MFG_TOPIC = "mfg.events"
-PM_TOPIC = "pm.events"
-COMMANDS_TOPIC = "fin.commands"
 
 DEFAULT_CURRENCY = "USD"
 DEFAULT_CATEGORY = "SALARY"
@@ -756,8 +758,9 @@ def to_json_record(record: Any) -> Any:
     """The JSON-safe form of a decoded record: Decimal as its text, dates as ISO text, the
     timestamp as ISO text in UTC, UUIDs as text; ``parse_event`` reads this form back.
 
-    Use it for the internal by-event-id topic: ``ledger.idempotency.fingerprint`` is computed
-    on this form, so the fingerprint is the same before and after the JSON round trip.
+    ``ledger.idempotency.fingerprint`` is computed on this form, so the fingerprint is the same
+    before and after a JSON round trip (``fin.internal.by-event-id`` carries Avro bytes, not
+    this form).
     Floats and bytes are refused: neither belongs in a decoded FIN record.
     """
     # A decoded record holds only these exact types; dispatching on the type is several times

@@ -20,8 +20,9 @@ from typing import Any
 
 import orjson
 
+from ledger.contract import COMPENSATION_REQUESTED
 from ledger.entries import SourceRef
-from ledger.events import COMPENSATION_REQUESTED, to_json_record
+from ledger.events import to_json_record
 from ledger.rejections import Reason, Rejection
 from ledger.rules import Posting, is_reversible, posting_from_json_dict
 

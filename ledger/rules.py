@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ledger import deltas, events
+from ledger import contract, deltas, events
 from ledger.chart import ChartOfAccounts
 from ledger.deltas import Delta, NotReversibleError, is_negatable, negate
 from ledger.entries import (
@@ -319,17 +319,17 @@ def booked_in(posting: Posting, month: str) -> Posting:
 
 
 RULES: Mapping[str, Rule] = {
-    events.PAYROLL_PROCESSED: post_payroll,
-    events.GOODS_RECEIVED: post_goods_received,
-    events.SALES_ORDER_COMPLETED: post_sales_order,
-    events.PRODUCTION_ORDER_COMPLETED: post_production,
-    events.TIME_LOGGED: post_time_logged,
-    events.VENDOR_PAYMENT_MADE: post_vendor_payment,
-    events.CUSTOMER_PAYMENT_RECEIVED: post_customer_payment,
-    events.BUDGET_SET: post_budget_set,
-    events.CREDIT_LIMIT_SET: post_credit_limit_set,
-    events.DEPARTMENT_CHANGED: post_department_changed,
-    events.PERIOD_CHANGED: post_period_changed,
+    contract.PAYROLL_PROCESSED: post_payroll,
+    contract.GOODS_RECEIVED: post_goods_received,
+    contract.SALES_ORDER_COMPLETED: post_sales_order,
+    contract.PRODUCTION_ORDER_COMPLETED: post_production,
+    contract.TIME_LOGGED: post_time_logged,
+    contract.VENDOR_PAYMENT_MADE: post_vendor_payment,
+    contract.CUSTOMER_PAYMENT_RECEIVED: post_customer_payment,
+    contract.BUDGET_SET: post_budget_set,
+    contract.CREDIT_LIMIT_SET: post_credit_limit_set,
+    contract.DEPARTMENT_CHANGED: post_department_changed,
+    contract.PERIOD_CHANGED: post_period_changed,
 }
 
 

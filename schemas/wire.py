@@ -32,3 +32,11 @@ def unframe(value: bytes | None) -> tuple[int, bytes]:
         raise WireFormatError(f"magic byte is {magic}, expected {MAGIC_BYTE}")
     schema_id = int.from_bytes(value[1:HEADER_SIZE_BYTES], "big")
     return schema_id, bytes(value[HEADER_SIZE_BYTES:])
+
+
+def schema_id_of(value: bytes | None) -> int | None:
+    """The schema id of a wire-format value, or None when it is not one (``unframe`` says why);
+    the payload is not copied."""
+    if value is None or len(value) < HEADER_SIZE_BYTES or value[0] != MAGIC_BYTE:
+        return None
+    return int.from_bytes(value[1:HEADER_SIZE_BYTES], "big")

@@ -6,18 +6,41 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-HEADER_REASON = "fin.reason"
-HEADER_DETAIL = "fin.detail"
-HEADER_SOURCE_TOPIC = "fin.source.topic"
-HEADER_SOURCE_PARTITION = "fin.source.partition"
-HEADER_SOURCE_OFFSET = "fin.source.offset"
-HEADER_SOURCE_TIMESTAMP_MS = "fin.source.timestamp_ms"
-HEADER_REJECTED_AT = "fin.rejected_at"
-HEADER_ATTEMPTS = "fin.attempts"
-HEADER_EVENT_ID = "fin.event_id"
-# Written by `app.py dlq replay` on the record it re-publishes to the source topic.
-HEADER_REPLAY_ATTEMPT = "fin.replay.attempt"
-HEADER_REPLAY_OF = "fin.replay.of"
+from ledger.contract import (
+    HEADER_ATTEMPTS,
+    HEADER_DETAIL,
+    HEADER_EVENT_ID,
+    HEADER_REASON,
+    HEADER_REJECTED_AT,
+    HEADER_REPLAY_ATTEMPT,
+    HEADER_REPLAY_OF,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TIMESTAMP_MS,
+    HEADER_SOURCE_TOPIC,
+)
+
+# The header names are the contract's (ledger/contract.py), re-exported for the stages and
+# tools that write and read dead letters.
+__all__ = [
+    "DETAIL_LENGTH_MAX",
+    "HEADER_ATTEMPTS",
+    "HEADER_DETAIL",
+    "HEADER_EVENT_ID",
+    "HEADER_REASON",
+    "HEADER_REJECTED_AT",
+    "HEADER_REPLAY_ATTEMPT",
+    "HEADER_REPLAY_OF",
+    "HEADER_SOURCE_OFFSET",
+    "HEADER_SOURCE_PARTITION",
+    "HEADER_SOURCE_TIMESTAMP_MS",
+    "HEADER_SOURCE_TOPIC",
+    "SourcePosition",
+    "dead_letter_headers",
+    "header_map",
+    "processing_attempt",
+]
+
 
 # A detail longer than this is cut: headers travel with every record and must stay small.
 DETAIL_LENGTH_MAX = 1000

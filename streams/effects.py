@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from ledger.deltas import Delta
@@ -21,9 +22,36 @@ class Send:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
+class Outcome(StrEnum):
+    """What a stage did with one record (a StrEnum: it compares equal to its value's text)."""
+
+    FORWARDED = "forwarded"
+    """Ingest: accepted and sent on by event id; posting: a compensation step sent on."""
+    REJECTED = "rejected"
+    """Dead-lettered with a named reason."""
+    POSTED = "posted"
+    """Posted for the first time: the journal entry and its deltas sent."""
+    REEMIT = "reemit"
+    """This very by-id record again after a crash: the recorded entry and deltas sent again."""
+    REPLAY = "replay"
+    """A copy of a source record already accounted for (an upstream replay): nothing new."""
+    DUPLICATE = "duplicate"
+    """Another record with the same event id and content: recorded, not posted."""
+    PARKED = "parked"
+    """A compensation whose target is not posted yet, sent to the back of its partition."""
+    RELEASED = "released"
+    """A compensation's reservation of its target lifted (its claim was a conflict)."""
+    APPLIED = "applied"
+    """Table agents: a delta applied to its row."""
+    SKIPPED = "skipped"
+    """Table agents: a delta the row had already applied (its position guard)."""
+
+
 @dataclass(frozen=True)
 class StageResult:
-    outcome: str  # posted | rejected | duplicate | forwarded | replay | applied | skipped
+    # A plain string is accepted (streams/pipeline.py still passes text; issue 15 part 2, lead)
+    # and made an Outcome here, so an unknown outcome fails where it is made.
+    outcome: Outcome | str
     sends: tuple[Send, ...] = ()
     reason: str | None = None
     event_type: str | None = None
@@ -34,3 +62,7 @@ class StageResult:
     # The batched runtime coalesces deltas per row and batch instead of sending one record per
     # delta: (delta, position, source event id), in the order the posting produced them.
     deltas: tuple[tuple[Delta, Position, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.outcome, Outcome):
+            object.__setattr__(self, "outcome", Outcome(self.outcome))

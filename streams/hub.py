@@ -38,7 +38,7 @@ from streams import diagnostics
 from streams.admin import RECORD_BYTES_MAX
 from streams.batched import register_batched_agents
 from streams.deadletter import SourcePosition, processing_attempt
-from streams.effects import Send, StageResult
+from streams.effects import Outcome, Send, StageResult
 from streams.faust_patches import commit_guard, delivery_audit
 from streams.faust_patches.quiet_monitor import QuietMonitor
 from streams.metrics import Metrics
@@ -257,17 +257,17 @@ def build_hub(
             stats[key.encode()] = current
 
     def count_outcome(result: StageResult, topic: str) -> None:
-        if result.outcome == "rejected":
+        if result.outcome == Outcome.REJECTED:
             assert result.reason is not None
             metrics.events_rejected.labels(topic, result.reason).inc()
             metrics.dead_letters.labels(result.reason).inc()
-        elif result.outcome == "posted":
+        elif result.outcome == Outcome.POSTED:
             metrics.events_posted.labels(topic, result.event_type or "").inc()
-        elif result.outcome == "duplicate":
+        elif result.outcome == Outcome.DUPLICATE:
             metrics.events_duplicate.labels(topic, result.event_type or "").inc()
-        elif result.outcome == "parked":
+        elif result.outcome == Outcome.PARKED:
             metrics.parked.inc()
-        elif result.outcome in ("replay", "reemit"):
+        elif result.outcome in (Outcome.REPLAY, Outcome.REEMIT):
             metrics.replays.labels("posting").inc()
 
     if settings.runtime == "batched":
@@ -327,11 +327,11 @@ def build_hub(
                 stats_key_posting(message.partition), message.offset, count_posting, result.outcome
             )
             count_outcome(result, record.source.topic)
-            if result.outcome == "posted" and result.event_timestamp is not None:
+            if result.outcome == Outcome.POSTED and result.event_timestamp is not None:
                 metrics.event_to_posting_seconds.observe(
                     max(0.0, time.time() - result.event_timestamp.timestamp())
                 )
-            if result.outcome == "posted" and record.source.timestamp_ms is not None:
+            if result.outcome == Outcome.POSTED and record.source.timestamp_ms is not None:
                 # Handed to the producer here (the classic runtime does not await delivery).
                 metrics.record_to_posting_seconds.observe(
                     max(0.0, time.time() - record.source.timestamp_ms / 1000)

@@ -19,12 +19,15 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ledger.contract import MASTER_DATA_TOPIC
 from ledger.master import DepartmentChange, DepartmentRegister, PeriodChange, PeriodRegister
 from tables.topic_reader import read_forever, topic_partitions
 
 log = logging.getLogger(__name__)
 
-MASTER_DATA_TOPIC = "fin.master-data"
+# MASTER_DATA_TOPIC is the contract's (ledger/contract.py), re-exported for the stages.
+__all__ = ["MASTER_DATA_TOPIC", "TOPIC_CONFIG", "MasterDataReader", "change_from_record", "preload"]
+
 TOPIC_CONFIG = {"cleanup.policy": "compact"}
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from collections.abc import Callable
 
 from errors import RegistryUnavailableError
 from schemas.registry import SchemaNotFound
+from schemas.wire import schema_id_of
 from streams.metrics import Metrics
 from streams.resilience import Backoff, BreakerState, CircuitBreaker
 
@@ -84,9 +84,9 @@ class SchemaCache:
         While the registry fails, the calling agent waits here: its record is not acknowledged,
         so no offset past it is committed and nothing is dead-lettered for an outage.
         """
-        if value is None or len(value) < 5 or value[0] != 0:
+        schema_id = schema_id_of(value)
+        if schema_id is None:
             return  # the decoder names this wire_format_invalid
-        schema_id = struct.unpack(">I", value[1:5])[0]
         if schema_id in self._texts or self._not_found_until.get(schema_id, 0.0) > time.monotonic():
             return
         loop = asyncio.get_running_loop()

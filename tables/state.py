@@ -17,7 +17,7 @@ from ledger.chart import ChartOfAccounts
 from ledger.deltas import Delta, delta_from_json_dict, delta_to_json_dict
 from schemas.codec import Encoder
 from settings import ALERTS_TOPIC, delta_topic
-from streams.effects import Send, StageResult
+from streams.effects import Outcome, Send, StageResult
 
 
 def delta_send(delta: Delta, position: reducers.Position, event_id: str) -> Send:
@@ -59,7 +59,7 @@ class TableApply:
             row, record.delta, record.position, self._chart, source_event_id=record.event_id
         )
         if not outcome.applied:
-            return StageResult(outcome="skipped", event_id=record.event_id)
+            return StageResult(outcome=Outcome.SKIPPED, event_id=record.event_id)
         sends = tuple(
             Send(
                 ALERTS_TOPIC,
@@ -69,7 +69,7 @@ class TableApply:
             for alert in outcome.alerts
         )
         return StageResult(
-            outcome="applied",
+            outcome=Outcome.APPLIED,
             event_id=record.event_id,
             sends=sends,
             table_writes=(

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol, TextIO
 
-from settings import COMMANDS_TOPIC, SOURCE_TOPICS, Settings
+from ledger.contract import COMMANDS_TOPIC, DLQ_REPLAYED_TOPIC, SOURCE_TOPICS
+from settings import Settings
 from streams.deadletter import (
     HEADER_REPLAY_ATTEMPT,
     HEADER_REPLAY_OF,
@@ -40,7 +41,7 @@ from tools.dlq_records import (
 
 log = logging.getLogger(__name__)
 
-REPLAYED_TOPIC = "fin.dlq.replayed"
+REPLAYED_TOPIC = DLQ_REPLAYED_TOPIC
 # Only the topics FIN's ingest agents read: a replay anywhere else would go unseen.
 REPLAYABLE_TOPICS = frozenset((*SOURCE_TOPICS, COMMANDS_TOPIC))
 

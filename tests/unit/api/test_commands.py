@@ -25,7 +25,7 @@ from api.commands import (
     vendor_payment_data,
 )
 from api.http import BadParameterError
-from ledger.events import (
+from ledger.contract import (
     BUDGET_SET,
     COMPENSATION_REQUESTED,
     CUSTOMER_PAYMENT_RECEIVED,

@@ -19,7 +19,7 @@ from multidict import MultiDict
 from api import params
 from api.commands import CommandRejectedError, customer_payment_data, prepare
 from api.http import BadParameterError
-from ledger.events import CUSTOMER_PAYMENT_RECEIVED
+from ledger.contract import CUSTOMER_PAYMENT_RECEIVED
 from ledger.rejections import Reason
 from tests.unit.api.fixtures import chart, encoder
 

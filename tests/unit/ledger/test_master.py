@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.chart import default_chart_path, load_chart
-from ledger.events import DEPARTMENT_CHANGED
+from ledger.contract import DEPARTMENT_CHANGED
 from ledger.master import DepartmentChange, DepartmentRegister, change_of
 from ledger.rejections import Reason, Rejection
 from ledger.validation import validate

@@ -14,7 +14,7 @@ import pytest
 
 from api.commands import natural_command_id, prepare, vendor_payment_data
 from ledger.chart import default_chart_path, load_chart
-from ledger.events import VENDOR_PAYMENT_MADE
+from ledger.contract import VENDOR_PAYMENT_MADE
 from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC
 from streams.deadletter import SourcePosition, header_map
 from streams.effects import Send, StageResult
