@@ -40,9 +40,8 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 
-test: $(STAMP) system-deps lint compose-check ## the whole suite: lint, types, compose file, unit, integration, end-to-end, then the fault suite
-	$(PY) -m pytest -q -p no:cacheprovider
-	$(PY) -m pytest -q -p no:cacheprovider -m faults tests/faults
+test: $(STAMP) system-deps lint compose-check ## the whole suite: lint, types, compose file, unit, integration, end-to-end, and beside them the fault suite
+	PY=$(PY) ops/test-suites.sh
 
 system-deps: ## Debian packages the tests need (chromium for the status page, docker-compose to validate the compose file)
 	ops/system-deps.sh

@@ -96,8 +96,11 @@ def test_a_second_worker_joining_mid_load_and_one_worker_killed_after_leave_the_
 
     assert all(lag > 0 for lag in lags), f"the rebalance struck an idle group: lags {lags}"
     # Not a speed figure: it proves the short session timeout is in force (faust's default of
-    # 60 s stalled the group 60-90 s after a SIGKILL); this machine measured ~10-20 s.
-    assert takeover_s < 45, f"the group stalled {takeover_s:.0f}s after the kill"
+    # 60 s stalled the group 60-90 s after a SIGKILL); this machine measured ~10-20 s. None:
+    # the killed worker's partitions were already drained, so no stall could be timed (seen
+    # once under load, 2026-12-03); the books are still checked by run.finish().
+    if takeover_s is not None:
+        assert takeover_s < 45, f"the group stalled {takeover_s:.0f}s after the kill"
     run.finish()
 
 
