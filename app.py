@@ -82,9 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # kafka-python narrates every connection at INFO; only its warnings help an operator.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.command == "worker":
-        from streams.worker import run_worker
-
-        return run_worker(settings)
+        return _worker(settings)
     if args.command == "topics":
         from streams.admin import ensure_topics
 
@@ -101,6 +99,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ledger(settings, args)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _worker(settings: Settings) -> int:
+    # The composition root: the runtime (streams/, tables/), then the REST views on it (api/).
+    from api.routes import register_routes
+    from streams.worker import create_runtime, run_hub
+
+    runtime = create_runtime(settings)
+    register_routes(
+        runtime.hub,
+        chart=runtime.chart,
+        catalog=runtime.catalog,
+        registry=runtime.registry,
+        lag=runtime.lag,
+    )
+    return run_hub(runtime.hub)
 
 
 def _schemas(settings: Settings, action: str) -> int:

@@ -40,6 +40,7 @@ from faust.types import RecordMetadata, TopicT
 
 from api import params
 from api.http import JSON_DEPTH_MAX, BadParameterError, to_jsonable
+from errors import FinError
 from ledger.chart import ChartOfAccounts
 from ledger.contract import CUSTOMER_PAYMENT_RECEIVED, VENDOR_PAYMENT_MADE
 from ledger.events import DEFAULT_CURRENCY
@@ -250,7 +251,7 @@ class PreparedCommand:
     value: bytes
 
 
-class IdempotencyKeyReusedError(Exception):
+class IdempotencyKeyReusedError(FinError):
     def __init__(self, key: str) -> None:
         super().__init__(f"Idempotency-Key {key} was used for a different request")
         self.key = key
@@ -297,7 +298,7 @@ class IdempotencyMemory:
             del self._commands[first_key]
 
 
-class CommandRejectedError(Exception):
+class CommandRejectedError(FinError):
     def __init__(self, rejection: Rejection) -> None:
         super().__init__(f"{rejection.reason}: {rejection.detail}")
         self.rejection = rejection

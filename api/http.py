@@ -35,6 +35,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from faust.web import Request, Response, View
 from faust.web.exceptions import WebError
 
+from errors import FinError
 from ledger.rejections import Reason
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ JSON_DEPTH_MAX: Final = 400
 HOST_CHECK_EXEMPT_PATHS: Final = frozenset({"/health", "/ready"})
 
 
-class BadParameterError(Exception):
+class BadParameterError(FinError):
     """A request parameter (path, query, header or body field) is missing or malformed.
 
     ``reason`` names the ledger rejection when one applies (``period_invalid`` for a period
@@ -62,7 +63,7 @@ class BadParameterError(Exception):
         self.reason = reason
 
 
-class RequestRefusedError(Exception):
+class RequestRefusedError(FinError):
     """A request refused before its parameters are looked at (size, media type)."""
 
     def __init__(self, status: int, title: str, detail: str) -> None:
@@ -72,7 +73,7 @@ class RequestRefusedError(Exception):
         self.detail = detail
 
 
-class ClientDisconnectedError(Exception):
+class ClientDisconnectedError(FinError):
     """The client went away before its request body was complete: nobody to answer."""
 
 

@@ -7,7 +7,7 @@ numbers as /metrics, so it needs no JavaScript framework and no CDN.
 The page shows counts only (records per topic, reasons, lag), no business data, but it stays
 behind the read key like every endpoint but /health and /ready. A browser cannot send an
 X-API-Key header from the address bar, so this page alone also takes the key as ``?key=``
-(``api.routes``). The cost is a key in a URL: it may land in browser history, so the page sets
+(``api.operations``). The cost is a key in a URL: it may land in browser history, so the page sets
 ``Referrer-Policy: no-referrer``, links nowhere, and the worker keeps no access log. Use a
 read-only key there, never the write key (the query parameter is checked against the read key
 only).
@@ -20,83 +20,23 @@ import html
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
-
-from prometheus_client import CollectorRegistry
 
 from api.status_board import BoardView
 from api.status_charts import line_chart
 from errors import RegistryRequestError, RegistryUnavailableError
 from schemas.registry import RegistryClient
 from streams.hub import Hub
+from streams.lag import CONSUMED_METRIC, Lags, Throughput, metric_totals
 
 log = logging.getLogger(__name__)
 
-LAG_SAMPLE_INTERVAL_S = 5.0
-CONSUMED_METRIC = "fin_events_consumed_total"
 DETAIL_SHOWN_MAX = 160
 
 
-@dataclass
-class Throughput:
-    """Records consumed per second between the last two samples of the consumed counter."""
-
-    previous: tuple[float, float] | None = None  # (monotonic seconds, records consumed)
-    per_second: float = 0.0
-
-    def sample(self, consumed_total: float, now_s: float) -> None:
-        if self.previous is not None:
-            elapsed_s = now_s - self.previous[0]
-            if elapsed_s > 0:
-                self.per_second = max(0.0, (consumed_total - self.previous[1]) / elapsed_s)
-        self.previous = (now_s, consumed_total)
-
-
-def consumed_total(registry: CollectorRegistry) -> float:
-    return sum(_totals(registry, CONSUMED_METRIC, "topic").values())
-
-
-async def sample_lag(hub: Hub) -> dict[tuple[str, int], int]:
-    """End offset minus committed offset for every source/internal partition this worker owns."""
-    consumer = hub.app.consumer
-    ours = [tp for tp in consumer.assignment() if tp.topic in hub.contract_topic_of]
-    if not ours:
-        return {}
-    ends = await consumer.highwaters(*ours)
-    starts = await consumer.earliest_offsets(*ours)
-    # faust keeps no public view of committed offsets
-    committed_by_tp = consumer._committed_offset  # type: ignore[attr-defined]
-    lags: dict[tuple[str, int], int] = {}
-    for tp in ours:
-        committed = committed_by_tp.get(tp)
-        position = committed if committed is not None else starts.get(tp, 0)
-        lag = max(0, ends.get(tp, 0) - position)
-        contract = hub.contract_topic_of[tp.topic]
-        lags[(contract, tp.partition)] = lag
-        hub.metrics.consumer_lag.labels(contract, str(tp.partition)).set(lag)
-    # Partitions that moved to another worker stop being reported here.
-    for labels in list(hub.metrics.consumer_lag._metrics):
-        topic, partition = labels
-        if (topic, int(partition)) not in lags:
-            hub.metrics.consumer_lag.remove(topic, partition)
-    return lags
-
-
-def _totals(registry: CollectorRegistry, metric: str, label: str) -> dict[str, float]:
-    out: dict[str, float] = defaultdict(float)
-    for family in registry.collect():
-        for sample in family.samples:
-            if sample.name == metric:
-                out[sample.labels.get(label, "")] += sample.value
-    return dict(out)
-
-
-def status_snapshot(
-    hub: Hub, lags: dict[tuple[str, int], int], throughput: Throughput | None = None
-) -> dict[str, Any]:
+def status_snapshot(hub: Hub, lags: Lags, throughput: Throughput | None = None) -> dict[str, Any]:
     registry = hub.metrics.registry
     recovered = bool(hub.app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
     return {
@@ -104,13 +44,13 @@ def status_snapshot(
         "uptime_s": round(time.time() - hub.started_at, 1),
         "ready": recovered,
         "consumed_per_second": round(throughput.per_second, 1) if throughput else 0.0,
-        "consumed_by_topic": _totals(registry, CONSUMED_METRIC, "topic"),
-        "posted_by_type": _totals(registry, "fin_events_posted_total", "event_type"),
-        "duplicates_by_type": _totals(registry, "fin_events_duplicate_total", "event_type"),
-        "rejected_by_reason": _totals(registry, "fin_events_rejected_total", "reason"),
-        "dead_letters_by_reason": _totals(registry, "fin_dead_letters_total", "reason"),
-        "retries_by_dependency": _totals(registry, "fin_retries_total", "dependency"),
-        "integrity_failures": _totals(registry, "fin_integrity_failures_total", "check"),
+        "consumed_by_topic": metric_totals(registry, CONSUMED_METRIC, "topic"),
+        "posted_by_type": metric_totals(registry, "fin_events_posted_total", "event_type"),
+        "duplicates_by_type": metric_totals(registry, "fin_events_duplicate_total", "event_type"),
+        "rejected_by_reason": metric_totals(registry, "fin_events_rejected_total", "reason"),
+        "dead_letters_by_reason": metric_totals(registry, "fin_dead_letters_total", "reason"),
+        "retries_by_dependency": metric_totals(registry, "fin_retries_total", "dependency"),
+        "integrity_failures": metric_totals(registry, "fin_integrity_failures_total", "check"),
         "lag": [
             {"topic": topic, "partition": partition, "lag": lag}
             for (topic, partition), lag in sorted(lags.items())

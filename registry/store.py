@@ -32,6 +32,7 @@ from typing import Protocol
 
 import avro.schema
 
+from errors import FinError
 from registry.avro_schema import SCHEMA_TYPE_AVRO, parse_stored
 from registry.compatibility import DEFAULT_LEVEL, CompatibilityLevel
 from registry.errors import RegistryError
@@ -117,7 +118,7 @@ class SchemaLog(Protocol):
     async def close(self) -> None: ...
 
 
-class MalformedRecordError(Exception):
+class MalformedRecordError(FinError):
     """A record of the topic that this registry cannot understand (it is skipped, and logged)."""
 
 

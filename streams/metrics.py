@@ -123,6 +123,12 @@ class Metrics:
         self.integrity_failures = Counter(
             "fin_integrity_failures_total", "Integrity checks that failed.", ["check"], registry=r
         )
+        self.timer_failures = Counter(
+            "fin_timer_failures_total",
+            "Runs of a periodic task (timer) that failed and were logged; retried next time.",
+            ["timer"],
+            registry=r,
+        )
         self.recovery_complete = Gauge(
             "fin_table_recovery_complete",
             "1 once tables have been recovered from changelogs.",

@@ -1,14 +1,19 @@
-"""Start one FIN worker: check configuration and schemas first, then hand over to faust."""
+"""Start one FIN worker's runtime: check configuration and schemas first, then hand over to faust.
+
+``create_runtime`` builds the faust app with its topics, tables, agents and timers; the entry
+point (``app.py worker``) adds the REST views (``api.routes``) before ``run_hub`` starts it.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import faust
 
 from errors import RegistryUnavailableError
-from ledger.chart import load_chart
+from ledger.chart import ChartOfAccounts, load_chart
 from ledger.master import DepartmentRegister, PeriodRegister
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoder, Encoder
@@ -16,6 +21,7 @@ from schemas.registry import RegistryClient, register_all
 from settings import Settings
 from streams.admin import ensure_topics, record_byte_limits
 from streams.hub import Hub, build_hub
+from streams.lag import LagWatch, watch_lag
 from streams.master_data import MASTER_DATA_TOPIC, MasterDataReader, preload
 from streams.metrics import Metrics
 from streams.schema_cache import SchemaCache
@@ -40,7 +46,18 @@ def register_with_wait(
             time.sleep(2.0)
 
 
-def create_hub(settings: Settings) -> Hub:
+@dataclass(frozen=True)
+class Runtime:
+    """A worker's runtime, built and not yet started, with what its REST views need."""
+
+    hub: Hub
+    chart: ChartOfAccounts
+    catalog: SchemaCatalog
+    registry: RegistryClient
+    lag: LagWatch
+
+
+def create_runtime(settings: Settings) -> Runtime:
     # Everything that can be wrong with configuration fails here, before any record is read.
     chart = load_chart(settings.chart_path)
     catalog = SchemaCatalog.load(settings.schema_dir)
@@ -61,10 +78,7 @@ def create_hub(settings: Settings) -> Hub:
         record_limits=record_byte_limits(settings),
     )
     start_master_data(hub, chart.department_register, chart.period_register)
-    from api.routes import register_routes
-
-    register_routes(hub, chart=chart, catalog=catalog, registry=client)
-    return hub
+    return Runtime(hub, chart, catalog, client, watch_lag(hub))
 
 
 def start_master_data(
@@ -99,8 +113,7 @@ def start_master_data(
     return reader
 
 
-def run_worker(settings: Settings) -> int:
-    hub = create_hub(settings)
-    worker = faust.Worker(hub.app, loglevel=settings.log_level.upper())
+def run_hub(hub: Hub) -> int:
+    worker = faust.Worker(hub.app, loglevel=hub.settings.log_level.upper())
     worker.execute_from_commandline()
     return 0

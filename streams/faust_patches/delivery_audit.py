@@ -179,6 +179,11 @@ def install(app: Any, *, enabled: bool) -> None:
 
     Consumer.ack = audited_ack  # type: ignore[method-assign]
 
+    _audit_queue_clear()
+
+
+def _audit_queue_clear() -> None:
+    """Log the records (and waiting puts) a queue drops when it is cleared."""
     queue_clear = ThrowableQueue.clear
 
     @functools.wraps(queue_clear)

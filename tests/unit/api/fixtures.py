@@ -12,6 +12,7 @@ from schemas.codec import Decoder, Encoder
 from schemas.registry import RegistryClient
 from settings import Settings
 from streams.hub import Hub, build_hub
+from streams.lag import watch_lag
 from streams.metrics import Metrics
 
 SCHEMA_ID = 7
@@ -50,6 +51,10 @@ def hub_with_routes(
     )
     # The client is never called while routes are registered; it only has to exist.
     register_routes(
-        hub, chart=chart(), catalog=catalog, registry=RegistryClient("http://127.0.0.1:9")
+        hub,
+        chart=chart(),
+        catalog=catalog,
+        registry=RegistryClient("http://127.0.0.1:9"),
+        lag=watch_lag(hub),
     )
     return hub

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.status import Throughput, render_status_page
+from api.status import render_status_page
+from streams.lag import Throughput
 
 
 def snapshot(**overrides: Any) -> dict[str, Any]:
