@@ -19,7 +19,7 @@ from fastavro.validation import validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import codec
+from schemas import fast_writer
 from schemas.catalog import SchemaEntry
 from schemas.codec import RecordInvalidError, encode_payload, nonconformity
 from tests.unit.schemas.fixtures import any_record, catalog
@@ -160,7 +160,7 @@ def test_a_valid_record_of_any_schema_is_written_by_the_fast_writer_as_by_fastav
     item, record = pair
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, item.parsed, record)
-    assert codec._fast_writer(item.parsed)(record) == buffer.getvalue()
+    assert fast_writer.fast_writer(item.parsed)(record) == buffer.getvalue()
 
 
 BOUNDARIES = [
@@ -185,6 +185,6 @@ def test_amounts_at_byte_boundaries_are_written_as_by_fastavro(amount):
         "detail": "détail ✓",
         "source_event_id": None,
     }
-    fast = codec._fast_writer(item.parsed)(alert)
+    fast = fast_writer.fast_writer(item.parsed)(alert)
     assert fast is not None
     assert fast == strict_encode_payload(alert, item)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.rejections import Rejection
-from schemas import codec
+from schemas import codec, fast_writer
 from schemas.codec import Decoded, Decoder
 from schemas.wire import HEADER_SIZE_BYTES, frame
 from tests.unit.schemas.fixtures import (
@@ -136,11 +136,11 @@ def test_a_huge_decimal_is_judged_the_same_way():
     # checked by hand, not here).
     body = codec.encode_payload(sales_order(), entry(SALES))
     amount = bytearray()
-    codec._decimal_writer(18, 2)(sales_order()["data"]["total_amount"], amount)
+    fast_writer._decimal_writer(18, 2)(sales_order()["data"]["total_amount"], amount)
     start = body.index(bytes(amount))
     for size in (30, 5_000):
         unscaled = b"\x7f" + b"\xff" * (size - 1)
-        payload = body[:start] + codec._varint(size) + unscaled + body[start + len(amount) :]
+        payload = body[:start] + fast_writer._varint(size) + unscaled + body[start + len(amount) :]
         value = frame(id_of(SALES), payload)
         fast, full = both()
         assert fast.decode("crm.events", value) == full.decode("crm.events", value)
