@@ -9,221 +9,107 @@ FIN records it and tells someone, it never refuses it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
-from decimal import Context, Decimal
+from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, Self
-from uuid import UUID
+from typing import Any
 
 from ledger import deltas
-from ledger.chart import BudgetCategory, ChartOfAccounts
+from ledger.chart import ChartOfAccounts
 from ledger.deltas import Delta
-from ledger.ids import uuid5_text
-from ledger.money import ZERO, money
+from ledger.money import ZERO
+from ledger.row_json import row_from_json_dict, row_to_json_dict
+from ledger.row_views import (
+    DEFAULT_CREDIT_NEAR_RATIO,
+    UTILISATION_PLACES,
+    AccountBalance,
+    Aging,
+    BudgetStatus,
+    CreditStatus,
+    TrialBalance,
+    TrialBalanceLine,
+    VendorStatus,
+    account_balance,
+    budget_status,
+    credit_status,
+    trial_balance,
+    vendor_status,
+)
+from ledger.rows import (
+    ALERT_NAMESPACE,
+    ROW_CLASSES,
+    ROW_TYPES,
+    Alert,
+    BudgetLevel,
+    BudgetRow,
+    CreditLevel,
+    CustomerRow,
+    OpenItem,
+    Payment,
+    PeriodRow,
+    Position,
+    ProductRow,
+    ProjectRow,
+    Row,
+    VendorRow,
+    Watermarks,
+    alert_from_json_dict,
+    alert_id_for,
+    alert_to_avro_dict,
+    alert_to_json_dict,
+    budget_level,
+    credit_level,
+    empty_row,
+)
 
-# (by-id partition, by-id offset, index of the delta within the event's posting)
-Position = tuple[int, int, int]
-# by-id partition -> (offset, index) of the last delta applied from that partition
-Watermarks = Mapping[int, tuple[int, int]]
-
-# Fixed forever, like the entry namespace: alert ids must stay stable across replays so the
-# consumers of fin.alerts can drop the copies a replay re-emits.
-ALERT_NAMESPACE = UUID("214d6fd5-4c25-4c4a-a077-d2197dba772f")
-
-UTILISATION_PLACES = Decimal("0.0001")
-DEFAULT_CREDIT_NEAR_RATIO = Decimal("0.90")
-_RATIO_CONTEXT = Context(prec=40)
-
-BudgetLevel = Literal["no_budget", "ok", "near", "exceeded"]
-CreditLevel = Literal["no_limit", "ok", "near", "over"]
-
-
-def _frozen(mapping: Mapping[Any, Any] | None = None) -> Mapping[Any, Any]:
-    return MappingProxyType(dict(mapping or {}))
-
-
-def _no_watermarks() -> Watermarks:
-    return _frozen()
-
-
-# --- rows ----------------------------------------------------------------------------------
-
-
-class _JsonRow:
-    """``to_json_dict`` / ``from_json_dict`` on every row class (see ``row_to_json_dict``)."""
-
-    table: ClassVar[str]
-
-    def to_json_dict(self) -> dict[str, Any]:
-        assert isinstance(self, ROW_TYPES)
-        return row_to_json_dict(self)
-
-    @classmethod
-    def from_json_dict(cls, encoded: Mapping[str, Any]) -> Self:
-        row = row_from_json_dict(cls.table, encoded)
-        assert isinstance(row, cls)
-        return row
-
-
-@dataclass(frozen=True)
-class Payment:
-    payment_id: str
-    amount: Decimal
-    business_date: date | None
-
-
-@dataclass(frozen=True)
-class BudgetRow(_JsonRow):
-    table: ClassVar[str] = deltas.BUDGETS
-
-    amount: Decimal | None = None
-    actual: Decimal = ZERO
-    watermarks: Watermarks = field(default_factory=_no_watermarks)
-
-
-@dataclass(frozen=True)
-class CustomerRow(_JsonRow):
-    table: ClassVar[str] = deltas.CUSTOMERS
-
-    credit_limit: Decimal | None = None
-    exposure: Decimal = ZERO
-    payments_total: Decimal = ZERO
-    last_payment: Payment | None = None
-    watermarks: Watermarks = field(default_factory=_no_watermarks)
-
-
-@dataclass(frozen=True)
-class OpenItem:
-    """A payable as received; payments are allocated to items only when a view asks."""
-
-    amount: Decimal
-    business_date: date
-    due_date: date
-    document_id: str = ""
-
-
-@dataclass(frozen=True)
-class VendorRow(_JsonRow):
-    table: ClassVar[str] = deltas.VENDORS
-
-    items: Mapping[str, OpenItem] = field(default_factory=_frozen)
-    paid_total: Decimal = ZERO
-    last_payment: Payment | None = None
-    watermarks: Watermarks = field(default_factory=_no_watermarks)
-
-
-@dataclass(frozen=True)
-class PeriodRow(_JsonRow):
-    """Gross debit and credit turnover per account in one month or quarter."""
-
-    table: ClassVar[str] = deltas.PERIODS
-
-    accounts: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=_frozen)
-    entry_count: int = 0
-    watermarks: Watermarks = field(default_factory=_no_watermarks)
-    # Period close (issue 16): closed, the totals it had when it was closed (the integrity
-    # check compares them with ``accounts``), and how many entries dated here were booked in a
-    # later period because this one was closed.
-    closed: bool = False
-    closed_totals: Mapping[str, tuple[Decimal, Decimal]] | None = None
-    late_entries_out: int = 0
-
-
-@dataclass(frozen=True)
-class ProjectRow(_JsonRow):
-    table: ClassVar[str] = deltas.PROJECTS
-
-    hours: Decimal = ZERO
-    billable_amount: Decimal = ZERO
-    watermarks: Watermarks = field(default_factory=_no_watermarks)
-
-
-@dataclass(frozen=True)
-class ProductRow(_JsonRow):
-    table: ClassVar[str] = deltas.PRODUCTS
-
-    quantity: int = 0
-    cost: Decimal = ZERO
-    watermarks: Watermarks = field(default_factory=_no_watermarks)
-
-
-Row = BudgetRow | CustomerRow | VendorRow | PeriodRow | ProjectRow | ProductRow
-
-ROW_TYPES = (BudgetRow, CustomerRow, VendorRow, PeriodRow, ProjectRow, ProductRow)
-
-ROW_CLASSES: Mapping[str, type[Row]] = {cls.table: cls for cls in ROW_TYPES}
-
-
-def empty_row(table: str) -> Row:
-    return ROW_CLASSES[table]()
-
-
-# --- alerts --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Alert:
-    """The ``fin.alerts.Alert`` record."""
-
-    alert_id: str
-    alert_type: str
-    severity: str
-    subject: str
-    period: str | None
-    amount: Decimal | None
-    limit: Decimal | None
-    detail: str
-    source_event_id: str | None
-
-
-def alert_id_for(origin: str, alert_type: str, row_key: str) -> str:
-    """Deterministic: the same delta crossing the same threshold always yields the same id.
-
-    The row key is part of it because one event crosses thresholds in several rows (a payroll
-    updates the month and the quarter of each department it charges).
-    """
-    return uuid5_text(ALERT_NAMESPACE, f"{origin}:{alert_type}:{row_key}")
-
-
-def alert_to_avro_dict(alert: Alert) -> dict[str, Any]:
-    return {
-        "alert_id": alert.alert_id,
-        "alert_type": alert.alert_type,
-        "severity": alert.severity,
-        "subject": alert.subject,
-        "period": alert.period,
-        "amount": alert.amount,
-        "limit": alert.limit,
-        "detail": alert.detail,
-        "source_event_id": alert.source_event_id,
-    }
-
-
-def alert_to_json_dict(alert: Alert) -> dict[str, Any]:
-    record = alert_to_avro_dict(alert)
-    for name in ("amount", "limit"):
-        if record[name] is not None:
-            record[name] = str(record[name])
-    return record
-
-
-def alert_from_json_dict(record: Mapping[str, Any]) -> Alert:
-    def optional_money(value: Any) -> Decimal | None:
-        return None if value is None else money(value)
-
-    return Alert(
-        alert_id=record["alert_id"],
-        alert_type=record["alert_type"],
-        severity=record["severity"],
-        subject=record["subject"],
-        period=record.get("period"),
-        amount=optional_money(record.get("amount")),
-        limit=optional_money(record.get("limit")),
-        detail=record["detail"],
-        source_event_id=record.get("source_event_id"),
-    )
-
+# The rows, views and JSON live beside (ledger/rows.py, row_views.py, row_json.py); they are
+# re-exported here, where the stages and the views have always taken them from.
+__all__ = [
+    "ALERT_NAMESPACE",
+    "DEFAULT_CREDIT_NEAR_RATIO",
+    "ROW_CLASSES",
+    "ROW_TYPES",
+    "UTILISATION_PLACES",
+    "AccountBalance",
+    "Aging",
+    "Alert",
+    "BudgetLevel",
+    "BudgetRow",
+    "BudgetStatus",
+    "CreditLevel",
+    "CreditStatus",
+    "CustomerRow",
+    "OpenItem",
+    "Outcome",
+    "Payment",
+    "PeriodRow",
+    "Position",
+    "ProductRow",
+    "ProjectRow",
+    "Row",
+    "TrialBalance",
+    "TrialBalanceLine",
+    "VendorRow",
+    "VendorStatus",
+    "Watermarks",
+    "account_balance",
+    "alert_from_json_dict",
+    "alert_id_for",
+    "alert_to_avro_dict",
+    "alert_to_json_dict",
+    "already_applied",
+    "apply",
+    "budget_level",
+    "budget_status",
+    "credit_level",
+    "credit_status",
+    "empty_row",
+    "row_from_json_dict",
+    "row_to_json_dict",
+    "trial_balance",
+    "vendor_status",
+]
 
 # --- apply ---------------------------------------------------------------------------------
 
@@ -517,31 +403,6 @@ def _reduce(
 _BUDGET_RANK: Mapping[BudgetLevel, int] = {"no_budget": 0, "ok": 0, "near": 1, "exceeded": 2}
 _CREDIT_RANK: Mapping[CreditLevel, int] = {"no_limit": 0, "ok": 0, "near": 0, "over": 1}
 
-
-def budget_level(amount: Decimal | None, actual: Decimal, category: BudgetCategory) -> BudgetLevel:
-    """near from ``warn`` x budget, exceeded above ``stop`` x budget.
-
-    With a zero budget any spending exceeds it; with nothing spent the status is ok.
-    """
-    if amount is None:
-        return "no_budget"
-    if actual > category.stop * amount:
-        return "exceeded"
-    if actual > 0 and actual >= category.warn * amount:
-        return "near"
-    return "ok"
-
-
-def credit_level(limit: Decimal | None, exposure: Decimal, near_ratio: Decimal) -> CreditLevel:
-    if limit is None:
-        return "no_limit"
-    if exposure > limit:
-        return "over"
-    if exposure > 0 and exposure >= near_ratio * limit:
-        return "near"
-    return "ok"
-
-
 def _budget_alerts(
     before: BudgetRow,
     after: BudgetRow,
@@ -602,383 +463,3 @@ def _credit_alerts(
             source_event_id=context.source_event_id,
         ),
     )
-
-
-# --- views ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    budget: Decimal | None
-    actual: Decimal
-    available: Decimal | None
-    utilisation: Decimal | None
-    status: BudgetLevel
-    fits: bool | None
-
-
-def budget_status(
-    row: BudgetRow | None, amount_query: Decimal | None, *, category: BudgetCategory
-) -> BudgetStatus:
-    """Budget, actual, what is left, and whether ``amount_query`` more would stay within it.
-
-    "Fits" means the status would not become exceeded (actual + query <= stop x budget); it is
-    None when no budget is set, because there is nothing to fit into.
-    """
-    current = row if row is not None else BudgetRow()
-    budget = current.amount
-    actual = current.actual
-    if budget is None:
-        return BudgetStatus(None, actual, None, None, "no_budget", None)
-    # A zero budget has no meaningful ratio; its status alone says whether anything was spent.
-    utilisation = (
-        _RATIO_CONTEXT.divide(actual, budget).quantize(UTILISATION_PLACES) if budget > 0 else None
-    )
-    fits = None
-    if amount_query is not None:
-        fits = actual + amount_query <= category.stop * budget
-    return BudgetStatus(
-        budget=budget,
-        actual=actual,
-        available=budget - actual,
-        utilisation=utilisation,
-        status=budget_level(budget, actual, category),
-        fits=fits,
-    )
-
-
-@dataclass(frozen=True)
-class Aging:
-    """Open amounts by days past due; ``current`` is not yet due."""
-
-    current: Decimal = ZERO
-    days_1_30: Decimal = ZERO
-    days_31_60: Decimal = ZERO
-    days_61_90: Decimal = ZERO
-    days_over_90: Decimal = ZERO
-
-
-@dataclass(frozen=True)
-class VendorStatus:
-    open: Decimal
-    overdue: Decimal
-    paid: Decimal
-    aging: Aging
-    last_payment: Payment | None
-    open_items: int
-
-
-_AGING_BUCKETS: tuple[tuple[int, str], ...] = (
-    (0, "current"),
-    (30, "days_1_30"),
-    (60, "days_31_60"),
-    (90, "days_61_90"),
-)
-
-
-def _bucket(days_past_due: int) -> str:
-    for upper, name in _AGING_BUCKETS:
-        if days_past_due <= upper:
-            return name
-    return "days_over_90"
-
-
-def vendor_status(row: VendorRow | None, as_of: date) -> VendorStatus:
-    """Open, overdue and aged payables as of ``as_of``.
-
-    Payments are not tied to items, so ``paid_total`` is allocated first-in first-out: oldest
-    due date first, which is how a vendor applies an unreferenced payment. Any overpayment is
-    a credit with the vendor: ``open`` goes negative and no bucket holds it.
-    """
-    current = row if row is not None else VendorRow()
-    remaining_payment = current.paid_total
-    buckets: dict[str, Decimal] = {}
-    overdue = ZERO
-    open_items = 0
-    ordered = sorted(
-        current.items.items(), key=lambda pair: (pair[1].due_date, pair[1].business_date, pair[0])
-    )
-    for _, item in ordered:
-        covered = min(max(remaining_payment, ZERO), max(item.amount, ZERO))
-        remaining_payment -= covered
-        unpaid = item.amount - covered
-        if unpaid == 0:
-            continue
-        open_items += 1
-        days_past_due = (as_of - item.due_date).days
-        name = _bucket(days_past_due)
-        buckets[name] = buckets.get(name, ZERO) + unpaid
-        if days_past_due > 0:
-            overdue += unpaid
-    invoiced = sum((item.amount for item in current.items.values()), ZERO)
-    return VendorStatus(
-        open=invoiced - current.paid_total,
-        overdue=overdue,
-        paid=current.paid_total,
-        aging=Aging(**buckets),
-        last_payment=current.last_payment,
-        open_items=open_items,
-    )
-
-
-@dataclass(frozen=True)
-class CreditStatus:
-    limit: Decimal | None
-    exposure: Decimal
-    available: Decimal | None
-    status: CreditLevel
-
-
-def credit_status(
-    row: CustomerRow | None, *, near_ratio: Decimal = DEFAULT_CREDIT_NEAR_RATIO
-) -> CreditStatus:
-    """Limit, exposure and headroom; pass ``chart.credit_near_ratio`` as ``near_ratio``."""
-    current = row if row is not None else CustomerRow()
-    limit = current.credit_limit
-    return CreditStatus(
-        limit=limit,
-        exposure=current.exposure,
-        available=None if limit is None else limit - current.exposure,
-        status=credit_level(limit, current.exposure, near_ratio),
-    )
-
-
-@dataclass(frozen=True)
-class TrialBalanceLine:
-    account: str
-    debit: Decimal
-    credit: Decimal
-    balance: Decimal
-    """Debit-normal: positive for a net debit, negative for a net credit."""
-
-
-@dataclass(frozen=True)
-class TrialBalance:
-    # Plain fields, no properties, so dataclasses.asdict() gives the whole view.
-    lines: tuple[TrialBalanceLine, ...]
-    total_debit: Decimal
-    total_credit: Decimal
-    entry_count: int
-    balanced: bool
-
-
-def trial_balance(row: PeriodRow | None) -> TrialBalance:
-    current = row if row is not None else PeriodRow()
-    lines = tuple(
-        TrialBalanceLine(account, debit, credit, debit - credit)
-        for account, (debit, credit) in sorted(current.accounts.items())
-    )
-    total_debit = sum((line.debit for line in lines), ZERO)
-    total_credit = sum((line.credit for line in lines), ZERO)
-    return TrialBalance(
-        lines=lines,
-        total_debit=total_debit,
-        total_credit=total_credit,
-        entry_count=current.entry_count,
-        balanced=total_debit == total_credit,
-    )
-
-
-@dataclass(frozen=True)
-class AccountBalance:
-    debit: Decimal
-    credit: Decimal
-    balance: Decimal
-    """Debit-normal: positive for a net debit, negative for a net credit."""
-
-
-def account_balance(row: PeriodRow | None, account: str) -> AccountBalance | None:
-    """One account's turnover and balance in a period row; None if it has no postings there."""
-    if row is None or account not in row.accounts:
-        return None
-    debit, credit = row.accounts[account]
-    return AccountBalance(debit=debit, credit=credit, balance=debit - credit)
-
-
-# --- JSON ----------------------------------------------------------------------------------
-
-
-def _money_or_none(value: Any) -> Decimal | None:
-    return None if value is None else money(value)
-
-
-def _text_or_none(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _watermarks_to_json(watermarks: Watermarks) -> dict[str, list[int]]:
-    # JSON object keys are text; the partition number is restored on the way back.
-    return {
-        str(partition): [offset, index] for partition, (offset, index) in sorted(watermarks.items())
-    }
-
-
-def _watermarks_from_json(encoded: Mapping[str, Any]) -> Watermarks:
-    return _frozen(
-        {int(partition): (int(pair[0]), int(pair[1])) for partition, pair in encoded.items()}
-    )
-
-
-def _payment_to_json(payment: Payment | None) -> dict[str, Any] | None:
-    if payment is None:
-        return None
-    return {
-        "payment_id": payment.payment_id,
-        "amount": str(payment.amount),
-        "business_date": None
-        if payment.business_date is None
-        else payment.business_date.isoformat(),
-    }
-
-
-def _payment_from_json(encoded: Mapping[str, Any] | None) -> Payment | None:
-    if encoded is None:
-        return None
-    business_date = encoded.get("business_date")
-    return Payment(
-        payment_id=encoded["payment_id"],
-        amount=money(encoded["amount"]),
-        business_date=None if business_date is None else date.fromisoformat(business_date),
-    )
-
-
-def row_to_json_dict(row: Row) -> dict[str, Any]:
-    """JSON-safe form of any row, tagged with its table; Decimals and dates as text."""
-    body: dict[str, Any]
-    match row:
-        case BudgetRow():
-            body = {"amount": _text_or_none(row.amount), "actual": str(row.actual)}
-        case CustomerRow():
-            body = {
-                "credit_limit": _text_or_none(row.credit_limit),
-                "exposure": str(row.exposure),
-                "payments_total": str(row.payments_total),
-                "last_payment": _payment_to_json(row.last_payment),
-            }
-        case VendorRow():
-            body = {
-                "items": {
-                    item_id: {
-                        "amount": str(item.amount),
-                        "business_date": item.business_date.isoformat(),
-                        "due_date": item.due_date.isoformat(),
-                        "document_id": item.document_id,
-                    }
-                    for item_id, item in sorted(row.items.items())
-                },
-                "paid_total": str(row.paid_total),
-                "last_payment": _payment_to_json(row.last_payment),
-            }
-        case PeriodRow():
-            body = {
-                "accounts": {
-                    account: [str(debit), str(credit)]
-                    for account, (debit, credit) in sorted(row.accounts.items())
-                },
-                "entry_count": row.entry_count,
-            }
-            # Left out while unused, so a row's bytes change only when its content does.
-            if row.closed:
-                body["closed"] = True
-            if row.closed_totals is not None:
-                body["closed_totals"] = {
-                    account: [str(debit), str(credit)]
-                    for account, (debit, credit) in sorted(row.closed_totals.items())
-                }
-            if row.late_entries_out:
-                body["late_entries_out"] = row.late_entries_out
-        case ProjectRow():
-            body = {"hours": str(row.hours), "billable_amount": str(row.billable_amount)}
-        case ProductRow():
-            body = {"quantity": row.quantity, "cost": str(row.cost)}
-    return {"table": row.table, **body, "watermarks": _watermarks_to_json(row.watermarks)}
-
-
-def _budget_from(encoded: Mapping[str, Any], watermarks: Watermarks) -> Row:
-    return BudgetRow(
-        amount=_money_or_none(encoded.get("amount")),
-        actual=money(encoded["actual"]),
-        watermarks=watermarks,
-    )
-
-
-def _customer_from(encoded: Mapping[str, Any], watermarks: Watermarks) -> Row:
-    return CustomerRow(
-        credit_limit=_money_or_none(encoded.get("credit_limit")),
-        exposure=money(encoded["exposure"]),
-        payments_total=money(encoded["payments_total"]),
-        last_payment=_payment_from_json(encoded.get("last_payment")),
-        watermarks=watermarks,
-    )
-
-
-def _vendor_from(encoded: Mapping[str, Any], watermarks: Watermarks) -> Row:
-    items = {
-        item_id: OpenItem(
-            amount=money(item["amount"]),
-            business_date=date.fromisoformat(item["business_date"]),
-            due_date=date.fromisoformat(item["due_date"]),
-            document_id=item.get("document_id", ""),
-        )
-        for item_id, item in encoded["items"].items()
-    }
-    return VendorRow(
-        items=_frozen(items),
-        paid_total=money(encoded["paid_total"]),
-        last_payment=_payment_from_json(encoded.get("last_payment")),
-        watermarks=watermarks,
-    )
-
-
-def _period_from(encoded: Mapping[str, Any], watermarks: Watermarks) -> Row:
-    accounts = {
-        account: (money(pair[0]), money(pair[1])) for account, pair in encoded["accounts"].items()
-    }
-    totals = encoded.get("closed_totals")
-    return PeriodRow(
-        accounts=_frozen(accounts),
-        entry_count=int(encoded["entry_count"]),
-        watermarks=watermarks,
-        closed=bool(encoded.get("closed", False)),
-        closed_totals=None
-        if totals is None
-        else _frozen(
-            {account: (money(pair[0]), money(pair[1])) for account, pair in totals.items()}
-        ),
-        late_entries_out=int(encoded.get("late_entries_out", 0)),
-    )
-
-
-def _project_from(encoded: Mapping[str, Any], watermarks: Watermarks) -> Row:
-    return ProjectRow(
-        hours=money(encoded["hours"]),
-        billable_amount=money(encoded["billable_amount"]),
-        watermarks=watermarks,
-    )
-
-
-def _product_from(encoded: Mapping[str, Any], watermarks: Watermarks) -> Row:
-    return ProductRow(
-        quantity=int(encoded["quantity"]), cost=money(encoded["cost"]), watermarks=watermarks
-    )
-
-
-_ROW_READERS: Mapping[str, Callable[[Mapping[str, Any], Watermarks], Row]] = {
-    deltas.BUDGETS: _budget_from,
-    deltas.CUSTOMERS: _customer_from,
-    deltas.VENDORS: _vendor_from,
-    deltas.PERIODS: _period_from,
-    deltas.PROJECTS: _project_from,
-    deltas.PRODUCTS: _product_from,
-}
-
-
-def row_from_json_dict(table: str, encoded: Mapping[str, Any]) -> Row:
-    """Read a row of ``table`` from its JSON form (the form's own tag must agree if present)."""
-    reader = _ROW_READERS.get(table)
-    if reader is None:
-        raise ValueError(f"unknown table {table!r}")
-    tag = encoded.get("table", table)
-    if tag != table:
-        raise ValueError(f"a {tag!r} row cannot be read as a {table!r} row")
-    return reader(encoded, _watermarks_from_json(encoded.get("watermarks", {})))
