@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 import requests
 
-from demo.generator import bad_records, specification_samples
+from demo.bad_records import bad_records
+from demo.generator import specification_samples
 from schemas.catalog import SchemaCatalog
 from schemas.registry import RegistryClient, SchemaIds
 from tests.fixtures import OPS, ROOT, Deployment, Infra, Worker, free_port

@@ -31,7 +31,8 @@ from kafka.errors import KafkaError
 from kafka.partitioner import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
-from demo.generator import bad_records, synthetic_events
+from demo.bad_records import bad_records
+from demo.generator import synthetic_events
 from schemas.catalog import key_for
 from tests.fixtures import ROOT, Deployment, Worker
 from tests.unit.ledger.reference import ReferenceLedger, business_date, month_text, quarter_text

@@ -26,7 +26,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_s
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import SerializationContext, StringSerializer
 
-from demo.generator import bad_records, synthetic_events
+from demo.bad_records import bad_records
+from demo.generator import synthetic_events
 from errors import RegistryRequestError
 from schemas.catalog import CONTRACT_BY_EVENT_TYPE, SchemaCatalog, key_for
 from schemas.codec import Encoder

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from demo.generator import BadRecord, bad_records
+from demo.bad_records import BadRecord, bad_records
 from schemas.catalog import SchemaCatalog, key_for
 from schemas.codec import Encoder
 from schemas.registry import RegistryClient, SchemaIds

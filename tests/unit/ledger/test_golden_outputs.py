@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from demo.generator import bad_records, synthetic_events
+from demo.bad_records import bad_records
+from demo.generator import synthetic_events
 from ledger import idempotency, reducers, rules, validation
 from ledger.chart import default_chart_path, load_chart
 from ledger.deltas import delta_to_json_dict

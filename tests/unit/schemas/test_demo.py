@@ -9,12 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from demo.generator import (
-    DEPARTMENTS,
-    bad_records,
-    specification_samples,
-    synthetic_events,
-)
+from demo.bad_records import bad_records
+from demo.generator import DEPARTMENTS, specification_samples, synthetic_events
 from ledger.chart import default_chart_path, load_chart
 from ledger.rejections import Reason, Rejection
 from ledger.validation import validate
