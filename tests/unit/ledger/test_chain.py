@@ -17,6 +17,7 @@ from ledger.chain import (
     ChainVerifier,
     content_hash,
     head_key,
+    reference_text,
     verify,
 )
 from ledger.entries import (
@@ -245,3 +246,71 @@ def test_a_compacted_watcher_keeps_verifying_as_the_ledger_grows() -> None:
     (report,) = watcher.reports()
     assert report.first_break is not None and report.first_break.sequence == 9
     assert report.verified_sequence == 8 and report.verified_position == "t[0]@7"
+
+
+# --- the fast hash is the defined one -----------------------------------------------------
+
+_texts = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=["Cs"]))
+_amounts = st.decimals(
+    min_value=Decimal("0.00"), max_value=Decimal("9999999999999999.99"), places=2
+)
+_lines = st.fixed_dictionaries(
+    {
+        "account": _texts,
+        "debit": _amounts,
+        "credit": _amounts,
+        "dimensions": st.dictionaries(_texts, _texts, max_size=4),
+    }
+)
+_records = st.fixed_dictionaries(
+    {
+        "entry_id": _texts,
+        "source_event_id": _texts,
+        "source_event_type": _texts,
+        "source_topic": _texts,
+        "source_partition": st.integers(min_value=0, max_value=2**31 - 1),
+        "source_offset": st.integers(min_value=0, max_value=2**63 - 1),
+        "rule_version": st.integers(min_value=0, max_value=100),
+        "business_date": st.one_of(st.dates(), st.dates().map(date.isoformat)),
+        "period": _texts,
+        "quarter": _texts,
+        "currency": _texts,
+        "reverses_entry_id": st.one_of(st.none(), _texts),
+        "lines": st.lists(_lines, min_size=1, max_size=4),
+        "posting_period": st.one_of(st.none(), _texts),
+        "chain_partition": st.one_of(st.none(), st.integers(min_value=0, max_value=1000)),
+        "chain_sequence": st.one_of(st.none(), st.integers(min_value=1, max_value=2**40)),
+        "previous_hash": st.one_of(
+            st.none(), st.text("0123456789abcdef", min_size=64, max_size=64)
+        ),
+    }
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_records)
+def test_the_fast_entry_hash_is_the_hash_of_the_defined_canonical_text(
+    record: dict[str, Any],
+) -> None:
+    import hashlib
+
+    assert content_hash(record) == hashlib.sha256(reference_text(record)).hexdigest()
+
+
+@pytest.mark.parametrize("code_point", [*range(0, 0x100), 0x2028, 0x2029, 0xFEFF, 0x10FFFF])
+def test_every_escaped_or_special_character_hashes_as_defined(code_point: int) -> None:
+    import hashlib
+
+    (linked,) = chain_of(1)
+    record = to_avro_dict(linked)
+    record["source_topic"] = f"a{chr(code_point)}b"
+    record["lines"][0]["dimensions"] = {chr(code_point): chr(code_point)}
+    assert content_hash(record) == hashlib.sha256(reference_text(record)).hexdigest()
+
+
+def test_a_float_amount_is_refused_as_before() -> None:
+    (linked,) = chain_of(1)
+    record = to_avro_dict(linked)
+    record["lines"][0]["debit"] = 100.0
+    with pytest.raises(TypeError):
+        content_hash(record)
