@@ -105,6 +105,12 @@ class Settings:
     # for the broker whenever that partition's batch is full (faust's default 16 KiB filled in
     # 15-30 records of a 500-record batch); kept under the topics' 1,000,000-byte record limit.
     producer_batch_bytes: int = 256 * 1024
+    # Table recovery reads the active changelog partitions with a plain consumer in bulk and
+    # hands them to faust's own RocksDB batch write (streams/fast_recovery.py); off: faust's
+    # per-record path (docs/design.md, "Recovery").
+    fast_recovery: bool = True
+    # ... fetching at most this many bytes per partition in one fetch.
+    recovery_fetch_bytes: int = 1024 * 1024
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
     api_insecure_writes: bool = False
@@ -177,6 +183,10 @@ class Settings:
             )
             / 1000,
             producer_batch_bytes=_int(env, "FIN_PRODUCER_BATCH_BYTES", cls.producer_batch_bytes),
+            fast_recovery=_flag(env, "FIN_FAST_RECOVERY")
+            if env.get("FIN_FAST_RECOVERY")
+            else cls.fast_recovery,
+            recovery_fetch_bytes=_int(env, "FIN_RECOVERY_FETCH_BYTES", cls.recovery_fetch_bytes),
         )
         settings.check()
         return settings
@@ -215,6 +225,8 @@ class Settings:
             raise ConfigurationError("FIN_PRODUCER_LINGER_MS must be 0..1000")
         if not 16 * 1024 <= self.producer_batch_bytes <= 900_000:
             raise ConfigurationError("FIN_PRODUCER_BATCH_BYTES must be 16384..900000")
+        if not 64 * 1024 <= self.recovery_fetch_bytes <= 64 * 1024 * 1024:
+            raise ConfigurationError("FIN_RECOVERY_FETCH_BYTES must be 65536..67108864")
         if not 0 < self.web_port < 65536:
             raise ConfigurationError(f"FIN_WEB_PORT out of range: {self.web_port}")
 

@@ -34,7 +34,7 @@ from settings import (
     Settings,
     delta_topic,
 )
-from streams import diagnostics
+from streams import diagnostics, fast_recovery
 from streams.admin import RECORD_BYTES_MAX
 from streams.batched import register_batched_agents
 from streams.deadletter import SourcePosition, processing_attempt
@@ -152,6 +152,10 @@ def build_hub(
         lambda: app.tables.changelog_queue,  # type: ignore[attr-defined]
     )
     delivery_audit.install(app, enabled=settings.delivery_audit)
+    if settings.fast_recovery:  # tables restored in bulk, not per record (docs/design.md)
+        fast_recovery.install(
+            app, bootstrap=settings.kafka_bootstrap, fetch_bytes=settings.recovery_fetch_bytes
+        )
 
     def raw_topic(name: str, *, internal: bool) -> TopicT:
         return app.topic(

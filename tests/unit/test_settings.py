@@ -81,3 +81,21 @@ def test_fin_allowed_hosts_replaces_the_defaults_but_the_bind_host_stays_allowed
 def test_an_allowed_host_with_a_port_or_scheme_is_a_configuration_error(entry: str) -> None:
     with pytest.raises(ConfigurationError, match="FIN_ALLOWED_HOSTS"):
         Settings.from_env({"FIN_ALLOWED_HOSTS": entry}, registry_url_file=None)
+
+
+def test_table_recovery_in_bulk_is_on_unless_fin_fast_recovery_is_0() -> None:
+    assert Settings.from_env({}, registry_url_file=None).fast_recovery is True
+    assert Settings.from_env({"FIN_FAST_RECOVERY": "1"}, registry_url_file=None).fast_recovery
+    off = Settings.from_env({"FIN_FAST_RECOVERY": "0"}, registry_url_file=None)
+    assert off.fast_recovery is False
+    with pytest.raises(ConfigurationError, match="FIN_FAST_RECOVERY"):
+        Settings.from_env({"FIN_FAST_RECOVERY": "yes"}, registry_url_file=None)
+
+
+def test_the_recovery_fetch_size_is_bounded() -> None:
+    default = Settings.from_env({}, registry_url_file=None)
+    assert default.recovery_fetch_bytes == 1024 * 1024
+    env = {"FIN_RECOVERY_FETCH_BYTES": str(4 * 1024 * 1024)}
+    assert Settings.from_env(env, registry_url_file=None).recovery_fetch_bytes == 4 * 1024 * 1024
+    with pytest.raises(ConfigurationError, match="FIN_RECOVERY_FETCH_BYTES"):
+        Settings.from_env({"FIN_RECOVERY_FETCH_BYTES": "1000"}, registry_url_file=None)
