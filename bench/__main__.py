@@ -39,12 +39,19 @@ What one run does, on the broker of ``make up`` (started here if it is not runni
    the stage (on a loaded machine, time the process waited for a core counts too); the
    process CPU per event beside them covers what lies outside every stage.
 4. Recovery (unless ``--no-recovery``): the last one-worker hub restarted with its data dir
-   intact, then wiped. Restore time = faust's own log, "Restoring state from changelog
-   topics" .. "Done reading from changelog topics" (both runtimes keep their tables in
-   faust), as changelog records/s; the wall time until /ready (dominated by process start
-   and group join) is reported beside it for both restarts. In the batched runtime the wiped
+   intact, then wiped. Restore time = the worker's log from its first "restoring" line to
+   its last "done reading" line: FIN's bulk reader's (``streams/fast_recovery.py``), or
+   faust's own "Restoring state from changelog topics" .. "Done reading from changelog
+   topics" (with ``FIN_FAST_RECOVERY=0``), as changelog records/s; the wall time until
+   /ready (dominated by process start and group join) is reported beside it for both
+   restarts. In the batched runtime the wiped
    worker rebuilds its entries index (a copy of the ledger topic) too, outside faust and after
    /ready: the time from its start until it serves the last entry of every ledger partition.
+   Every table row and persisted changelog offset is compared before the wipe and after the
+   rebuild. ``--recovery-records`` N (default 200,000; 0: skip): the changelogs grown to N
+   records by appending each partition's own records again (the tables they rebuild are the
+   same), the wiped restart once more, for a records/s where records outweigh fixed costs
+   (``bench/recovery.py``; ``python -m bench.recovery`` runs one drain and this alone).
 5. Latency: a fresh process per contestant (one hub worker), an unmeasured 3 s warm-up, then
    open-loop load at 50% and 80% of its own median drain throughput for ``--latency-seconds``
    each; latency = broker append time of the journal entry - scheduled send time of its event
@@ -88,6 +95,7 @@ log = logging.getLogger("bench")
 DEFAULT_EVENTS = 4_000
 DEFAULT_RUNS = 5
 DEFAULT_LATENCY_SECONDS = 15.0
+DEFAULT_RECOVERY_RECORDS = 200_000
 PERF_RECORDS = 500_000
 LOADS = [0.5, 0.8]
 RESULTS = ROOT / "bench" / "results"
@@ -112,6 +120,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=float, default=DEFAULT_LATENCY_SECONDS)
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--no-recovery", action="store_true")
+    parser.add_argument(
+        "--recovery-records",
+        type=int,
+        default=DEFAULT_RECOVERY_RECORDS,
+        help="recovery measured again on the changelogs grown to this many records (0: not)",
+    )
+    parser.add_argument(
+        "--recovery-profile", type=Path, default=None, help="py-spy raw output of that restart"
+    )
     parser.add_argument("--no-broker", action="store_true", help="skip Kafka's perf tools")
     parser.add_argument("--profile", action="store_true", help="one extra hub run under py-spy")
     parser.add_argument("--bootstrap", default=None, help="default: ops/kafka.sh on 127.0.0.1:9092")
@@ -242,7 +259,12 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, ctx: Context) -> i
 
     recovery: dict[str, Any] | None = None
     if last_hub is not None:
-        measured = hub.recovery(ctx, last_hub)
+        measured = hub.recovery(
+            ctx,
+            last_hub,
+            scale_records=args.recovery_records,
+            profile_to=args.recovery_profile,
+        )
         ctx.cleanup(last_hub.prefix)
         recovery = measured.to_json()
         say(f"recovery: {recovery}")

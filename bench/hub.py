@@ -26,12 +26,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import latency as latency_module
 from bench import procstat
+from bench import recovery as recovery_check
 from bench.context import API_KEY, PARTITIONS, Context, app_id_for
 from bench.dataset import Dataset, differences, reference_trial_balances
 from bench.measure import DrainResult, LatencyResult
@@ -469,6 +468,9 @@ class Recovery:
     ledger_records: int | None = None
     seconds_to_entries_index_wiped: float | None = None
     problems: list[str] = field(default_factory=list)
+    restored_by: str = "faust"  # whose log lines timed the restore (bench/recovery.py)
+    rows_checked: int = 0  # table rows compared before the wipe and after the rebuild
+    at_scale: recovery_check.AtScale | None = None
 
     @property
     def records_per_s(self) -> float:
@@ -491,15 +493,26 @@ class Recovery:
             if self.seconds_to_entries_index_wiped is None
             else round(self.seconds_to_entries_index_wiped, 2),
             "problems": self.problems,
+            "restored_by": self.restored_by,
+            "rows_checked": self.rows_checked,
+            "at_scale": None if self.at_scale is None else self.at_scale.to_json(),
         }
 
 
-def recovery(ctx: Context, deployment: HubDeployment) -> Recovery:
+def recovery(
+    ctx: Context,
+    deployment: HubDeployment,
+    *,
+    scale_records: int = 0,
+    profile_to: Path | None = None,
+) -> Recovery:
     """Restart a drained worker twice: with its data dir intact (startup cost alone), then
     wiped (startup plus rebuilding every table from its changelog). The difference is the
     recovery time. In the batched runtime the wiped worker also rebuilds its entries index
     from the ledger topic, after /ready: measured apart, until it serves the last entry of
-    every ledger partition."""
+    every ledger partition. Every table row and persisted offset is checked after the rebuild
+    (``bench/recovery.py``), and with ``scale_records`` recovery is measured once more on
+    changelogs grown to that many records."""
     changelogs = deployment.changelogs()
     records = sum(ctx.kafka.count(topic) for topic in changelogs)
     batched = ctx.effective_runtime == "batched"
@@ -536,43 +549,41 @@ def recovery(ctx: Context, deployment: HubDeployment) -> Recovery:
             deployment.worker.stop()
 
     intact = restart(wipe=False)
+    before = recovery_check.snapshot(recovery_check.tables_dir(deployment))
     log_offset = deployment.worker.log_path.stat().st_size
     wiped = restart(wipe=True)
     with deployment.worker.log_path.open("rb") as handle:
         handle.seek(log_offset)
         log_text = handle.read().decode(errors="replace")
+    after = recovery_check.snapshot(recovery_check.tables_dir(deployment))
+    problems += recovery_check.compare(
+        before, after, recovery_check.changelog_ends(ctx, deployment)
+    )
+    seconds, restored_by = recovery_check.restore_timing(log_text)
+    scaled = (
+        recovery_check.at_scale(ctx, deployment, before, scale_records, profile_to)
+        if scale_records
+        else None
+    )
     return Recovery(
         records,
         len(changelogs),
         wiped,
         intact,
-        restore_seconds(log_text),
+        seconds,
         ledger_records=ctx.kafka.count(ledger_topic) if batched else None,
         seconds_to_entries_index_wiped=index_seconds,
         problems=problems,
+        restored_by=restored_by,
+        rows_checked=after.row_count,
+        at_scale=scaled,
     )
 
 
-LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
-
-
 def restore_seconds(log_text: str) -> float:
-    """From faust's "Restoring state from changelog topics" to its last "Done reading from
-    changelog topics" in one worker's log (0 when it had nothing to restore)."""
-    started: datetime | None = None
-    done: datetime | None = None
-    for line in log_text.splitlines():
-        match = LOG_TIME.match(line)
-        if match is None:
-            continue
-        at = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f")
-        if "Restoring state from changelog topics" in line and started is None:
-            started = at
-        elif "Done reading from changelog topics" in line:
-            done = at
-    if started is None or done is None:
-        return 0.0
-    return (done - started).total_seconds()
+    """From the first "restoring" line to the last "done reading" line of one worker start's
+    log (FIN's bulk reader's, else faust's; 0 when it had nothing to restore)."""
+    return recovery_check.restore_timing(log_text)[0]
 
 
 def latency(

@@ -143,7 +143,8 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
         lines.append(
             f"Table recovery from changelogs: {recovery['changelog_records']:,} records "
             f"({recovery['changelog_topics']} changelog topics) restored in "
-            f"{recovery['recovery_seconds']:.2f} s by faust (its log: restoring .. done reading) = "
+            f"{recovery['recovery_seconds']:.2f} s by {recovery.get('restored_by', 'faust')} "
+            "(its log: restoring .. done reading) = "
             f"{_fmt(recovery['records_per_s'])} records/s, "
             f"{_fmt(recovery['seconds_per_million_records'], 1)} s per million records; the "
             f"restarted worker answered /ready {recovery['seconds_to_ready_wiped']:.1f} s after "
@@ -157,8 +158,30 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
                 if recovery.get("seconds_to_entries_index_wiped") is not None
                 else ""
             )
+            + (
+                f" Every table row ({recovery['rows_checked']:,}) and persisted offset checked "
+                "after the rebuild."
+                if recovery.get("rows_checked")
+                else ""
+            )
             + "".join(f" PROBLEM: {problem}." for problem in recovery.get("problems", []))
         )
+        scaled = recovery.get("at_scale")
+        if scaled:
+            lines.append(
+                f"Table recovery at scale (changelogs grown to {scaled['changelog_records']:,} "
+                "records by appending each partition's own records again; the rebuilt tables "
+                f"must equal the drained ones): restored in {scaled['recovery_seconds']:.2f} s "
+                f"by {scaled['restored_by']} = {_fmt(scaled['records_per_s'])} records/s; "
+                f"/ready {scaled['seconds_to_ready_wiped']:.1f} s after the wiped start; "
+                f"{scaled['rows_checked']:,} rows checked"
+                + (
+                    "".join(f"; PROBLEM: {problem}" for problem in scaled["problems"])
+                    if scaled["problems"]
+                    else ", all identical, persisted offsets at the end of every changelog"
+                )
+                + "."
+            )
     profile = data.get("profile")
     if profile and profile.get("top_self"):
         lines += [
