@@ -154,9 +154,10 @@ def _produce(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.deadletter import DlqError, DlqPosition
     from streams.topic_scan import TopicReadError
     from tools.dlq import list_command, replay_command, show_command
-    from tools.dlq_records import DlqPosition, Selection
+    from tools.dlq_records import Selection
 
     try:
         if args.action == "show":
@@ -179,7 +180,7 @@ def _dlq(settings: Settings, args: argparse.Namespace) -> int:
             max_attempts=args.max_attempts,
             dry_run=args.dry_run,
         )
-    except TopicReadError as exc:  # DlqError included
+    except (DlqError, TopicReadError) as exc:
         print(f"dlq {args.action}: {exc}", file=sys.stderr)
         return 1
 

@@ -14,6 +14,7 @@ from typing import Protocol
 from kafka import TopicPartition
 
 from errors import FinError
+from streams.deadletter import ConsumedRecord
 
 READ_TIMEOUT_S = 60.0
 POLL_TIMEOUT_MS = 500
@@ -21,28 +22,6 @@ POLL_TIMEOUT_MS = 500
 
 class TopicReadError(FinError):
     """A topic could not be read to its end: it does not exist, or the deadline passed."""
-
-
-class KafkaRecord(Protocol):
-    """The fields of a consumed record this module reads (kafka-python's ConsumerRecord)."""
-
-    @property
-    def partition(self) -> int: ...
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def timestamp(self) -> int: ...
-
-    @property
-    def key(self) -> bytes | None: ...
-
-    @property
-    def value(self) -> bytes | None: ...
-
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]] | None: ...
 
 
 class Consumer(Protocol):
@@ -64,7 +43,7 @@ class Consumer(Protocol):
 
     def position(self, partition: TopicPartition) -> int | None: ...
 
-    def poll(self, timeout_ms: int = 0) -> Mapping[TopicPartition, Sequence[KafkaRecord]]: ...
+    def poll(self, timeout_ms: int = 0) -> Mapping[TopicPartition, Sequence[ConsumedRecord]]: ...
 
 
 def read_topic(
@@ -73,7 +52,7 @@ def read_topic(
     *,
     timeout_s: float = READ_TIMEOUT_S,
     clock: Callable[[], float] = time.monotonic,
-) -> Iterator[KafkaRecord]:
+) -> Iterator[ConsumedRecord]:
     """Every record of ``topic`` from the beginning up to its end offsets as of this call.
 
     Records written after the call starts are not returned. Raises TopicReadError when the topic

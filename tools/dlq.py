@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from settings import DLQ_TOPIC, Settings
+from streams.deadletter import DlqError, DlqPosition
 from tools.dlq_records import (
-    DlqError,
-    DlqPosition,
     Selection,
     describe,
     list_dead_letters,

@@ -25,23 +25,15 @@ from ledger.rejections import Reason, Rejection
 from schemas.codec import Decoded
 from settings import DLQ_TOPIC, Settings
 from streams.deadletter import (
-    HEADER_ATTEMPTS,
-    HEADER_DETAIL,
-    HEADER_EVENT_ID,
-    HEADER_REASON,
-    HEADER_REJECTED_AT,
-    HEADER_SOURCE_OFFSET,
-    HEADER_SOURCE_PARTITION,
-    HEADER_SOURCE_TOPIC,
-    SourcePosition,
-    header_map,
+    DeadLetter,
+    DlqError,
+    DlqPosition,
+    aware,
 )
 from streams.topic_scan import (
     POLL_TIMEOUT_MS,
     READ_TIMEOUT_S,
     Consumer,
-    KafkaRecord,
-    TopicReadError,
     before_end,
     read_topic,
 )
@@ -50,109 +42,6 @@ LIST_LIMIT_DEFAULT = 1000
 DETAIL_SHOWN_LENGTH_MAX = 80
 HEX_DUMP_LENGTH_MAX = 64
 HEX_DUMP_ROW_LENGTH = 16
-
-
-class DlqError(TopicReadError):
-    """A dead-letter command cannot do what it was asked (bad input, missing topic, timeout)."""
-
-
-@dataclass(frozen=True, order=True)
-class DlqPosition:
-    """Where a dead letter sits in the dead-letter topic; written ``partition:offset``."""
-
-    partition: int
-    offset: int
-
-    @classmethod
-    def parse(cls, text: str) -> DlqPosition:
-        partition, separator, offset = text.strip().partition(":")
-        try:
-            position = cls(int(partition), int(offset))
-        except ValueError:
-            position = None
-        if not separator or position is None or position.partition < 0 or position.offset < 0:
-            raise DlqError(f"not a dead-letter position (PARTITION:OFFSET): {text!r}")
-        return position
-
-    def __str__(self) -> str:
-        return f"{self.partition}:{self.offset}"
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """One record of the dead-letter topic: the refused record's bytes and FIN's headers."""
-
-    position: DlqPosition
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-
-    @classmethod
-    def of(cls, record: KafkaRecord) -> DeadLetter:
-        return cls(
-            DlqPosition(record.partition, record.offset),
-            record.timestamp,
-            record.key,
-            record.value,
-            tuple(record.headers or ()),
-        )
-
-    @property
-    def text_headers(self) -> dict[str, str]:
-        return header_map(self.headers)
-
-    @property
-    def reason(self) -> str:
-        return self.text_headers.get(HEADER_REASON, "(no reason)")
-
-    @property
-    def detail(self) -> str:
-        return self.text_headers.get(HEADER_DETAIL, "")
-
-    @property
-    def event_id(self) -> str | None:
-        return self.text_headers.get(HEADER_EVENT_ID)
-
-    @property
-    def source(self) -> SourcePosition | None:
-        """The record's position in its source topic (contract name), if the headers say."""
-        headers = self.text_headers
-        topic = headers.get(HEADER_SOURCE_TOPIC)
-        partition = int_or_none(headers.get(HEADER_SOURCE_PARTITION))
-        offset = int_or_none(headers.get(HEADER_SOURCE_OFFSET))
-        if not topic or partition is None or offset is None:
-            return None
-        return SourcePosition(topic, partition, offset)
-
-    @property
-    def attempts(self) -> int:
-        """How many times the worker has processed this record, by its own count (at least 1)."""
-        attempts = int_or_none(self.text_headers.get(HEADER_ATTEMPTS))
-        return attempts if attempts is not None and attempts >= 1 else 1
-
-    @property
-    def rejected_at(self) -> datetime:
-        text = self.text_headers.get(HEADER_REJECTED_AT)
-        if text:
-            try:
-                return aware(datetime.fromisoformat(text))
-            except ValueError:
-                pass
-        return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
-
-
-def int_or_none(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def parse_instant(text: str) -> datetime:

@@ -24,20 +24,16 @@ from settings import Settings
 from streams.deadletter import (
     HEADER_REPLAY_ATTEMPT,
     HEADER_REPLAY_OF,
+    DeadLetter,
+    DlqError,
+    DlqPosition,
 )
 from streams.topic_scan import (
     READ_TIMEOUT_S,
     Consumer,
     read_topic,
 )
-from tools.dlq_records import (
-    DeadLetter,
-    DlqError,
-    DlqPosition,
-    Selection,
-    instant_text,
-    read_dead_letters,
-)
+from tools.dlq_records import Selection, instant_text, read_dead_letters
 
 log = logging.getLogger(__name__)
 

@@ -22,14 +22,14 @@ from settings import Settings
 from streams.deadletter import (
     HEADER_REPLAY_ATTEMPT,
     HEADER_REPLAY_OF,
+    DeadLetter,
+    DlqError,
+    DlqPosition,
     SourcePosition,
     dead_letter_headers,
 )
 from streams.topic_scan import TopicReadError, read_topic
 from tools.dlq_records import (
-    DeadLetter,
-    DlqError,
-    DlqPosition,
     Selection,
     describe,
     list_dead_letters,
