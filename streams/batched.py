@@ -614,7 +614,7 @@ def register_batched_agents(
         return delivery
 
     async def posting_agent(stream: StreamT[Any]) -> None:
-        processed = BatchedTable(tables["processed"])
+        processed = BatchedTable(tables["processed"], packed=settings.packed_changelog)
         stats = StatsCounter(BatchedTable(tables["stats"]))
         await run_agent(
             stream,

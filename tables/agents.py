@@ -25,6 +25,7 @@ from streams.effects import Send
 from streams.faust_patches import delivery_audit
 from streams.metrics import Metrics
 from tables.state import TableApply
+from tables.store import packed_rows_table
 
 TABLE_NAMES: tuple[str, ...] = ("processed", "entries", "stats", *DELTA_TABLES)
 TABLE_GAUGES_INTERVAL_S = 30.0
@@ -32,8 +33,17 @@ TABLE_GAUGES_INTERVAL_S = 30.0
 
 def declare_tables(app: faust.App, settings: Settings) -> dict[str, TableT[Any, Any]]:
     """RocksDB tables (the app's store) with changelogs; raw bytes in, raw bytes out."""
+    options: dict[str, Any] = {
+        "partitions": settings.partitions,
+        "key_type": bytes,
+        "value_type": bytes,
+    }
     return {
-        name: app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        # ``processed`` may hold packed changelog records (tables/store.py); its table restores
+        # both forms, whatever FIN_PACKED_CHANGELOG says now.
+        name: packed_rows_table(app, name, **options)
+        if name == "processed"
+        else app.Table(name, **options)
         for name in TABLE_NAMES
     }
 

@@ -24,10 +24,13 @@ the caller passes explicitly because a batch mixes partitions.
 from __future__ import annotations
 
 import asyncio
+import struct
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from faust.types import TP, TableT
+import faust
+from faust.types import TP, EventT, TableT
 
 from errors import FinError
 
@@ -36,12 +39,127 @@ class StoreNotReadyError(FinError):
     """A partition's RocksDB database is not open on this worker (not assigned here)."""
 
 
+# --- packed changelog records ------------------------------------------------------------
+#
+# A table whose rows are each written once and never again in the same way (``processed``: one
+# row per event id) would send one changelog record per event. With ``packed=True`` a batch's
+# rows of one partition travel in a few records instead: the key is ``PACKED_KEY_PREFIX`` and
+# a random id (never reused, so compaction never drops one pack for another), the value the
+# rows, length-prefixed. Restoring expands a pack into its rows, in order, through faust's own
+# RocksDB write (``PackedRowsTable.apply_changelog_batch``), so the database holds exactly the
+# rows it held before; a later pack (or a plain record) for the same key wins, as any later
+# changelog record does. Plain and packed records can be mixed in one changelog.
+
+PACKED_KEY_PREFIX = b"\x00fin-rows\x00"
+PACK_BYTES_MAX = 256 * 1024  # well under a changelog topic's default 1 MiB record limit
+_LENGTHS = struct.Struct(">II")
+
+
+def is_pack(key: bytes | None) -> bool:
+    return key is not None and key.startswith(PACKED_KEY_PREFIX)
+
+
+def pack_key() -> bytes:
+    return PACKED_KEY_PREFIX + uuid.uuid4().hex.encode()
+
+
+def pack_rows(rows: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Rows as one value: per row, the key's and the value's length (4 bytes each), then both."""
+    parts: list[bytes] = []
+    for key, value in rows:
+        parts.append(_LENGTHS.pack(len(key), len(value)))
+        parts.append(key)
+        parts.append(value)
+    return b"".join(parts)
+
+
+def unpack_rows(packed: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The rows of ``pack_rows``, in order; raises ``ValueError`` on a truncated pack."""
+    view = memoryview(packed)
+    at, end = 0, len(packed)
+    while at < end:
+        if end - at < _LENGTHS.size:
+            raise ValueError(f"a packed changelog record is truncated at byte {at}")
+        key_length, value_length = _LENGTHS.unpack_from(view, at)
+        at += _LENGTHS.size
+        if end - at < key_length + value_length:
+            raise ValueError(f"a packed changelog record is truncated at byte {at}")
+        key = bytes(view[at : at + key_length])
+        at += key_length
+        yield key, bytes(view[at : at + value_length])
+        at += value_length
+
+
+def chunks(
+    rows: Iterable[tuple[bytes, bytes]], limit: int = PACK_BYTES_MAX
+) -> Iterator[list[tuple[bytes, bytes]]]:
+    """Rows in groups of at most ``limit`` packed bytes (a larger row goes alone)."""
+    group: list[tuple[bytes, bytes]] = []
+    size = 0
+    for key, value in rows:
+        row_size = _LENGTHS.size + len(key) + len(value)
+        if group and size + row_size > limit:
+            yield group
+            group, size = [], 0
+        group.append((key, value))
+        size += row_size
+    if group:
+        yield group
+
+
+class _Row:
+    """One row of a pack in the shape faust's ``apply_changelog_batch`` reads: the pack's
+    position (partition, offset: the persisted offset stays the pack's) and the row's bytes."""
+
+    __slots__ = ("key", "offset", "partition", "tp", "value")
+
+    def __init__(self, tp: TP, offset: int, key: bytes, value: bytes) -> None:
+        self.tp = tp
+        self.offset = offset
+        self.partition = tp.partition
+        self.key = key
+        self.value = value
+
+    @property
+    def message(self) -> _Row:
+        return self
+
+
+def expand_packs(batch: Iterable[EventT[Any]]) -> Iterator[Any]:
+    """The changelog events of ``batch``, each pack replaced by its rows, in order."""
+    for event in batch:
+        message = event.message
+        if is_pack(message.key) and message.value is not None:
+            for key, value in unpack_rows(message.value):
+                yield _Row(message.tp, message.offset, key, value)
+        else:
+            yield event
+
+
+class PackedRowsTable(faust.Table):  # type: ignore[misc,type-arg]
+    """A faust table whose changelog may hold packs of rows (``BatchedTable(packed=True)``)."""
+
+    def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
+        super().apply_changelog_batch(expand_packs(batch))
+
+
+def packed_rows_table(app: faust.App, name: str, **kwargs: Any) -> TableT[Any, Any]:
+    """``app.Table(name, **kwargs)`` as a ``PackedRowsTable`` (what ``App.Table`` does, with
+    this class)."""
+    table = PackedRowsTable(app, name=name, beacon=app.tables.beacon, **kwargs)
+    app.tables.add(table)
+    return table
+
+
 class BatchedTable:
     """One faust table, written through a per-batch record cache."""
 
-    def __init__(self, table: TableT[Any, Any]) -> None:
+    def __init__(self, table: TableT[Any, Any], *, packed: bool = False) -> None:
         self.table = table
         self._cache: dict[tuple[int, bytes], bytes] = {}
+        # True: the rows of a flush go to the changelog in packs (a PackedRowsTable restores
+        # them), a few records per partition instead of one per row.
+        self.packed = packed
 
     @property
     def _changelog_topic(self) -> str:
@@ -83,10 +201,21 @@ class BatchedTable:
         topic = self._changelog_topic
         key_index = store._key_index
         futures: list[asyncio.Future[Any]] = []
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
         for (partition, key), value in self._cache.items():
             store._db_for_partition(partition).put(key, value)
             key_index[key] = partition
-            futures.append(await producer.send(topic, key, value, partition, None, None))
+            if self.packed:
+                by_partition.setdefault(partition, []).append((key, value))
+            else:
+                futures.append(await producer.send(topic, key, value, partition, None, None))
+        for partition, rows in by_partition.items():
+            for group in chunks(rows):
+                futures.append(
+                    await producer.send(
+                        topic, pack_key(), pack_rows(group), partition, None, None
+                    )
+                )
         self._cache.clear()
         return futures
 

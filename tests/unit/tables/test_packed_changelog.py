@@ -1,0 +1,143 @@
+"""Packed changelog records (tables/store.py): a batch's ``processed`` rows in a few records,
+restored into exactly the rows they carry, through faust's own RocksDB write."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+from faust.types import TP
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tables.store import (
+    PACK_BYTES_MAX,
+    BatchedTable,
+    chunks,
+    expand_packs,
+    is_pack,
+    pack_key,
+    pack_rows,
+    packed_rows_table,
+    unpack_rows,
+)
+from tests.unit.streams.test_batched import FakeProducer, FakeTable
+
+_rows = st.lists(st.tuples(st.binary(max_size=64), st.binary(max_size=300)), max_size=40)
+
+
+@given(_rows)
+def test_rows_come_out_of_a_pack_as_they_went_in(rows: list[tuple[bytes, bytes]]) -> None:
+    assert list(unpack_rows(pack_rows(rows))) == rows
+
+
+@given(_rows, st.integers(min_value=1, max_value=2_000))
+def test_chunks_keep_every_row_in_order_and_stay_under_the_limit(
+    rows: list[tuple[bytes, bytes]], limit: int
+) -> None:
+    groups = list(chunks(rows, limit))
+    assert [row for group in groups for row in group] == rows
+    for group in groups:
+        assert len(group) == 1 or len(pack_rows(group)) <= limit
+
+
+def test_a_truncated_pack_is_refused_not_half_read() -> None:
+    packed = pack_rows([(b"a", b"1"), (b"b", b"22")])
+    with pytest.raises(ValueError, match="truncated"):
+        list(unpack_rows(packed[:-1]))
+
+
+def test_pack_keys_are_never_reused_and_never_an_event_id() -> None:
+    keys = {pack_key() for _ in range(1_000)}
+    assert len(keys) == 1_000
+    assert all(is_pack(key) for key in keys)
+    assert not is_pack(b"0f8fad5b-d9cb-469f-a165-70867728950e")
+    assert not is_pack(b"chain|3") and not is_pack(None)
+
+
+def test_a_packed_flush_sends_one_record_per_partition_and_writes_every_row() -> None:
+    table = FakeTable(name="processed", changelog_topic_name="app-processed-changelog")
+    batched = BatchedTable(table, packed=True)  # type: ignore[arg-type]
+    producer = FakeProducer()
+    for n in range(300):
+        batched.put(n % 3, f"event-{n}".encode(), b"row %d" % n)
+
+    async def flush() -> list[asyncio.Future[Any]]:
+        return await batched.flush(producer)
+
+    futures = asyncio.run(flush())
+
+    assert len(futures) == 3 and len(producer.sent) == 3
+    assert table.data.puts == 300
+    restored: dict[int, dict[bytes, bytes]] = {}
+    for topic, key, value, partition, _ in producer.sent:
+        assert topic == "app-processed-changelog" and is_pack(key) and value is not None
+        assert partition is not None
+        restored.setdefault(partition, {}).update(unpack_rows(value))
+    assert restored == {partition: dict(rows) for partition, rows in table.data.dbs.items()}
+
+
+def test_a_flush_larger_than_a_pack_goes_in_several_records() -> None:
+    table = FakeTable(name="processed", changelog_topic_name="app-processed-changelog")
+    batched = BatchedTable(table, packed=True)  # type: ignore[arg-type]
+    producer = FakeProducer()
+    value = b"x" * 1_000
+    count = 3 * PACK_BYTES_MAX // len(value)
+    for n in range(count):
+        batched.put(0, f"event-{n}".encode(), value)
+    asyncio.run(batched.flush(producer))
+    assert 3 <= len(producer.sent) <= 4
+    assert sum(len(list(unpack_rows(sent[2] or b""))) for sent in producer.sent) == count
+
+
+class _Message:
+    def __init__(self, tp: TP, offset: int, key: bytes, value: bytes | None) -> None:
+        self.tp, self.offset, self.partition = tp, offset, tp.partition
+        self.key, self.value = key, value
+
+
+class _Event:
+    def __init__(self, message: _Message) -> None:
+        self.message = message
+
+
+def test_expanding_a_batch_replaces_each_pack_by_its_rows_in_order() -> None:
+    tp = TP("app-processed-changelog", 1)
+    events = [
+        _Event(_Message(tp, 7, b"plain", b"p")),
+        _Event(_Message(tp, 8, pack_key(), pack_rows([(b"a", b"1"), (b"plain", b"2")]))),
+    ]
+    expanded = [
+        (e.message.key, e.message.value, e.message.offset)
+        for e in expand_packs(events)  # type: ignore[arg-type]
+    ]
+    assert expanded == [(b"plain", b"p", 7), (b"a", b"1", 8), (b"plain", b"2", 8)]
+
+
+def test_faust_restores_plain_and_packed_records_into_the_same_rocksdb_rows(
+    tmp_path: Path,
+) -> None:
+    app = faust.App(
+        "packed-test", store="rocksdb://", datadir=str(tmp_path), broker="kafka://127.0.0.1:1"
+    )
+    table = packed_rows_table(app, "processed", partitions=2, key_type=bytes, value_type=bytes)
+    tp = TP(table.changelog_topic.get_topic_name(), 1)  # type: ignore[attr-defined]
+    events = [
+        _Event(_Message(tp, 0, b"e-1", b"old")),
+        _Event(_Message(tp, 1, pack_key(), pack_rows([(b"e-2", b"two"), (b"e-1", b"new")]))),
+        _Event(_Message(tp, 2, pack_key(), pack_rows([(b"e-3", b"three")]))),
+    ]
+    table.apply_changelog_batch(events)  # type: ignore[arg-type]
+    store: Any = table.data
+    db = store._db_for_partition(1)
+    assert {key: db.get(key) for key in (b"e-1", b"e-2", b"e-3")} == {
+        b"e-1": b"new",
+        b"e-2": b"two",
+        b"e-3": b"three",
+    }
+    rows = sorted(key for key in db.keys() if not key.startswith(b"__faust"))
+    assert rows == [b"e-1", b"e-2", b"e-3"]  # no pack stored as a row
+    assert store.persisted_offset(tp) == 2
