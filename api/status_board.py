@@ -1,8 +1,9 @@
 """The status page's live parts: the sample history, the business panel and the last dead letters.
 
 ``StatusBoard`` is made once per worker by ``api.routes``; the runtime's lag watch
-(``streams.lag``) calls ``sample`` every 5 s, and the page and ``/api/v1/fin/status`` call ``view``. The business panel reads this
-worker's table rows (cached for a few seconds, so a page left open costs one scan per refresh).
+(``streams.lag``) calls ``sample`` every 5 s, and the page and ``/api/v1/fin/status`` call
+``view``. The business panel reads this worker's table rows (cached for a few seconds, so a page
+left open costs one scan per refresh).
 The dead letters are the newest of ``fin.dlq`` (every worker's, not only this one's), read
 from the topic's tail by the runtime (``streams.dead_letter_tail``), so they are what
 ``python app.py dlq list`` would show last.
