@@ -111,10 +111,11 @@ class Settings:
     fast_recovery: bool = True
     # ... fetching at most this many bytes per partition in one fetch.
     recovery_fetch_bytes: int = 1024 * 1024
-    # The batched runtime sends the ``processed`` rows of a batch to their changelog packed, a
-    # few records per partition instead of one per event (tables/store.py, PackedRowsTable
-    # restores either form); off: one changelog record per row, as faust writes them.
-    packed_changelog: bool = True
+    # The batched runtime packs a batch's records per partition: the ``processed`` rows to
+    # their changelog (tables/store.py; PackedRowsTable restores either form) and the rows'
+    # deltas to each deltas topic (streams/batched.py, delta_sends); the table agents read both
+    # forms. Off: one changelog record per processed row, one delta record per row and batch.
+    packed_records: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
     api_insecure_writes: bool = False
@@ -191,9 +192,9 @@ class Settings:
             if env.get("FIN_FAST_RECOVERY")
             else cls.fast_recovery,
             recovery_fetch_bytes=_int(env, "FIN_RECOVERY_FETCH_BYTES", cls.recovery_fetch_bytes),
-            packed_changelog=_flag(env, "FIN_PACKED_CHANGELOG")
-            if env.get("FIN_PACKED_CHANGELOG")
-            else cls.packed_changelog,
+            packed_records=_flag(env, "FIN_PACKED_RECORDS")
+            if env.get("FIN_PACKED_RECORDS")
+            else cls.packed_records,
         )
         settings.check()
         return settings

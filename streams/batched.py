@@ -73,7 +73,7 @@ from streams.pipeline import (
     stats_key_posting,
 )
 from streams.take import take_ready
-from tables.store import BatchedTable
+from tables.store import PACK_BYTES_MAX, BatchedTable, is_pack, pack_key
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,11 @@ class Outbox:
         self._partition_counts[topic] = count
         return count
 
+    def partition_count(self, contract_topic: str) -> int | None:
+        """The partition count of a contract topic, if the producer knows it yet."""
+        topic = self._settings.topic(contract_topic)
+        return self._partition_counts.get(topic) or self._partition_count(topic)
+
     async def send(self, send: Send) -> None:
         """Hand ``send`` to the producer; raises if the producer refuses it outright."""
         size = len(send.key or b"") + len(send.value or b"")
@@ -140,8 +145,8 @@ class Outbox:
                 f"a {size}-byte record for {send.topic} is over its {limit}-byte limit"
             )
         topic = self._settings.topic(send.topic)
-        partition = None
-        if send.key is not None:
+        partition = send.partition
+        if partition is None and send.key is not None:
             count = self._partition_counts.get(topic) or self._partition_count(topic)
             if count:
                 partition = partition_for(send.key, count)
@@ -398,6 +403,49 @@ class StatsCounter:
         return self._stats
 
 
+DELTA_PACK_MIN_ROWS = 2  # a partition with a single row gets a plain record keyed by it
+
+
+def delta_sends(
+    coalesced: Mapping[tuple[str, str], list[dict[str, Any]]],
+    partition_count: Callable[[str], int | None],
+) -> list[Send]:
+    """A batch's coalesced deltas as records: per table and partition, the rows going there
+    in one record (a pack, keyed by ``pack_key``, sent to that partition explicitly: the
+    partition the row's own key gives, so the table agent that owns the row gets it, and its
+    changelog row lands where REST routing looks); one row alone, or a topic whose partition
+    count is not known yet, keeps its plain record keyed by the row."""
+    by_partition: dict[tuple[str, int | None], list[tuple[str, list[dict[str, Any]]]]] = {}
+    for (table_name, key), items in coalesced.items():
+        topic = delta_topic(table_name)
+        count = partition_count(topic)
+        partition = partition_for(key.encode(), count) if count else None
+        by_partition.setdefault((topic, partition), []).append((key, items))
+    sends: list[Send] = []
+    for (topic, partition), rows in by_partition.items():
+        if partition is None or len(rows) < DELTA_PACK_MIN_ROWS:
+            sends.extend(
+                Send(topic, key.encode(), orjson.dumps({"deltas": items})) for key, items in rows
+            )
+            continue
+        # Each row serialised once; packs cut at PACK_BYTES_MAX (a row over it goes alone).
+        encoded = [orjson.dumps([key, items]) for key, items in rows]
+        group: list[bytes] = []
+        size = 0
+        for part in encoded:
+            if group and size + len(part) > PACK_BYTES_MAX:
+                sends.append(_delta_pack(topic, partition, group))
+                group, size = [], 0
+            group.append(part)
+            size += len(part) + 1
+        sends.append(_delta_pack(topic, partition, group))
+    return sends
+
+
+def _delta_pack(topic: str, partition: int, rows: list[bytes]) -> Send:
+    return Send(topic, pack_key(), b'{"rows":[' + b",".join(rows) + b"]}", partition=partition)
+
+
 def register_batched_agents(
     *,
     app: Any,
@@ -595,10 +643,9 @@ def register_batched_agents(
                 if record.source.timestamp_ms is not None:
                     published_ms.append(record.source.timestamp_ms)
             posting_seconds.observe(time.perf_counter() - started)
-        for (table_name, key), items in coalesced.items():
-            await box.send(
-                Send(delta_topic(table_name), key.encode(), orjson.dumps({"deltas": items}))
-            )
+        counts = box.partition_count if settings.packed_records else (lambda topic: None)
+        for send in delta_sends(coalesced, counts):
+            await box.send(send)
         delivery = await seal(box, processed, stats.stage())
 
         def observe_latency() -> None:
@@ -614,7 +661,7 @@ def register_batched_agents(
         return delivery
 
     async def posting_agent(stream: StreamT[Any]) -> None:
-        processed = BatchedTable(tables["processed"], packed=settings.packed_changelog)
+        processed = BatchedTable(tables["processed"], packed=settings.packed_records)
         stats = StatsCounter(BatchedTable(tables["stats"]))
         await run_agent(
             stream,
@@ -669,49 +716,62 @@ def make_table_agent(
             started = time.perf_counter()
             assert message.key is not None and message.value is not None
             body = orjson.loads(message.value)
-            # One record per delta (the classic runtime) or per row and batch (this one).
-            items = body.get("deltas", [body])
-            slot = (message.partition, message.key)
-            row = rows.get(slot)
-            if row is None:
-                raw = table.get(*slot)
-                row = (
-                    reducers.row_from_json_dict(table_name, orjson.loads(raw))
-                    if raw is not None
-                    else reducers.empty_row(table_name)
-                )
-            for item in items:
-                partition, offset, index = item["position"]
-                outcome = reducers.apply(
-                    row,
-                    delta_from_json_dict(item["delta"]),
-                    (partition, offset, index),
-                    chart,
-                    source_event_id=item["event_id"],
-                )
-                if not outcome.applied:
-                    metrics.deltas_skipped.labels(table_name).inc()
-                    continue
-                row = outcome.row
-                metrics.deltas_applied.labels(table_name).inc()
-                for alert in outcome.alerts:
-                    metrics.alerts.labels(alert.alert_type).inc()
-                    await box.send(
-                        Send(
-                            ALERTS_TOPIC,
-                            alert.subject.encode(),
-                            encoder.encode(reducers.alert_to_avro_dict(alert)),
-                        )
-                    )
-            # Written even when every delta was skipped: a replay after a crash that lost
-            # the row's changelog record must put it on the changelog again.
-            rows[slot] = row
+            if is_pack(message.key):
+                # The rows of one partition and batch in one record (``delta_sends``).
+                for key, items in body["rows"]:
+                    await apply_items(box, rows, (message.partition, key.encode()), items)
+            else:
+                # One record per delta (the classic runtime) or per row and batch.
+                items = body.get("deltas", [body])
+                await apply_items(box, rows, (message.partition, message.key), items)
             metrics.processing_seconds.labels(f"table_{table_name}").observe(
                 time.perf_counter() - started
             )
         for (partition, key), row in rows.items():
             table.put(partition, key, orjson.dumps(reducers.row_to_json_dict(row)))
         return await seal(box, table)
+
+    async def apply_items(
+        box: Outbox,
+        rows: dict[tuple[int, bytes], reducers.Row],
+        slot: tuple[int, bytes],
+        items: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """One row's deltas, in order, through the reducer's guard; its alerts sent."""
+        row = rows.get(slot)
+        if row is None:
+            raw = table.get(*slot)
+            row = (
+                reducers.row_from_json_dict(table_name, orjson.loads(raw))
+                if raw is not None
+                else reducers.empty_row(table_name)
+            )
+        for item in items:
+            partition, offset, index = item["position"]
+            outcome = reducers.apply(
+                row,
+                delta_from_json_dict(item["delta"]),
+                (partition, offset, index),
+                chart,
+                source_event_id=item["event_id"],
+            )
+            if not outcome.applied:
+                metrics.deltas_skipped.labels(table_name).inc()
+                continue
+            row = outcome.row
+            metrics.deltas_applied.labels(table_name).inc()
+            for alert in outcome.alerts:
+                metrics.alerts.labels(alert.alert_type).inc()
+                await box.send(
+                    Send(
+                        ALERTS_TOPIC,
+                        alert.subject.encode(),
+                        encoder.encode(reducers.alert_to_avro_dict(alert)),
+                    )
+                )
+        # Written even when every delta was skipped: a replay after a crash that lost
+        # the row's changelog record must put it on the changelog again.
+        rows[slot] = row
 
     async def table_agent(stream: StreamT[Any]) -> None:
         await run_agent(stream, f"table-{table_name}", table_batch, batch_max, linger, gap)

@@ -20,6 +20,9 @@ class Send:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    partition: int | None = None
+    """The partition, when the sender chose it (a pack of rows for one partition); None: the
+    key's partition (murmur2, as Kafka's default partitioner)."""
 
 
 class Outcome(StrEnum):

@@ -40,7 +40,7 @@ def declare_tables(app: faust.App, settings: Settings) -> dict[str, TableT[Any, 
     }
     return {
         # ``processed`` may hold packed changelog records (tables/store.py); its table restores
-        # both forms, whatever FIN_PACKED_CHANGELOG says now.
+        # both forms, whatever FIN_PACKED_RECORDS says now.
         name: packed_rows_table(app, name, **options)
         if name == "processed"
         else app.Table(name, **options)

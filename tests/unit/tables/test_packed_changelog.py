@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 import pytest
 from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.batched import delta_sends
+from streams.partitioner import partition_for
 from tables.store import (
     PACK_BYTES_MAX,
     BatchedTable,
@@ -138,6 +141,59 @@ def test_faust_restores_plain_and_packed_records_into_the_same_rocksdb_rows(
         b"e-2": b"two",
         b"e-3": b"three",
     }
-    rows = sorted(key for key in db.keys() if not key.startswith(b"__faust"))
+    stored = [key for key, _ in db.items()]
+    rows = sorted(key for key in stored if not key.startswith(b"__faust"))
     assert rows == [b"e-1", b"e-2", b"e-3"]  # no pack stored as a row
     assert store.persisted_offset(tp) == 2
+
+
+# --- packed delta records (streams/batched.py, delta_sends) ---------------------------------
+
+
+def _coalesced(keys: list[str], table: str = "vendors") -> dict[tuple[str, str], list[Any]]:
+    return {
+        (table, key): [{"delta": {"n": n}, "position": [0, n, 0]}] for n, key in enumerate(keys)
+    }
+
+
+def test_deltas_of_one_table_and_partition_travel_in_one_record_to_the_rows_partition() -> None:
+    keys = [f"VEN-{n:03d}" for n in range(40)]
+    sends = delta_sends(_coalesced(keys), lambda topic: 4)
+    received: dict[str, tuple[int | None, list[Any]]] = {}
+    for send in sends:
+        body = orjson.loads(send.value or b"")
+        assert send.topic == "fin.internal.deltas.vendors"
+        if is_pack(send.key):
+            assert send.partition is not None
+            for key, items in body["rows"]:
+                received[key] = (send.partition, items)
+        else:
+            assert send.key is not None
+            received[send.key.decode()] = (partition_for(send.key, 4), body["deltas"])
+    assert len(sends) <= 4
+    assert {key: partition for key, (partition, _) in received.items()} == {
+        key: partition_for(key.encode(), 4) for key in keys
+    }
+    assert {key: items for key, (_, items) in received.items()} == {
+        key: items for (_, key), items in _coalesced(keys).items()
+    }
+
+
+def test_a_lone_row_or_an_unknown_partition_count_keeps_its_plain_keyed_record() -> None:
+    (lone,) = delta_sends(_coalesced(["VEN-001"]), lambda topic: 4)
+    assert lone.key == b"VEN-001" and lone.partition is None
+    unknown = delta_sends(_coalesced(["VEN-001", "VEN-002", "VEN-003"]), lambda topic: None)
+    assert [send.key for send in unknown] == [b"VEN-001", b"VEN-002", b"VEN-003"]
+
+
+def test_a_pack_larger_than_the_limit_is_cut_into_several_records() -> None:
+    big = "x" * 2_000
+    coalesced = {
+        ("periods", f"2024-{n:04d}"): [{"delta": {"memo": big}, "position": [0, n, 0]}]
+        for n in range(400)
+    }
+    sends = delta_sends(coalesced, lambda topic: 1)
+    assert len(sends) >= 3
+    assert all(len(send.value or b"") <= PACK_BYTES_MAX + 4_096 for send in sends)
+    keys = [key for send in sends for key, _ in orjson.loads(send.value or b"")["rows"]]
+    assert keys == [key for _, key in coalesced]
