@@ -9,7 +9,7 @@ under a backlog a batch fills up, a lone record leaves after one quiet gap.
 
 Acknowledgement is the caller's: acks are off for the stream while it is batched, and
 ``take_ready`` acknowledges nothing. The batched runtime acknowledges a batch's events once
-every output of it is delivered (``streams.batched.InFlight``), which may be after the next
+every output of it is delivered (``streams.inflight.InFlight``), which may be after the next
 batch was taken; faust commits only offsets that were acknowledged.
 
 This uses the same faust stream internals as ``take_events`` (faust-streaming 0.15.x), listed

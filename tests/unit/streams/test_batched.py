@@ -12,17 +12,16 @@ from faust.types import TP
 
 from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC, Settings
 from streams.admin import RECORD_BYTES_MAX
-from streams.batched import (
+from streams.deadletter import SourcePosition, header_map
+from streams.effects import Send, StageResult
+from streams.inflight import BatchDelivery, InFlight
+from streams.metrics import Metrics
+from streams.outbox import (
     BROKER_DEFAULT_RECORD_BYTES_MAX,
-    BatchDelivery,
-    InFlight,
     Outbox,
     record_bytes_limit,
     send_or_dead_letter,
 )
-from streams.deadletter import SourcePosition, header_map
-from streams.effects import Send, StageResult
-from streams.metrics import Metrics
 from tables.store import BatchedTable
 
 SOURCE = SourcePosition("scm.events", 2, 41, 1_700_000_000_000)
