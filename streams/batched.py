@@ -67,14 +67,13 @@ from streams.outbox import Outbox, send_or_dead_letter
 from streams.partitioner import partition_for
 from streams.pipeline import (
     Ingest,
-    Posting,
-    by_id_record,
     ingest_counters,
     posting_counters,
-    processing_error,
     stats_key_ingest,
     stats_key_posting,
 )
+from streams.posting import Posting
+from streams.stage_records import by_id_record, processing_error
 from tables.store import PACK_BYTES_MAX, BatchedTable, is_pack, pack_key
 
 log = logging.getLogger(__name__)

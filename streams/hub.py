@@ -44,14 +44,14 @@ from streams.faust_patches.quiet_monitor import QuietMonitor
 from streams.metrics import Metrics
 from streams.pipeline import (
     Ingest,
-    Posting,
-    by_id_record,
     count_ingest,
     count_posting,
     stats_key_ingest,
     stats_key_posting,
 )
+from streams.posting import Posting
 from streams.resilience import Backoff
+from streams.stage_records import by_id_record
 from tables.agents import declare_tables, register_table_agents, register_table_gauges
 from tables.entries_index import EntriesIndex
 

@@ -27,9 +27,7 @@ from streams.deadletter import SourcePosition
 from streams.effects import Send, StageResult
 from streams.metrics import Metrics
 from streams.partitioner import partition_for
-from streams.pipeline import (
-    processing_error,
-)
+from streams.stage_records import processing_error
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import orjson
 
 from ledger.chain import GENESIS_HASH, head_key
 from settings import LEDGER_TOPIC
-from streams.pipeline import Posting
+from streams.posting import Posting
 from tests.unit.schemas.fixtures import FakeRegistry, decoder, encoder
 from tests.unit.streams.test_pipeline import (
     CHART,

@@ -24,7 +24,9 @@ from ledger.reducers import PeriodRow
 from settings import LEDGER_TOPIC
 from streams.effects import StageResult
 from streams.master_data import MASTER_DATA_TOPIC, change_from_record
-from streams.pipeline import ByIdRecord, Ingest, Posting
+from streams.pipeline import Ingest
+from streams.posting import Posting
+from streams.stage_records import ByIdRecord
 from tests.unit.ledger.reference import ReferenceLedger, ReferencePeriods
 from tests.unit.schemas.fixtures import FakeRegistry, decoder, encoder
 from tests.unit.streams.test_pipeline import NOW, Harness, compensation

@@ -18,18 +18,15 @@ from ledger.contract import VENDOR_PAYMENT_MADE
 from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC
 from streams.deadletter import SourcePosition, header_map
 from streams.effects import Send, StageResult
-from streams.pipeline import (
+from streams.pipeline import POSTING_COUNTERS, Ingest, count_ingest, count_posting
+from streams.posting import Posting
+from streams.stage_records import (
     H_PARK_ATTEMPT,
     H_STEP,
     PARK_ATTEMPTS_MAX,
-    POSTING_COUNTERS,
     STEP_CLAIM,
     STEP_RELEASE,
     ByIdRecord,
-    Ingest,
-    Posting,
-    count_ingest,
-    count_posting,
 )
 from tests.unit.schemas.fixtures import FakeRegistry, decoder, encoder
 
@@ -486,7 +483,7 @@ def test_a_re_emission_counts_as_the_posting_it_repeats_once() -> None:
 
 
 def test_a_parked_record_waits_until_its_time_and_never_longer_than_the_park_delay() -> None:
-    from streams.pipeline import H_PARK_NOT_BEFORE_MS, PARK_DELAY_S
+    from streams.stage_records import H_PARK_NOT_BEFORE_MS, PARK_DELAY_S
 
     def parked_until(ms: int) -> ByIdRecord:
         return ByIdRecord(b"k", b"v", {H_PARK_NOT_BEFORE_MS: str(ms).encode()}, 0, 7)
