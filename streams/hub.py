@@ -52,7 +52,7 @@ from streams.pipeline import (
 from streams.posting import Posting
 from streams.resilience import Backoff
 from streams.stage_records import by_id_record
-from tables.agents import declare_tables, register_table_agents, register_table_gauges
+from streams.table_agents import declare_tables, register_table_agents, register_table_gauges
 from tables.entries_index import EntriesIndex
 
 log = logging.getLogger(__name__)

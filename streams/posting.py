@@ -39,7 +39,7 @@ from streams.stage_records import (
     rejected,
     reservation_key,
 )
-from tables.state import delta_send
+from streams.table_stage import delta_send
 
 log = logging.getLogger(__name__)
 
@@ -487,7 +487,7 @@ class _Incoming:
             )
         assert decision is idempotency.Decision.REPLAY_COPY, decision
         # Written again, unchanged: its changelog record may have been lost with a crash
-        # while the local row survived (see tables.agents, same reason).
+        # while the local row survived (see streams.table_agents, same reason).
         return StageResult(
             outcome="replay", table_writes=(row_write(key, existing),), **self.common
         )

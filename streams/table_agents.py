@@ -24,7 +24,7 @@ from settings import DELTA_TABLES, Settings, delta_topic
 from streams.effects import Send
 from streams.faust_patches import delivery_audit
 from streams.metrics import Metrics
-from tables.state import TableApply
+from streams.table_stage import TableApply
 from tables.store import packed_rows_table
 
 TABLE_NAMES: tuple[str, ...] = ("processed", "entries", "stats", *DELTA_TABLES)

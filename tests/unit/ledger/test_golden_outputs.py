@@ -6,8 +6,8 @@ kept in RocksDB tables (a changed fingerprint would turn every replay into event
 deltas and table rows travel through changelogs. The digests below were computed with the code as
 it was before any optimisation (commit ef84751) and must never be updated to make a change pass.
 
-The run mirrors the hub's posting and table stages (streams/pipeline.py, tables/state.py): decode,
-validate, fingerprint, post (a compensation reverses the posting read back from its target's
+The run mirrors the hub's posting and table stages (streams/posting.py, streams/table_stage.py):
+decode, validate, fingerprint, post (a compensation reverses the posting read back from its target's
 processed record), processed record JSON, delta JSON, reducers on rows read from and written to
 their JSON form, journal entries and alerts encoded in the wire format.
 """
