@@ -195,6 +195,16 @@ class ByIdRecord:
         return Send(BY_EVENT_ID_TOPIC, key.encode(), self.value, (*headers, (H_STEP, step), *extra))
 
 
+def headers_as_bytes(headers: Any) -> dict[str, bytes]:
+    """A consumed record's headers by name (faust gives a list of pairs or a mapping)."""
+    if not headers:
+        return {}
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {
+        str(key): value if isinstance(value, bytes) else str(value).encode() for key, value in items
+    }
+
+
 def by_id_record(message: Any, headers: Mapping[str, bytes]) -> ByIdRecord:
     """The by-event-id record a consumed message (faust's ``Message``) carries."""
     assert message.key is not None and message.value is not None

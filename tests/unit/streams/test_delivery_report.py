@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from streams.classic import report_failed_delivery
 from streams.effects import Send
-from streams.hub import report_failed_delivery
 from streams.metrics import Metrics
 
 SEND = Send("fin.internal.deltas.vendors", b"VEN-069", b"delta")
