@@ -58,7 +58,7 @@ from settings import (
     Settings,
     delta_topic,
 )
-from streams.deadletter import SourcePosition, processing_attempt
+from streams.deadletter import processing_attempt
 from streams.effects import Send, StageResult
 from streams.faust_patches import delivery_audit
 from streams.inflight import BatchDelivery, run_agent
@@ -73,7 +73,7 @@ from streams.pipeline import (
     stats_key_posting,
 )
 from streams.posting import Posting
-from streams.stage_records import by_id_record, processing_error
+from streams.stage_records import by_id_record, processing_error, source_position
 from tables.store import PACK_BYTES_MAX, BatchedTable, is_pack, pack_key
 
 log = logging.getLogger(__name__)
@@ -232,12 +232,7 @@ class BatchedRuntime:
             delivery_audit.processed(message)
             contract = self.contract_topic_of[message.topic]
             started = time.perf_counter()
-            position = SourcePosition(
-                contract,
-                message.partition,
-                message.offset,
-                int(message.timestamp * 1000) if message.timestamp else None,
-            )
+            position = source_position(contract, message)
             self.consumed_of(contract).inc()
             attempts = processing_attempt(self.headers_as_bytes(message.headers))
             now = datetime.now(UTC)

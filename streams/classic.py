@@ -22,7 +22,7 @@ from faust.types import EventT, StreamT
 from errors import RegistryUnavailableError
 from ledger.chart import ChartOfAccounts
 from settings import BY_EVENT_ID_TOPIC, COMMANDS_TOPIC, LEDGER_TOPIC, SOURCE_TOPICS
-from streams.deadletter import SourcePosition, processing_attempt
+from streams.deadletter import processing_attempt
 from streams.effects import Outcome, Send, StageResult
 from streams.faust_patches import delivery_audit
 from streams.metrics import Metrics
@@ -35,7 +35,7 @@ from streams.pipeline import (
 )
 from streams.posting import Posting
 from streams.resilience import Backoff
-from streams.stage_records import by_id_record, headers_as_bytes
+from streams.stage_records import by_id_record, headers_as_bytes, source_position
 from streams.table_agents import register_table_agents
 
 if TYPE_CHECKING:
@@ -165,12 +165,7 @@ class ClassicRuntime:
             delivery_audit.processed(message)
             contract = hub.contract_topic_of[message.topic]
             started = time.perf_counter()
-            position = SourcePosition(
-                contract,
-                message.partition,
-                message.offset,
-                int(message.timestamp * 1000) if message.timestamp else None,
-            )
+            position = source_position(contract, message)
             metrics.events_consumed.labels(contract).inc()
             await hub.prefetch_schema(message.value)
             result = self.ingest_stage.process(

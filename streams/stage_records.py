@@ -195,6 +195,12 @@ class ByIdRecord:
         return Send(BY_EVENT_ID_TOPIC, key.encode(), self.value, (*headers, (H_STEP, step), *extra))
 
 
+def source_position(contract_topic: str, message: Any) -> SourcePosition:
+    """Where a consumed source record (faust's ``Message``) sits, under its contract name."""
+    timestamp_ms = int(message.timestamp * 1000) if message.timestamp else None
+    return SourcePosition(contract_topic, message.partition, message.offset, timestamp_ms)
+
+
 def headers_as_bytes(headers: Any) -> dict[str, bytes]:
     """A consumed record's headers by name (faust gives a list of pairs or a mapping)."""
     if not headers:
