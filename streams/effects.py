@@ -52,9 +52,7 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class StageResult:
-    # A plain string is accepted (streams/pipeline.py still passes text; issue 15 part 2, lead)
-    # and made an Outcome here, so an unknown outcome fails where it is made.
-    outcome: Outcome | str
+    outcome: Outcome
     sends: tuple[Send, ...] = ()
     reason: str | None = None
     event_type: str | None = None
@@ -67,5 +65,7 @@ class StageResult:
     deltas: tuple[tuple[Delta, Position, str], ...] = ()
 
     def __post_init__(self) -> None:
+        # An unknown outcome fails where it is made (a typo in text would pass the type check
+        # of a caller that is not type-checked, e.g. a test).
         if not isinstance(self.outcome, Outcome):
             object.__setattr__(self, "outcome", Outcome(self.outcome))

@@ -25,7 +25,7 @@ from streams.deadletter import (
     HEADER_REPLAY_ATTEMPT,
     SourcePosition,
 )
-from streams.effects import Send, StageResult
+from streams.effects import Outcome, Send, StageResult
 from streams.stage_records import (
     H_ORIGINAL_KEY,
     H_SOURCE_OFFSET,
@@ -84,7 +84,7 @@ class Ingest:
         if attempts > 1:
             headers.append((HEADER_REPLAY_ATTEMPT, str(attempts).encode()))
         return StageResult(
-            outcome="forwarded",
+            outcome=Outcome.FORWARDED,
             sends=(Send(BY_EVENT_ID_TOPIC, routing_key.encode(), value, tuple(headers)),),
             event_type=checked.event_type,
             event_id=checked.event_id,

@@ -28,7 +28,7 @@ from ledger.events import (
 from ledger.rejections import Reason, Rejection
 from schemas.codec import Decoder, Encoder
 from settings import LEDGER_TOPIC
-from streams.effects import Send, StageResult
+from streams.effects import Outcome, Send, StageResult
 from streams.posting_rows import linked, load, marked, row_write
 from streams.stage_records import (
     H_REVERSAL,
@@ -128,7 +128,7 @@ class Posting:
                 compensated_by=None,
             )
             return self._emit(
-                posting, record, processed, outcome="posted", common=common, get=get_processed
+                posting, record, processed, outcome=Outcome.POSTED, common=common, get=get_processed
             )
         assert existing is not None
         if decision is idempotency.Decision.REEMIT:
@@ -138,7 +138,7 @@ class Posting:
                 existing.posting_value(),
                 record,
                 existing,
-                outcome="reemit",
+                outcome=Outcome.REEMIT,
                 common=common,
                 get=get_processed,
             )
@@ -203,7 +203,7 @@ class Posting:
                 existing.posting_value(),
                 record,
                 existing,
-                outcome="reemit",
+                outcome=Outcome.REEMIT,
                 common=incoming.common,
                 get=lambda key: None,
             )
@@ -216,7 +216,12 @@ class Posting:
             compensated_by=None,
         )
         return self._emit(
-            posting, record, processed, outcome="posted", common=incoming.common, get=lambda k: None
+            posting,
+            record,
+            processed,
+            outcome=Outcome.POSTED,
+            common=incoming.common,
+            get=lambda k: None,
         )
 
     def _reserve(
@@ -237,7 +242,7 @@ class Posting:
             # This very record again (a crash before its commit) after its claim was refused
             # and the target released: it was answered then (the claim counted the conflict).
             return StageResult(
-                outcome="replay", table_writes=(row_write(key, existing),), **incoming.common
+                outcome=Outcome.REPLAY, table_writes=(row_write(key, existing),), **incoming.common
             )
         decision = idempotency.decide(
             existing,
@@ -255,7 +260,7 @@ class Posting:
             if target is not None:
                 writes.append(marked(target, event.event_id))
             return StageResult(
-                outcome="forwarded",
+                outcome=Outcome.FORWARDED,
                 sends=(_claim_send(record, event, existing.posting),),
                 table_writes=tuple(writes),
                 **incoming.common,
@@ -284,7 +289,7 @@ class Posting:
                 record.park_attempt + 1,
             )
             return StageResult(
-                outcome="parked", sends=(record.parked(incoming.now),), **incoming.common
+                outcome=Outcome.PARKED, sends=(record.parked(incoming.now),), **incoming.common
             )
         if refusal is not None:
             rejected = incoming.rejected(refusal, event.event_id)
@@ -308,7 +313,7 @@ class Posting:
             compensated_by=None,
         )
         return StageResult(
-            outcome="forwarded",
+            outcome=Outcome.FORWARDED,
             sends=(_claim_send(record, event, reserved.posting),),
             table_writes=(row_write(key, reserved), marked(target, event.event_id)),
             **incoming.common,
@@ -349,7 +354,7 @@ class Posting:
                 booked,
                 record,
                 claimed,
-                outcome="posted",
+                outcome=Outcome.POSTED,
                 common=incoming.common,
                 get=get_processed,
             )
@@ -359,7 +364,7 @@ class Posting:
                 existing.posting_value(),
                 record,
                 existing,
-                outcome="reemit",
+                outcome=Outcome.REEMIT,
                 common=incoming.common,
                 get=get_processed,
             )
@@ -376,7 +381,7 @@ class Posting:
         record: ByIdRecord,
         processed: idempotency.ProcessedRecord,
         *,
-        outcome: str,
+        outcome: Outcome,
         common: Mapping[str, Any],
         get: Callable[[str], bytes | None],
     ) -> StageResult:
@@ -481,7 +486,7 @@ class _Incoming:
                 source_ref.offset,
             )
             return StageResult(
-                outcome="duplicate",
+                outcome=Outcome.DUPLICATE,
                 table_writes=(row_write(key, existing.with_seen(source_ref, record.offset)),),
                 **self.common,
             )
@@ -489,7 +494,7 @@ class _Incoming:
         # Written again, unchanged: its changelog record may have been lost with a crash
         # while the local row survived (see streams.table_agents, same reason).
         return StageResult(
-            outcome="replay", table_writes=(row_write(key, existing),), **self.common
+            outcome=Outcome.REPLAY, table_writes=(row_write(key, existing),), **self.common
         )
 
 
@@ -526,7 +531,7 @@ def _release(
         writes.append(row_write(key, reservation))
     if target is not None:
         writes.append(row_write(event.target_event_id, target))
-    return StageResult(outcome="released", table_writes=tuple(writes), **incoming.common)
+    return StageResult(outcome=Outcome.RELEASED, table_writes=tuple(writes), **incoming.common)
 
 
 def _department_send(event: DepartmentChanged) -> Send:

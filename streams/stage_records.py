@@ -22,7 +22,7 @@ from streams.deadletter import (
     dead_letter_headers,
     processing_attempt,
 )
-from streams.effects import Send, StageResult
+from streams.effects import Outcome, Send, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def rejected(
         rejection.detail,
     )
     return StageResult(
-        outcome="rejected",
+        outcome=Outcome.REJECTED,
         reason=str(rejection.reason),
         event_id=event_id,
         sends=(
