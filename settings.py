@@ -106,8 +106,8 @@ class Settings:
     # 15-30 records of a 500-record batch); kept under the topics' 1,000,000-byte record limit.
     producer_batch_bytes: int = 256 * 1024
     # Table recovery reads the active changelog partitions with a plain consumer in bulk and
-    # hands them to faust's own RocksDB batch write (streams/fast_recovery.py); off: faust's
-    # per-record path (docs/design.md, "Recovery").
+    # hands them to faust's own RocksDB batch write (streams/faust_patches/fast_recovery.py);
+    # off: faust's per-record path (docs/design.md, "Recovery").
     fast_recovery: bool = True
     # ... fetching at most this many bytes per partition in one fetch.
     recovery_fetch_bytes: int = 1024 * 1024

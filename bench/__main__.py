@@ -40,7 +40,8 @@ What one run does, on the broker of ``make up`` (started here if it is not runni
    process CPU per event beside them covers what lies outside every stage.
 4. Recovery (unless ``--no-recovery``): the last one-worker hub restarted with its data dir
    intact, then wiped. Restore time = the worker's log from its first "restoring" line to
-   its last "done reading" line: FIN's bulk reader's (``streams/fast_recovery.py``), or
+   its last "done reading" line: FIN's bulk reader's
+   (``streams/faust_patches/fast_recovery.py``), or
    faust's own "Restoring state from changelog topics" .. "Done reading from changelog
    topics" (with ``FIN_FAST_RECOVERY=0``), as changelog records/s; the wall time until
    /ready (dominated by process start and group join) is reported beside it for both

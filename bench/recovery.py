@@ -39,7 +39,7 @@ from rocksdict import AccessType, Options, Rdict
 from bench.context import Context
 from bench.kafka_io import QUIET
 from bench.profile import Sampler, summarise
-from streams import fast_recovery
+from streams.faust_patches import fast_recovery
 
 OFFSET_KEY = b"__faust\x00offset__"  # faust.stores.rocksdb.Store.offset_key
 FAUST_STARTED = "Restoring state from changelog topics"

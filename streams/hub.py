@@ -33,11 +33,11 @@ from settings import (
     Settings,
     delta_topic,
 )
-from streams import diagnostics, fast_recovery
+from streams import diagnostics
 from streams.admin import RECORD_BYTES_MAX
 from streams.batched import register_batched_agents
 from streams.classic import ClassicRuntime, count_outcome
-from streams.faust_patches import commit_guard, delivery_audit
+from streams.faust_patches import commit_guard, delivery_audit, fast_recovery
 from streams.faust_patches.quiet_monitor import QuietMonitor
 from streams.metrics import Metrics
 from streams.resilience import Backoff

@@ -107,13 +107,15 @@ def chunks(
         yield group
 
 
-class _Row:
-    """One row of a pack in the shape faust's ``apply_changelog_batch`` reads: the pack's
-    position (partition, offset: the persisted offset stays the pack's) and the row's bytes."""
+class ChangelogRow:
+    """A changelog record in the shape faust's ``apply_changelog_batch`` reads
+    (``event.message``): a row of a pack (at the pack's position: the persisted offset stays the
+    pack's), or a record read by the bulk recovery reader
+    (streams/faust_patches/fast_recovery.py)."""
 
     __slots__ = ("key", "offset", "partition", "tp", "value")
 
-    def __init__(self, tp: TP, offset: int, key: bytes, value: bytes) -> None:
+    def __init__(self, tp: TP, offset: int, key: bytes | None, value: bytes | None) -> None:
         self.tp = tp
         self.offset = offset
         self.partition = tp.partition
@@ -121,7 +123,7 @@ class _Row:
         self.value = value
 
     @property
-    def message(self) -> _Row:
+    def message(self) -> ChangelogRow:
         return self
 
 
@@ -131,7 +133,7 @@ def expand_packs(batch: Iterable[EventT[Any]]) -> Iterator[Any]:
         message = event.message
         if is_pack(message.key) and message.value is not None:
             for key, value in unpack_rows(message.value):
-                yield _Row(message.tp, message.offset, key, value)
+                yield ChangelogRow(message.tp, message.offset, key, value)
         else:
             yield event
 

@@ -55,6 +55,8 @@ from faust.tables.recovery import Recovery
 from faust.types import TP
 from faust.types.enums import ProcessingGuarantee
 
+from tables.store import ChangelogRow
+
 log = logging.getLogger(__name__)
 
 FAUST_VERSION_REVIEWED = "0.15.3"
@@ -153,23 +155,6 @@ def _wrap(
     return _seek_offsets
 
 
-class _Change:
-    """A changelog record in the shape ``apply_changelog_batch`` reads (``event.message``)."""
-
-    __slots__ = ("key", "offset", "partition", "tp", "value")
-
-    def __init__(self, tp: TP, offset: int, key: bytes | None, value: bytes | None) -> None:
-        self.tp = tp
-        self.offset = offset
-        self.partition = tp.partition
-        self.key = key
-        self.value = value
-
-    @property
-    def message(self) -> _Change:
-        return self
-
-
 def pending(
     tps: Iterable[TP],
     offsets: MutableMapping[TP, Any],
@@ -266,7 +251,7 @@ async def _read(
                     continue
                 last, high = offsets[changelog], highwaters[changelog]
                 batch: list[Any] = [
-                    _Change(changelog, r.offset, r.key, r.value)
+                    ChangelogRow(changelog, r.offset, r.key, r.value)
                     for r in records
                     if last < r.offset <= high
                 ]

@@ -1,5 +1,5 @@
-"""Table recovery in bulk (streams/fast_recovery.py): what it applies, where it stops, what it
-leaves to faust, and the faust code it sits in, pinned.
+"""Table recovery in bulk (streams/faust_patches/fast_recovery.py): what it applies, where it
+stops, what it leaves to faust, and the faust code it sits in, pinned.
 
 The reader is driven here by a stand-in consumer (no broker); its records go through a real
 faust table with a RocksDB store, so the write is faust's own. The broker-backed proof is the
@@ -23,13 +23,13 @@ from aiokafka import TopicPartition
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
-from streams import fast_recovery
-from streams.fast_recovery import Options, Progress, pending
+from streams.faust_patches import fast_recovery
+from streams.faust_patches.fast_recovery import Options, Progress, pending
 
 # sha256 (first 16 hex digits) of the source of each faust function in SOURCE_PINNED, as
 # reviewed in faust-streaming 0.15.3. A change there may change the order of the recovery steps
 # this relies on (highwaters and offsets built, then the seek, then need_recovery()), or the
-# write it hands records to: review streams/fast_recovery.py, then update the digest.
+# write it hands records to: review streams/faust_patches/fast_recovery.py, then update the digest.
 REVIEWED_SOURCE = {
     ("Recovery", "_restart_recovery"): "6bd8a8558a2dffe4",
     ("Recovery", "_seek_offsets"): "19598ca63d94d250",
@@ -57,7 +57,7 @@ def test_the_installed_faust_is_the_version_the_bulk_reader_was_written_against(
 )
 def test_the_faust_code_around_the_bulk_reader_is_the_reviewed_code(owner: type, name: str) -> None:
     assert source_digest(owner, name) == REVIEWED_SOURCE[(owner.__name__, name)], (
-        f"faust's {owner.__name__}.{name} changed: review streams/fast_recovery.py"
+        f"faust's {owner.__name__}.{name} changed: review streams/faust_patches/fast_recovery.py"
     )
 
 
@@ -75,7 +75,7 @@ def test_the_installed_faust_still_has_what_the_bulk_reader_wraps_or_reads(
         f"self.{name} " in inspect.getsource(klass) or f"self.{name}:" in inspect.getsource(klass)
         for klass in owner.__mro__
         if klass.__module__.startswith(("faust", "mode"))
-    ), f"{owner.__name__}.{name} is gone: review streams/fast_recovery.py"
+    ), f"{owner.__name__}.{name} is gone: review streams/faust_patches/fast_recovery.py"
 
 
 # --- what is read ---------------------------------------------------------------------------
