@@ -757,13 +757,12 @@ def test_fuzzing_the_api_from_its_openapi_document_finds_no_5xx_and_no_schema_vi
         }
     )
     schema = schemathesis.openapi.from_url(api.url + OPENAPI_PATH, config=config, headers=headers)
-    started = time.monotonic()
-
     failures, requests_sent = fuzz_failures(schema)
 
     assert failures == [], "\n\n".join(failures)
     assert requests_sent > 500, "the fuzzer hardly ran"
-    assert time.monotonic() - started < 60
+    # No time limit asserted: speed is measured in bench/, never in tests (61.6 s on a busy
+    # machine failed a 60 s limit here once, 2026-12-03).
 
 
 # --- lag under a burst (runs last) ---------------------------------------------------------
