@@ -85,7 +85,7 @@ from bench.context import PARTITIONS, ROOT, Context, registry_url_from_ops
 from bench.kafka_io import Kafka
 from bench.measure import DrainResult, LatencyResult
 from bench.profile import py_spy, summarise
-from ledger.chart import default_chart_path, load_chart
+from ledger.chart import ChartOfAccounts, default_chart_path, load_chart
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Encoder
 from schemas.registry import RegistryClient, SchemaIds
@@ -274,7 +274,49 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, ctx: Context) -> i
     else:
         missing.append("table recovery (--no-recovery)")
 
-    config: dict[str, Any] = {
+    config = run_config(args, ctx, events)
+    names = ("hub", "baseline") if args.no_two_workers else ("hub", "hub2", "baseline")
+    summary: dict[str, Any] = {
+        name: report.summarise_drain([d for d in drains if d.contestant == name]) for name in names
+    }
+    hub_rate, base_rate = (summary[n]["events_per_s"] for n in ("hub", "baseline"))
+    summary["hub_to_baseline"] = report.ratio(summary["hub"], summary["baseline"])
+    if not args.no_two_workers:
+        summary["two_workers_to_one"] = report.ratio(summary["hub2"], summary["hub"])
+    for line in report.summary_lines({"summary": summary, "config": config}):
+        say(line.replace("**", ""))
+
+    latencies = measure_latency(args, ctx, encoder, chart, hub_rate, base_rate, missing)
+    profile = measure_profile(args, ctx, events, scratch, missing)
+
+    data: dict[str, Any] = {
+        "command": "make bench  # = "
+        + shlex.join(["python", "-m", "bench", *(argv or sys.argv[1:])]),
+        "started_at": started_at,
+        "duration_s": round(time.monotonic() - started, 1),
+        "machine": {**machine(load_start), "loadavg_end": loadavg()},
+        "config": config,
+        "summary": summary,
+        "drain": [d.to_json() for d in drains],
+        "broker": broker,
+        "recovery": recovery,
+        "latency": [r.to_json() for r in latencies],
+        "profile": profile,
+        "missing": missing,
+    }
+    text = report.write(args.out, data, latencies)
+    registry.close()
+    if not args.keep_scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print()
+    print(text)
+    return 0
+
+
+def run_config(
+    args: argparse.Namespace, ctx: Context, events: dataset.Dataset
+) -> dict[str, Any]:
+    return {
         "events": len(events),
         "runs": args.runs,
         "seed": args.seed,
@@ -291,17 +333,18 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, ctx: Context) -> i
         "entries": events.entries,
         "deltas": events.deltas,
     }
-    names = ("hub", "baseline") if args.no_two_workers else ("hub", "hub2", "baseline")
-    summary: dict[str, Any] = {
-        name: report.summarise_drain([d for d in drains if d.contestant == name]) for name in names
-    }
-    hub_rate, base_rate = (summary[n]["events_per_s"] for n in ("hub", "baseline"))
-    summary["hub_to_baseline"] = report.ratio(summary["hub"], summary["baseline"])
-    if not args.no_two_workers:
-        summary["two_workers_to_one"] = report.ratio(summary["hub2"], summary["hub"])
-    for line in report.summary_lines({"summary": summary, "config": config}):
-        say(line.replace("**", ""))
 
+
+def measure_latency(
+    args: argparse.Namespace,
+    ctx: Context,
+    encoder: Encoder,
+    chart: ChartOfAccounts,
+    hub_rate: Any,
+    base_rate: Any,
+    missing: list[str],
+) -> list[LatencyResult]:
+    """Open-loop latency of the hub and the baseline at LOADS of their own drain rates."""
     latencies: list[LatencyResult] = []
     if args.no_latency:
         missing.append("end-to-end latency (--no-latency)")
@@ -332,7 +375,17 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, ctx: Context) -> i
                     f"p99 {r.p99_ms:.0f} ms, p99.9 {r.p999_ms:.0f} ms"
                     + ("" if r.valid else f" INVALID {r.problems[:2]}")
                 )
+    return latencies
 
+
+def measure_profile(
+    args: argparse.Namespace,
+    ctx: Context,
+    events: dataset.Dataset,
+    scratch: Path,
+    missing: list[str],
+) -> dict[str, Any] | None:
+    """One extra hub drain under py-spy (``--profile``), summarised; not counted."""
     profile: dict[str, Any] | None = None
     if args.profile:
         if py_spy() is None:
@@ -346,29 +399,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, ctx: Context) -> i
             else:
                 profile["run"] = result.to_json()
                 say(f"profile: {profile['samples']} samples")
-
-    data: dict[str, Any] = {
-        "command": "make bench  # = "
-        + shlex.join(["python", "-m", "bench", *(argv or sys.argv[1:])]),
-        "started_at": started_at,
-        "duration_s": round(time.monotonic() - started, 1),
-        "machine": {**machine(load_start), "loadavg_end": loadavg()},
-        "config": config,
-        "summary": summary,
-        "drain": [d.to_json() for d in drains],
-        "broker": broker,
-        "recovery": recovery,
-        "latency": [r.to_json() for r in latencies],
-        "profile": profile,
-        "missing": missing,
-    }
-    text = report.write(args.out, data, latencies)
-    registry.close()
-    if not args.keep_scratch:
-        shutil.rmtree(scratch, ignore_errors=True)
-    print()
-    print(text)
-    return 0
+    return profile
 
 
 def _line(result: DrainResult, run: int) -> str:

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench import latency as latency_module
 from bench import procstat
@@ -44,6 +43,7 @@ from bench.context import API_KEY, PARTITIONS, Context, app_id_for
 from bench.dataset import Dataset, differences, reference_trial_balances
 from bench.measure import DrainResult, LatencyResult
 from bench.profile import Sampler
+from bench.scrape import MetricsSnapshot, merge_metrics, parse_metrics, stage_us_per_event
 from settings import ALERTS_TOPIC, BY_EVENT_ID_TOPIC, COMMANDS_TOPIC, LEDGER_TOPIC, SOURCE_TOPICS
 from tests.fixtures import Worker, free_port
 
@@ -54,66 +54,6 @@ POLL_BEFORE_S = 0.05
 POLL_DURING_S = 0.25
 BOOKS_SETTLE_S = 180.0
 ENTRIES_INDEX_TIMEOUT_S = 120.0
-STAGE_HISTOGRAM = "fin_processing_seconds"
-COUNTERS = (
-    "fin_events_consumed_total",
-    "fin_events_posted_total",
-    "fin_events_rejected_total",
-    "fin_table_deltas_applied_total",
-)
-
-
-@dataclass(frozen=True)
-class MetricsSnapshot:
-    """What the drain reads from the workers' /metrics, summed over the workers."""
-
-    counters: dict[str, float]
-    stage_seconds: dict[str, float]  # fin_processing_seconds_sum by stage
-    stage_records: dict[str, float]  # fin_processing_seconds_count by stage
-
-
-def parse_metrics(text: str) -> MetricsSnapshot:
-    counters = dict.fromkeys(COUNTERS, 0.0)
-    seconds: dict[str, float] = {}
-    records: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in counters:
-                counters[sample.name] += sample.value
-            elif sample.name == STAGE_HISTOGRAM + "_sum":
-                stage = sample.labels.get("stage", "")
-                seconds[stage] = seconds.get(stage, 0.0) + sample.value
-            elif sample.name == STAGE_HISTOGRAM + "_count":
-                stage = sample.labels.get("stage", "")
-                records[stage] = records.get(stage, 0.0) + sample.value
-    return MetricsSnapshot(counters, seconds, records)
-
-
-def merge_metrics(parts: list[MetricsSnapshot]) -> MetricsSnapshot:
-    def total(dicts: list[dict[str, float]]) -> dict[str, float]:
-        merged: dict[str, float] = {}
-        for one in dicts:
-            for name, value in one.items():
-                merged[name] = merged.get(name, 0.0) + value
-        return merged
-
-    return MetricsSnapshot(
-        total([p.counters for p in parts]),
-        total([p.stage_seconds for p in parts]),
-        total([p.stage_records for p in parts]),
-    )
-
-
-def stage_us_per_event(snapshot: MetricsSnapshot, events: int) -> dict[str, float]:
-    """µs per *input* event by stage (a stage's whole time / N, whatever share of the events
-    passed through it), ingest and posting first, then the tables by name."""
-    order = sorted(snapshot.stage_seconds, key=lambda s: (s not in ("ingest", "posting"), s))
-    return {
-        stage: round(snapshot.stage_seconds[stage] * 1e6 / events, 1) if events else 0.0
-        for stage in order
-    }
-
-
 @dataclass
 class HubDeployment:
     """``count`` workers on one prefix and app id (one consumer group); each its own port and
@@ -379,19 +319,8 @@ def drain(
         cpu_start = next((cpu for at, cpu in reversed(before) if at <= first), before[0][1])
         peak_rss = deployment.peak_rss_kb()
 
-        reference = reference_trial_balances(dataset.reference())
-        actual = deployment.trial_balances(sorted(reference))
-        problems = differences(reference, actual)
-        report = deployment.integrity()
-        if not report.get("ok"):
-            problems.append(f"integrity check failed: {report.get('errors')}")
-        counts = report.get("counts", {})
-        if counts.get("events_in") != n or counts.get("postings") != n:
-            problems.append(f"integrity counts {counts}, expected {n} in and posted")
-        entries = ctx.kafka.count(prefix + LEDGER_TOPIC)
+        problems, counts, entries = check_books(ctx, dataset, deployment, prefix)
         written = records_written(ctx, deployment, prefix)
-        if entries != dataset.entries:
-            problems.append(f"{entries} records on the ledger topic, expected {dataset.entries}")
         result = DrainResult(
             contestant="hub" if workers == 1 else f"hub{workers}",
             events=n,
@@ -425,6 +354,27 @@ def drain(
     if not keep:
         ctx.cleanup(prefix)
     return result, deployment
+
+
+def check_books(
+    ctx: Context, dataset: Dataset, deployment: HubDeployment, prefix: str
+) -> tuple[list[str], dict[str, Any], int]:
+    """What is wrong with a drained hub's books against the reference ledger, its integrity
+    report's counts, and the records on its ledger topic."""
+    n = len(dataset)
+    reference = reference_trial_balances(dataset.reference())
+    actual = deployment.trial_balances(sorted(reference))
+    problems = differences(reference, actual)
+    report = deployment.integrity()
+    if not report.get("ok"):
+        problems.append(f"integrity check failed: {report.get('errors')}")
+    counts: dict[str, Any] = report.get("counts", {})
+    if counts.get("events_in") != n or counts.get("postings") != n:
+        problems.append(f"integrity counts {counts}, expected {n} in and posted")
+    entries = ctx.kafka.count(prefix + LEDGER_TOPIC)
+    if entries != dataset.entries:
+        problems.append(f"{entries} records on the ledger topic, expected {dataset.entries}")
+    return problems, counts, entries
 
 
 def records_written(ctx: Context, deployment: HubDeployment, prefix: str) -> dict[str, int]:

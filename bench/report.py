@@ -138,50 +138,7 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
     amplification = write_amplification(data)
     if amplification:
         lines.append(amplification)
-    recovery = data.get("recovery")
-    if recovery:
-        lines.append(
-            f"Table recovery from changelogs: {recovery['changelog_records']:,} records "
-            f"({recovery['changelog_topics']} changelog topics) restored in "
-            f"{recovery['recovery_seconds']:.2f} s by {recovery.get('restored_by', 'faust')} "
-            "(its log: restoring .. done reading) = "
-            f"{_fmt(recovery['records_per_s'])} records/s, "
-            f"{_fmt(recovery['seconds_per_million_records'], 1)} s per million records; the "
-            f"restarted worker answered /ready {recovery['seconds_to_ready_wiped']:.1f} s after "
-            f"its start with the data dir wiped, {recovery['seconds_to_ready_intact']:.1f} s "
-            "with it intact."
-            + (
-                f" Its entries index (batched runtime: a copy of the ledger topic, "
-                f"{recovery['ledger_records']:,} records, rebuilt after /ready) served the last "
-                f"entry of every ledger partition {recovery['seconds_to_entries_index_wiped']:.1f}"
-                " s after the wiped start."
-                if recovery.get("seconds_to_entries_index_wiped") is not None
-                else ""
-            )
-            + (
-                f" Every table row ({recovery['rows_checked']:,}) and persisted offset checked "
-                "after the rebuild."
-                if recovery.get("rows_checked")
-                else ""
-            )
-            + "".join(f" PROBLEM: {problem}." for problem in recovery.get("problems", []))
-        )
-        scaled = recovery.get("at_scale")
-        if scaled:
-            lines.append(
-                f"Table recovery at scale (changelogs grown to {scaled['changelog_records']:,} "
-                "records by appending each partition's own records again; the rebuilt tables "
-                f"must equal the drained ones): restored in {scaled['recovery_seconds']:.2f} s "
-                f"by {scaled['restored_by']} = {_fmt(scaled['records_per_s'])} records/s; "
-                f"/ready {scaled['seconds_to_ready_wiped']:.1f} s after the wiped start; "
-                f"{scaled['rows_checked']:,} rows checked"
-                + (
-                    "".join(f"; PROBLEM: {problem}" for problem in scaled["problems"])
-                    if scaled["problems"]
-                    else ", all identical, persisted offsets at the end of every changelog"
-                )
-                + "."
-            )
+    lines += recovery_lines(data)
     profile = data.get("profile")
     if profile and profile.get("top_self"):
         lines += [
@@ -217,6 +174,57 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
         lines += ["", "Not measured in this run:", *(f"- {item}" for item in data["missing"])]
     lines += ["", "How each figure is taken: see `bench/__main__.py`.", ""]
     return "\n".join(lines)
+
+
+def recovery_lines(data: Mapping[str, Any]) -> list[str]:
+    """The report's lines on the table recovery after a wipe (none if it was not measured)."""
+    lines: list[str] = []
+    recovery = data.get("recovery")
+    if not recovery:
+        return lines
+    lines.append(
+        f"Table recovery from changelogs: {recovery['changelog_records']:,} records "
+        f"({recovery['changelog_topics']} changelog topics) restored in "
+        f"{recovery['recovery_seconds']:.2f} s by {recovery.get('restored_by', 'faust')} "
+        "(its log: restoring .. done reading) = "
+        f"{_fmt(recovery['records_per_s'])} records/s, "
+        f"{_fmt(recovery['seconds_per_million_records'], 1)} s per million records; the "
+        f"restarted worker answered /ready {recovery['seconds_to_ready_wiped']:.1f} s after "
+        f"its start with the data dir wiped, {recovery['seconds_to_ready_intact']:.1f} s "
+        "with it intact."
+        + (
+            f" Its entries index (batched runtime: a copy of the ledger topic, "
+            f"{recovery['ledger_records']:,} records, rebuilt after /ready) served the last "
+            f"entry of every ledger partition {recovery['seconds_to_entries_index_wiped']:.1f}"
+            " s after the wiped start."
+            if recovery.get("seconds_to_entries_index_wiped") is not None
+            else ""
+        )
+        + (
+            f" Every table row ({recovery['rows_checked']:,}) and persisted offset checked "
+            "after the rebuild."
+            if recovery.get("rows_checked")
+            else ""
+        )
+        + "".join(f" PROBLEM: {problem}." for problem in recovery.get("problems", []))
+    )
+    scaled = recovery.get("at_scale")
+    if scaled:
+        lines.append(
+            f"Table recovery at scale (changelogs grown to {scaled['changelog_records']:,} "
+            "records by appending each partition's own records again; the rebuilt tables "
+            f"must equal the drained ones): restored in {scaled['recovery_seconds']:.2f} s "
+            f"by {scaled['restored_by']} = {_fmt(scaled['records_per_s'])} records/s; "
+            f"/ready {scaled['seconds_to_ready_wiped']:.1f} s after the wiped start; "
+            f"{scaled['rows_checked']:,} rows checked"
+            + (
+                "".join(f"; PROBLEM: {problem}" for problem in scaled["problems"])
+                if scaled["problems"]
+                else ", all identical, persisted offsets at the end of every changelog"
+            )
+            + "."
+        )
+    return lines
 
 
 def summary_lines(data: Mapping[str, Any]) -> list[str]:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from bench.context import Context
-from bench.hub import merge_metrics, parse_metrics, stage_us_per_event
 from bench.measure import DrainResult
 from bench.report import markdown, ratio, stage_table, summarise_drain, summary_lines
+from bench.scrape import merge_metrics, parse_metrics, stage_us_per_event
 from settings import Settings
 
 METRICS = """\
