@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from ledger.deltas import Delta
 from ledger.reducers import Position
@@ -59,7 +57,7 @@ class StageResult:
     event_id: str | None = None
     table_writes: tuple[tuple[str, str, bytes], ...] = ()  # (table, key, value)
     event_timestamp: datetime | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    alert_types: tuple[str, ...] = ()  # the table stage: the alerts its delta raised
     # The batched runtime coalesces deltas per row and batch instead of sending one record per
     # delta: (delta, position, source event id), in the order the posting produced them.
     deltas: tuple[tuple[Delta, Position, str], ...] = ()

@@ -21,7 +21,7 @@ from ledger.chart import ChartOfAccounts
 from ledger.reducers import PeriodRow, trial_balance
 from schemas.codec import Encoder
 from settings import DELTA_TABLES, Settings, delta_topic
-from streams.effects import Send
+from streams.effects import Outcome, Send
 from streams.faust_patches import delivery_audit
 from streams.metrics import Metrics
 from streams.table_stage import TableApply
@@ -73,12 +73,12 @@ def register_table_agents(
                 result = stage.process(
                     message.value, current if isinstance(current, bytes) else None
                 )
-                if result.outcome == "applied":
+                if result.outcome == Outcome.APPLIED:
                     await send_all(result.sends)
                     for _, key, value in result.table_writes:
                         table[key.encode()] = value
                     metrics.deltas_applied.labels(table_name).inc()
-                    for alert_type in result.extra.get("alerts", ()):
+                    for alert_type in result.alert_types:
                         metrics.alerts.labels(alert_type).inc()
                 else:
                     # Applied before (the guard saw its position). The row is written again,

@@ -79,5 +79,5 @@ class TableApply:
                     orjson.dumps(reducers.row_to_json_dict(outcome.row)),
                 ),
             ),
-            extra={"alerts": [alert.alert_type for alert in outcome.alerts]},
+            alert_types=tuple(alert.alert_type for alert in outcome.alerts),
         )
