@@ -1,16 +1,17 @@
-"""The JSON form of a decoded record (what the event-id fingerprint is computed on) and an
+"""The JSON form of a decoded record (what the event-id fingerprint is computed on), the
+record's envelope (``envelope``, also what the demo and the tests build records with) and an
 event's decoded-Avro record again (``to_record``, the inverse of ``ledger.events.parse_event``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from ledger.event_fields import Layout
 from ledger.event_types import Event
 
 # --- JSON form of a decoded record ---------------------------------------------------------
@@ -92,9 +93,18 @@ def _to_json_record_general(record: Any) -> Any:
 
 # --- back to a record ----------------------------------------------------------------------
 
-_ENVELOPE_FIELDS = frozenset({"event_id", "timestamp", "source"})
-# The dataclass keeps the producer's optional date apart from the resolved ``business_date``.
-_RECORD_NAMES = {"stated_business_date": "business_date"}
+
+def envelope(
+    event_type: str, event_id: str, timestamp: datetime, data: dict[str, Any], source: str = ""
+) -> dict[str, Any]:
+    """A decoded record of the event contract: the envelope around ``data``."""
+    return {
+        "event_type": event_type,
+        "event_id": event_id,
+        "timestamp": timestamp,
+        "source": source,
+        "data": data,
+    }
 
 
 def to_record(event: Event) -> dict[str, Any]:
@@ -102,26 +112,16 @@ def to_record(event: Event) -> dict[str, Any]:
 
     Used by producers and tests; values keep their Python types (Decimal, date, datetime).
     """
-    data: dict[str, Any] = {}
-    for item in fields(event):
-        if item.name in _ENVELOPE_FIELDS:
-            continue
-        value = getattr(event, item.name)
-        if item.name == "department_lines":
-            value = [
-                {
-                    "department_id": line.department_id,
-                    "category": line.category,
-                    "amount": line.amount,
-                }
-                for line in value
-            ]
-        data[_RECORD_NAMES.get(item.name, item.name)] = value
-    return {
-        "event_type": event.event_type,
-        "event_id": event.event_id,
-        "timestamp": event.timestamp,
-        "source": event.source,
-        "data": data,
-    }
+    return envelope(
+        event.event_type, event.event_id, event.timestamp, _data(event, event.layout), event.source
+    )
 
+
+def _data(record: object, layout: Layout) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for item in layout.fields:
+        value = getattr(record, item.name)
+        if item.nested is not None:
+            value = [_data(line, item.nested) for line in value]
+        data[item.wire] = value
+    return data

@@ -19,25 +19,22 @@ from typing import Any
 from uuid import UUID
 
 from ledger.contract import (
-    BUDGET_SET,
-    COMPENSATION_REQUESTED,
-    CREDIT_LIMIT_SET,
     CUSTOMER_PAYMENT_RECEIVED,
-    DEPARTMENT_CHANGED,
     GOODS_RECEIVED,
     PAYROLL_PROCESSED,
-    PERIOD_CHANGED,
     PRODUCTION_ORDER_COMPLETED,
     SALES_ORDER_COMPLETED,
     TIME_LOGGED,
     VENDOR_PAYMENT_MADE,
 )
+from ledger.event_fields import REQUIRED, DataField, Layout, ReferenceKind
 from ledger.event_json import to_json_record, to_record
 from ledger.event_types import (
     DEFAULT_CATEGORY,
     DEFAULT_CURRENCY,
     DEFAULT_PAYMENT_TERMS_DAYS,
     DEPARTMENT_ACTIONS,
+    EVENT_RECORD_TYPES,
     PERIOD_ACTIONS,
     AmountField,
     BudgetSet,
@@ -53,7 +50,6 @@ from ledger.event_types import (
     PeriodChanged,
     ProductionOrderCompleted,
     Reference,
-    ReferenceKind,
     SalesOrderCompleted,
     TimeLogged,
     UnknownEventTypeError,
@@ -96,23 +92,7 @@ __all__ = [
     "topic_of",
 ]
 
-EVENT_CLASSES: Mapping[str, type[Event]] = {
-    cls.event_type: cls
-    for cls in (
-        PayrollProcessed,
-        GoodsReceived,
-        SalesOrderCompleted,
-        ProductionOrderCompleted,
-        TimeLogged,
-        BudgetSet,
-        CreditLimitSet,
-        VendorPaymentMade,
-        CustomerPaymentReceived,
-        CompensationRequested,
-        DepartmentChanged,
-        PeriodChanged,
-    )
-}
+EVENT_CLASSES: Mapping[str, type[Event]] = {cls.event_type: cls for cls in EVENT_RECORD_TYPES}
 
 # Event types that produce a journal entry through the posting map of the chart.
 POSTING_EVENT_TYPES: tuple[str, ...] = (
@@ -241,166 +221,83 @@ def _sequence(value: Any, path: str) -> Sequence[Any]:
     return value
 
 
-# --- per-type data readers ---------------------------------------------------------------
+# --- the data reader: one per class, built from its dataclass at import --------------------
+
+Converter = Callable[[Any, str], Any]
+
+# By the field's type: the converter, and the type a decoded value has when it needs none
+# (what every converter returns unchanged; the reader skips the call for it).
+_CONVERTERS: Mapping[Any, tuple[Converter, type]] = {
+    str: (_text, str),
+    str | None: (_optional_text, str),
+    Decimal: (_decimal, Decimal),
+    int: (_integer, int),
+    date: (_date, date),
+    date | None: (_optional_date, date),
+}
 
 
-def _payroll_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    path = "data"
-    lines_value = _sequence(data.get("department_lines", []), f"{path}.department_lines")
-    lines = []
-    for index, raw_line in enumerate(lines_value):
-        line_path = f"{path}.department_lines[{index}]"
-        line = _mapping(raw_line, line_path)
-        lines.append(
-            DepartmentLine(
-                department_id=_text(
-                    _required(line, "department_id", line_path), f"{line_path}.department_id"
-                ),
-                category=_text(line.get("category", DEFAULT_CATEGORY), f"{line_path}.category"),
-                amount=_decimal(_required(line, "amount", line_path), f"{line_path}.amount"),
-            )
+def _one_of(allowed: tuple[str, ...]) -> Converter:
+    def convert(value: Any, path: str) -> str:
+        text = _text(value, path)
+        if text not in allowed:
+            raise MalformedEventError(f"{path} must be one of {allowed}, got {text!r}")
+        return text
+
+    return convert
+
+
+def _records_of(reader: _DataReader) -> Converter:
+    """The converter of an array of nested records (a payroll's department lines)."""
+
+    def convert(value: Any, path: str) -> tuple[Any, ...]:
+        items = []
+        for index, raw in enumerate(_sequence(value, path)):
+            item_path = f"{path}[{index}]"
+            items.append(reader.cls(**reader.read(_mapping(raw, item_path), item_path)))
+        return tuple(items)
+
+    return convert
+
+
+class _DataReader:
+    """Reads the data fields of one class from a decoded record, in the schema's order:
+    (attribute, record name, type that needs no conversion, converter, default) per field."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.cls = layout.cls
+        self.fields: tuple[tuple[str, str, type | None, Converter, Any], ...] = tuple(
+            (item.name, item.wire, *_converter_of(item), item.default) for item in layout.fields
         )
-    return {
-        "payroll_id": _text(_required(data, "payroll_id", path), "data.payroll_id"),
-        "pay_period_start": _date(
-            _required(data, "pay_period_start", path), "data.pay_period_start"
-        ),
-        "pay_period_end": _date(_required(data, "pay_period_end", path), "data.pay_period_end"),
-        "total_gross_pay": _decimal(
-            _required(data, "total_gross_pay", path), "data.total_gross_pay"
-        ),
-        "currency": _text(data.get("currency", DEFAULT_CURRENCY), "data.currency"),
-        "department_id": _optional_text(data.get("department_id"), "data.department_id"),
-        "department_lines": tuple(lines),
-    }
+
+    def read(self, data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, wire, plain, convert, default in self.fields:
+            if wire in data:
+                value = data[wire]
+                if type(value) is not plain:
+                    value = convert(value, f"{prefix}.{wire}")
+            elif default is REQUIRED:
+                raise MalformedEventError(f"{prefix}.{wire} is missing")
+            else:
+                value = default
+            values[name] = value
+        return values
 
 
-def _dated_fields(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "currency": _text(data.get("currency", DEFAULT_CURRENCY), "data.currency"),
-        "stated_business_date": _optional_date(data.get("business_date"), "data.business_date"),
-    }
+def _converter_of(item: DataField) -> tuple[type | None, Converter]:
+    if item.nested is not None:
+        return None, _records_of(_DataReader(item.nested))
+    if item.role.one_of:
+        return None, _one_of(item.role.one_of)
+    if item.role.identifier:
+        return str, _identifier
+    convert, plain = _CONVERTERS[item.hint]
+    return plain, convert
 
 
-def _texts(data: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    return {name: _text(_required(data, name, "data"), f"data.{name}") for name in names}
-
-
-def _decimals(data: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    return {name: _decimal(_required(data, name, "data"), f"data.{name}") for name in names}
-
-
-def _goods_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        **_texts(data, "purchase_order_id", "vendor_id"),
-        **_decimals(data, "total_amount"),
-        "payment_terms_days": _integer(
-            data.get("payment_terms_days", DEFAULT_PAYMENT_TERMS_DAYS), "data.payment_terms_days"
-        ),
-        **_dated_fields(data),
-    }
-
-
-def _sales_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        **_texts(data, "sales_order_id", "customer_id"),
-        **_decimals(data, "total_amount"),
-        **_dated_fields(data),
-    }
-
-
-def _production_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        **_texts(data, "production_order_id", "product_code"),
-        "quantity_produced": _integer(
-            _required(data, "quantity_produced", "data"), "data.quantity_produced"
-        ),
-        **_decimals(data, "total_cost"),
-        **_dated_fields(data),
-    }
-
-
-def _time_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        **_texts(data, "project_id", "employee_id"),
-        **_decimals(data, "hours", "billable_amount"),
-        **_dated_fields(data),
-    }
-
-
-def _budget_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {**_texts(data, "department_id", "category", "period"), **_decimals(data, "amount")}
-
-
-def _credit_limit_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {**_texts(data, "customer_id"), **_decimals(data, "credit_limit")}
-
-
-def _vendor_payment_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        **_texts(data, "vendor_id", "payment_id"),
-        **_decimals(data, "amount"),
-        **_dated_fields(data),
-    }
-
-
-def _customer_payment_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        **_texts(data, "customer_id", "payment_id"),
-        **_decimals(data, "amount"),
-        **_dated_fields(data),
-    }
-
-
-def _compensation_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "target_event_id": _identifier(
-            _required(data, "target_event_id", "data"), "data.target_event_id"
-        ),
-        "reason": _text(data.get("reason", ""), "data.reason"),
-    }
-
-
-def _department_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    action = _text(_required(data, "action", "data"), "data.action")
-    if action not in DEPARTMENT_ACTIONS:
-        raise MalformedEventError(
-            f"data.action must be one of {DEPARTMENT_ACTIONS}, got {action!r}"
-        )
-    return {
-        **_texts(data, "department_id"),
-        "action": action,
-        **{
-            name: _text(data.get(name, ""), f"data.{name}")
-            for name in ("name", "requested_by", "reason")
-        },
-    }
-
-
-def _period_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    action = _text(_required(data, "action", "data"), "data.action")
-    if action not in PERIOD_ACTIONS:
-        raise MalformedEventError(f"data.action must be one of {PERIOD_ACTIONS}, got {action!r}")
-    return {
-        **_texts(data, "period"),
-        "action": action,
-        **{name: _text(data.get(name, ""), f"data.{name}") for name in ("requested_by", "reason")},
-    }
-
-
-_DATA_READERS: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-    PAYROLL_PROCESSED: _payroll_data,
-    GOODS_RECEIVED: _goods_data,
-    SALES_ORDER_COMPLETED: _sales_data,
-    PRODUCTION_ORDER_COMPLETED: _production_data,
-    TIME_LOGGED: _time_data,
-    BUDGET_SET: _budget_data,
-    CREDIT_LIMIT_SET: _credit_limit_data,
-    VENDOR_PAYMENT_MADE: _vendor_payment_data,
-    CUSTOMER_PAYMENT_RECEIVED: _customer_payment_data,
-    COMPENSATION_REQUESTED: _compensation_data,
-    DEPARTMENT_CHANGED: _department_data,
-    PERIOD_CHANGED: _period_data,
+_DATA_READERS: Mapping[str, _DataReader] = {
+    cls.event_type: _DataReader(cls.layout) for cls in EVENT_CLASSES.values()
 }
 
 
@@ -413,7 +310,7 @@ def parse_event(record: Mapping[str, Any]) -> Event:
     envelope = _mapping(record, "record")
     cls = _class_of(_required(envelope, "event_type", "record"))
     data = _mapping(_required(envelope, "data", "record"), "data")
-    values = _DATA_READERS[cls.event_type](data)
+    values = _DATA_READERS[cls.event_type].read(data, "data")
     return cls(
         event_id=_identifier(_required(envelope, "event_id", "record"), "event_id"),
         timestamp=_timestamp(_required(envelope, "timestamp", "record"), "timestamp"),

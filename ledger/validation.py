@@ -20,7 +20,6 @@ from ledger.chart import ChartOfAccounts
 from ledger.events import (
     BudgetSet,
     CompensationRequested,
-    DepartmentChanged,
     Event,
     GoodsReceived,
     MalformedEventError,
@@ -107,12 +106,9 @@ def check_event_id(event: Event, context: Context) -> str | None:
 def check_field_lengths(event: Event, context: Context) -> str | None:
     if len(event.source) > FREE_TEXT_LENGTH_MAX:
         return f"source has {len(event.source)} characters; at most {FREE_TEXT_LENGTH_MAX}"
-    if isinstance(event, CompensationRequested) and len(event.reason) > FREE_TEXT_LENGTH_MAX:
-        return f"data.reason has {len(event.reason)} characters; at most {FREE_TEXT_LENGTH_MAX}"
-    if isinstance(event, DepartmentChanged | PeriodChanged):
-        for path, text in event.free_texts():
-            if len(text) > FREE_TEXT_LENGTH_MAX:
-                return f"{path} has {len(text)} characters; at most {FREE_TEXT_LENGTH_MAX}"
+    for path, text in event.free_texts():
+        if len(text) > FREE_TEXT_LENGTH_MAX:
+            return f"{path} has {len(text)} characters; at most {FREE_TEXT_LENGTH_MAX}"
     for reference in event.references():
         if len(reference.value) > IDENTIFIER_LENGTH_MAX:
             return (
@@ -258,9 +254,7 @@ def validate(
         return Rejection(Reason.EVENT_TYPE_UNKNOWN, str(exc))
     except MalformedEventError as exc:
         return Rejection(Reason.PAYLOAD_UNDECODABLE, str(exc))
-    context = Context(
-        topic=topic, received_at=received_at, chart=chart, master_data=master_data
-    )
+    context = Context(topic=topic, received_at=received_at, chart=chart, master_data=master_data)
     for reason, check in CHECKS:
         detail = check(event, context)
         if detail is not None:
