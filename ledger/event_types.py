@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import cached_property
 from typing import ClassVar
 
 from errors import FinError
@@ -116,22 +115,24 @@ class _Envelope:
         """Currency of the amounts, or None when the record has no currency field."""
         return None
 
+    # Each built once per event and kept in its __dict__, beside the fields: validation asks
+    # for both twice, and an event never changes. (functools.cached_property does the same but,
+    # in Python 3.11, takes a lock each first time, which cost about as much as it saved.)
     def amounts(self) -> tuple[AmountField, ...]:
-        return self._amounts
+        found: tuple[AmountField, ...] | None = self.__dict__.get("_amounts")
+        if found is None:
+            items = self.layout.amounts
+            found = tuple(_amounts(self, items, "data")) if items else ()
+            self.__dict__["_amounts"] = found
+        return found
 
     def references(self) -> tuple[Reference, ...]:
-        return self._references
-
-    # Built once per event (validation asks for each twice; an event never changes).
-    @cached_property
-    def _amounts(self) -> tuple[AmountField, ...]:
-        items = self.layout.amounts
-        return tuple(_amounts(self, items, "data")) if items else ()
-
-    @cached_property
-    def _references(self) -> tuple[Reference, ...]:
-        items = self.layout.references
-        return tuple(_references(self, items, "data")) if items else ()
+        found: tuple[Reference, ...] | None = self.__dict__.get("_references")
+        if found is None:
+            items = self.layout.references
+            found = tuple(_references(self, items, "data")) if items else ()
+            self.__dict__["_references"] = found
+        return found
 
     def stated_dates(self) -> tuple[tuple[str, date], ...]:
         """Business dates the producer stated, by field path (checked against a time window)."""
