@@ -1,7 +1,6 @@
 """Hand-built bad records for tests and demos: Kafka records FIN must refuse, at least one per
 decoding and validation reason, each naming the reason it must be dead-lettered with."""
 
-import copy
 import datetime as dt
 import io
 import random
@@ -12,7 +11,8 @@ from typing import Any, NamedTuple
 
 import fastavro
 
-from demo.generator import envelope, specification_samples, utc
+from demo.generator import specification_sample, utc
+from ledger.event_json import envelope
 from schemas.catalog import SchemaCatalog, key_for
 from schemas.wire import frame
 
@@ -52,14 +52,10 @@ class _BadRecordBuilder:
         self.rng = rng
         self.schema_id_for = schema_id_for
         self.catalog = catalog
-        self.samples = {record["event_type"]: record for record in specification_samples()}
 
     def sample(self, event_type: str, **data_changes: Any) -> dict[str, Any]:
         """A fresh copy of a specification sample with a new event id and changed data."""
-        record = copy.deepcopy(self.samples[event_type])
-        record["event_id"] = self.uuid()
-        record["data"].update(data_changes)
-        return record
+        return specification_sample(event_type, self.uuid(), **data_changes)
 
     def uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -217,8 +213,8 @@ class _BadRecordBuilder:
             "fin.compensation.requested",
             self.uuid(),
             utc("2024-03-20T09:00:00Z"),
-            "fin-demo",
             {"target_event_id": self.uuid(), "reason": "no such event was ever posted"},
+            source="fin-demo",
         )
         reason = "compensation_target_unknown"
         return [self.bad("fin.commands", orphan, self.framed(orphan), reason)]

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
+from ledger.event_json import envelope
+
 UTC = dt.UTC
 SYNTHETIC_START = dt.datetime(2024, 1, 1, tzinfo=UTC)
 DEPARTMENTS = ("ENG-001", "SALES-001", "OPS-001", "FIN-001", "HR-001")
@@ -81,95 +83,78 @@ def specification_samples() -> list[dict[str, Any]]:
     """The sample events of the specification, preceded by the commands they rely on.
 
     Fields the specification leaves out take their schema defaults; the payroll run is charged
-    to department ENG-001 so the SALARY budget of 2024-Q1 has an actual.
+    to department ENG-001 so the SALARY budget of 2024-Q1 has an actual. Every call builds new
+    records, which the caller may change.
     """
-    ids = SAMPLE_EVENT_IDS
+    budget = {
+        "department_id": "ENG-001",
+        "category": "SALARY",
+        "period": "2024-Q1",
+        "amount": Decimal("500000.00"),
+    }
+    payroll = {
+        "payroll_id": "PAY-2024-003",
+        "pay_period_start": dt.date(2024, 3, 1),
+        "pay_period_end": dt.date(2024, 3, 15),
+        "total_gross_pay": Decimal("125000.00"),
+        "currency": "USD",
+        "department_id": "ENG-001",
+        "department_lines": [],
+    }
+    goods = {
+        "purchase_order_id": "PO-2024-001234",
+        "vendor_id": "VEN-001",
+        "total_amount": Decimal("15750.00"),
+        "currency": "USD",
+        "payment_terms_days": 30,
+        "business_date": None,
+    }
+    sales = {
+        "sales_order_id": "SO-2024-001234",
+        "customer_id": "CUS-001",
+        "total_amount": Decimal("25000.00"),
+        "currency": "USD",
+        "business_date": None,
+    }
+    production = {
+        "production_order_id": "PO-MFG-2024-001",
+        "product_code": "WIDGET-A",
+        "quantity_produced": 1000,
+        "total_cost": Decimal("45000.00"),
+        "currency": "USD",
+        "business_date": None,
+    }
+    time_logged = {
+        "project_id": "PROJ-CLIENT-A-001",
+        "employee_id": "EMP-001",
+        "hours": Decimal("8.00"),
+        "billable_amount": Decimal("1125.00"),
+        "currency": "USD",
+        "business_date": None,
+    }
+    credit_limit = {"customer_id": "CUS-001", "credit_limit": Decimal("100000.00")}
     return [
-        envelope(
-            "fin.budget.set", ids["fin.budget.set"], utc("2024-03-01T09:00:00Z"), "fin-demo",
-            {
-                "department_id": "ENG-001",
-                "category": "SALARY",
-                "period": "2024-Q1",
-                "amount": Decimal("500000.00"),
-            },
-        ),
-        envelope(
-            "fin.credit_limit.set", ids["fin.credit_limit.set"], utc("2024-03-01T09:05:00Z"),
-            "fin-demo",
-            {"customer_id": "CUS-001", "credit_limit": Decimal("100000.00")},
-        ),
-        envelope(
-            "hr.payroll.processed", ids["hr.payroll.processed"], utc("2024-03-15T10:00:00Z"),
-            "hr-service",
-            {
-                "payroll_id": "PAY-2024-003",
-                "pay_period_start": dt.date(2024, 3, 1),
-                "pay_period_end": dt.date(2024, 3, 15),
-                "total_gross_pay": Decimal("125000.00"),
-                "currency": "USD",
-                "department_id": "ENG-001",
-                "department_lines": [],
-            },
-        ),
-        envelope(
-            "scm.goods.received", ids["scm.goods.received"], utc("2024-03-15T14:30:00Z"), "",
-            {
-                "purchase_order_id": "PO-2024-001234",
-                "vendor_id": "VEN-001",
-                "total_amount": Decimal("15750.00"),
-                "currency": "USD",
-                "payment_terms_days": 30,
-                "business_date": None,
-            },
-        ),
-        envelope(
-            "crm.sales_order.completed", ids["crm.sales_order.completed"],
-            utc("2024-03-15T11:00:00Z"), "",
-            {
-                "sales_order_id": "SO-2024-001234",
-                "customer_id": "CUS-001",
-                "total_amount": Decimal("25000.00"),
-                "currency": "USD",
-                "business_date": None,
-            },
-        ),
-        envelope(
-            "mfg.production_order.completed", ids["mfg.production_order.completed"],
-            utc("2024-03-15T18:00:00Z"), "",
-            {
-                "production_order_id": "PO-MFG-2024-001",
-                "product_code": "WIDGET-A",
-                "quantity_produced": 1000,
-                "total_cost": Decimal("45000.00"),
-                "currency": "USD",
-                "business_date": None,
-            },
-        ),
-        envelope(
-            "pm.time.logged", ids["pm.time.logged"], utc("2024-03-15T17:00:00Z"), "",
-            {
-                "project_id": "PROJ-CLIENT-A-001",
-                "employee_id": "EMP-001",
-                "hours": Decimal("8.00"),
-                "billable_amount": Decimal("1125.00"),
-                "currency": "USD",
-                "business_date": None,
-            },
-        ),
+        _sample("fin.budget.set", "2024-03-01T09:00:00Z", budget, "fin-demo"),
+        _sample("fin.credit_limit.set", "2024-03-01T09:05:00Z", credit_limit, "fin-demo"),
+        _sample("hr.payroll.processed", "2024-03-15T10:00:00Z", payroll, "hr-service"),
+        _sample("scm.goods.received", "2024-03-15T14:30:00Z", goods),
+        _sample("crm.sales_order.completed", "2024-03-15T11:00:00Z", sales),
+        _sample("mfg.production_order.completed", "2024-03-15T18:00:00Z", production),
+        _sample("pm.time.logged", "2024-03-15T17:00:00Z", time_logged),
     ]
 
 
-def envelope(
-    event_type: str, event_id: str, timestamp: dt.datetime, source: str, data: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "event_type": event_type,
-        "event_id": event_id,
-        "timestamp": timestamp,
-        "source": source,
-        "data": data,
-    }
+def _sample(event_type: str, moment: str, data: dict[str, Any], source: str = "") -> dict[str, Any]:
+    return envelope(event_type, SAMPLE_EVENT_IDS[event_type], utc(moment), data, source)
+
+
+def specification_sample(event_type: str, event_id: str, **data: Any) -> dict[str, Any]:
+    """A new copy of the specification's sample of ``event_type`` with its own ``event_id`` and
+    the data fields in ``data`` changed (for tests and hand-built bad records)."""
+    (record,) = (sample for sample in specification_samples() if sample["event_type"] == event_type)
+    record["event_id"] = event_id
+    record["data"].update(data)
+    return record
 
 
 # --- synthetic traffic -----------------------------------------------------------------------
@@ -242,9 +227,8 @@ class _SyntheticWorld:
         if draw < COMPENSATION_PER_MILLE and self.compensable:
             yield self.compensation()
             return
-        event_type = self.rng.choices(
-            self.event_types, cum_weights=self.event_cumulative_weights
-        )[0]
+        weights = self.event_cumulative_weights
+        event_type = self.rng.choices(self.event_types, cum_weights=weights)[0]
         if event_type == "hr.payroll.processed":
             yield self.payroll()
         elif event_type == "scm.goods.received":
@@ -265,9 +249,8 @@ class _SyntheticWorld:
         return next(self.sequence)
 
     def record(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-        return envelope(
-            event_type, self.uuid(), self.now, SOURCES[event_type.split(".", maxsplit=1)[0]], data
-        )
+        source = SOURCES[event_type.split(".", maxsplit=1)[0]]
+        return envelope(event_type, self.uuid(), self.now, data, source)
 
     def amount_cents(self, tiers: Sequence[tuple[int, int, int]]) -> int:
         """Cents from one of (weight, low dollars, high dollars) tiers: mostly small, some big."""
@@ -353,9 +336,7 @@ class _SyntheticWorld:
             start, end = today.replace(day=16), _last_day_of_month(today)
         split = self.rng.randrange(2) == 0
         departments = self.rng.sample(DEPARTMENTS, self.rng.randint(2, 3)) if split else []
-        amounts = [
-            money_from_cents(self.rng.randint(5_000, 60_000) * 100) for _ in departments
-        ]
+        amounts = [money_from_cents(self.rng.randint(5_000, 60_000) * 100) for _ in departments]
         lines = [
             {"department_id": department, "category": "SALARY", "amount": amount}
             for department, amount in zip(departments, amounts, strict=True)

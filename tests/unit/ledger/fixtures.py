@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from demo.generator import specification_sample
 from ledger.chart import ChartOfAccounts, default_chart_path, load_chart
 from ledger.entries import SourceRef
+from ledger.event_json import envelope
 from ledger.events import Event, parse_event, topic_of
 
 RECEIVED_AT = datetime(2024, 3, 25, 9, 0, tzinfo=UTC)
@@ -30,128 +32,43 @@ def chart() -> ChartOfAccounts:
     return load_chart(default_chart_path())
 
 
-def envelope(
-    event_type: str, event_id: str, timestamp: datetime, data: dict[str, Any], source: str = ""
-) -> dict[str, Any]:
-    return {
-        "event_type": event_type,
-        "event_id": event_id,
-        "timestamp": timestamp,
-        "source": source,
-        "data": data,
-    }
+# The specification's samples (demo.generator) under the ids above; the commands are older
+# here and a credit limit smaller, so an order can exceed it.
+COMMANDS_AT = datetime(2024, 1, 2, 9, 0, tzinfo=UTC)
 
 
 def payroll_record(**data: Any) -> dict[str, Any]:
-    return envelope(
-        "hr.payroll.processed",
-        PAYROLL_ID,
-        datetime(2024, 3, 15, 10, 0, tzinfo=UTC),
-        {
-            "payroll_id": "PAY-2024-003",
-            "pay_period_start": date(2024, 3, 1),
-            "pay_period_end": date(2024, 3, 15),
-            "total_gross_pay": Decimal("125000.00"),
-            "currency": "USD",
-            "department_id": None,
-            "department_lines": [],
-            **data,
-        },
-        source="hr-service",
+    # Not charged to one department: each test says where the run goes.
+    return specification_sample(
+        "hr.payroll.processed", PAYROLL_ID, **{"department_id": None, **data}
     )
 
 
 def goods_record(**data: Any) -> dict[str, Any]:
-    return envelope(
-        "scm.goods.received",
-        GOODS_ID,
-        datetime(2024, 3, 15, 14, 30, tzinfo=UTC),
-        {
-            "purchase_order_id": "PO-2024-001234",
-            "vendor_id": "VEN-001",
-            "total_amount": Decimal("15750.00"),
-            "currency": "USD",
-            "payment_terms_days": 30,
-            "business_date": None,
-            **data,
-        },
-    )
+    return specification_sample("scm.goods.received", GOODS_ID, **data)
 
 
 def sales_record(**data: Any) -> dict[str, Any]:
-    return envelope(
-        "crm.sales_order.completed",
-        SALES_ID,
-        datetime(2024, 3, 15, 11, 0, tzinfo=UTC),
-        {
-            "sales_order_id": "SO-2024-001234",
-            "customer_id": "CUS-001",
-            "total_amount": Decimal("25000.00"),
-            "currency": "USD",
-            "business_date": None,
-            **data,
-        },
-    )
+    return specification_sample("crm.sales_order.completed", SALES_ID, **data)
 
 
 def production_record(**data: Any) -> dict[str, Any]:
-    return envelope(
-        "mfg.production_order.completed",
-        PRODUCTION_ID,
-        datetime(2024, 3, 15, 18, 0, tzinfo=UTC),
-        {
-            "production_order_id": "PO-MFG-2024-001",
-            "product_code": "WIDGET-A",
-            "quantity_produced": 1000,
-            "total_cost": Decimal("45000.00"),
-            "currency": "USD",
-            "business_date": None,
-            **data,
-        },
-    )
+    return specification_sample("mfg.production_order.completed", PRODUCTION_ID, **data)
 
 
 def time_record(**data: Any) -> dict[str, Any]:
-    return envelope(
-        "pm.time.logged",
-        TIME_ID,
-        datetime(2024, 3, 15, 17, 0, tzinfo=UTC),
-        {
-            "project_id": "PROJ-CLIENT-A-001",
-            "employee_id": "EMP-001",
-            "hours": Decimal("8.00"),
-            "billable_amount": Decimal("1125.00"),
-            "currency": "USD",
-            "business_date": None,
-            **data,
-        },
-    )
+    return specification_sample("pm.time.logged", TIME_ID, **data)
 
 
 def budget_record(**data: Any) -> dict[str, Any]:
-    return envelope(
-        "fin.budget.set",
-        BUDGET_ID,
-        datetime(2024, 1, 2, 9, 0, tzinfo=UTC),
-        {
-            "department_id": "ENG-001",
-            "category": "SALARY",
-            "period": "2024-Q1",
-            "amount": Decimal("500000.00"),
-            **data,
-        },
-        source="fin-api",
-    )
+    record = specification_sample("fin.budget.set", BUDGET_ID, **data)
+    return {**record, "timestamp": COMMANDS_AT, "source": "fin-api"}
 
 
 def credit_limit_record(**data: Any) -> dict[str, Any]:
-    return envelope(
-        "fin.credit_limit.set",
-        CREDIT_LIMIT_ID,
-        datetime(2024, 1, 2, 9, 0, tzinfo=UTC),
-        {"customer_id": "CUS-001", "credit_limit": Decimal("30000.00"), **data},
-        source="fin-api",
-    )
+    limit = {"credit_limit": Decimal("30000.00"), **data}
+    record = specification_sample("fin.credit_limit.set", CREDIT_LIMIT_ID, **limit)
+    return {**record, "timestamp": COMMANDS_AT, "source": "fin-api"}
 
 
 def vendor_payment_record(**data: Any) -> dict[str, Any]:
@@ -196,6 +113,22 @@ def compensation_record(target_event_id: str = SALES_ID, **data: Any) -> dict[st
         {"target_event_id": target_event_id, "reason": "order cancelled", **data},
         source="fin-api",
     )
+
+
+def every_record() -> list[dict[str, Any]]:
+    """One record of each event type above, as the functions build it."""
+    return [
+        payroll_record(),
+        goods_record(),
+        sales_record(),
+        production_record(),
+        time_record(),
+        budget_record(),
+        credit_limit_record(),
+        vendor_payment_record(),
+        customer_payment_record(),
+        compensation_record(),
+    ]
 
 
 def event_of(record: dict[str, Any]) -> Event:

@@ -16,18 +16,7 @@ from ledger.events import (
 
 from . import fixtures
 
-ALL_RECORDS = [
-    fixtures.payroll_record(),
-    fixtures.goods_record(),
-    fixtures.sales_record(),
-    fixtures.production_record(),
-    fixtures.time_record(),
-    fixtures.budget_record(),
-    fixtures.credit_limit_record(),
-    fixtures.vendor_payment_record(),
-    fixtures.customer_payment_record(),
-    fixtures.compensation_record(),
-]
+ALL_RECORDS = fixtures.every_record()
 
 
 @pytest.mark.parametrize("record", ALL_RECORDS, ids=lambda record: record["event_type"])

@@ -30,16 +30,7 @@ def with_envelope(record, **envelope):
 @pytest.mark.parametrize(
     "record",
     [
-        fixtures.payroll_record(),
-        fixtures.goods_record(),
-        fixtures.sales_record(),
-        fixtures.production_record(),
-        fixtures.time_record(),
-        fixtures.budget_record(),
-        fixtures.credit_limit_record(),
-        fixtures.vendor_payment_record(),
-        fixtures.customer_payment_record(),
-        fixtures.compensation_record(),
+        *fixtures.every_record(),
         fixtures.budget_record(amount=Decimal("0.00")),
         fixtures.credit_limit_record(credit_limit=Decimal("0.00")),
         fixtures.payroll_record(department_id="ENG-001"),
