@@ -105,6 +105,10 @@ class Settings:
     # for the broker whenever that partition's batch is full (faust's default 16 KiB filled in
     # 15-30 records of a 500-record batch); kept under the topics' 1,000,000-byte record limit.
     producer_batch_bytes: int = 256 * 1024
+    # The collector's young-generation threshold (CPython's default: 700), set after start-up
+    # has been frozen out of the collector's view (streams/gc_tuning.py); 0: CPython's own
+    # settings and no freeze.
+    gc_young_threshold: int = 50_000
     # Table recovery reads the active changelog partitions with a plain consumer in bulk and
     # hands them to faust's own RocksDB batch write (streams/faust_patches/fast_recovery.py);
     # off: faust's per-record path (docs/design.md, "Recovery").
@@ -188,6 +192,7 @@ class Settings:
             )
             / 1000,
             producer_batch_bytes=_int(env, "FIN_PRODUCER_BATCH_BYTES", cls.producer_batch_bytes),
+            gc_young_threshold=_int(env, "FIN_GC_YOUNG_THRESHOLD", cls.gc_young_threshold),
             fast_recovery=_flag(env, "FIN_FAST_RECOVERY")
             if env.get("FIN_FAST_RECOVERY")
             else cls.fast_recovery,
@@ -231,6 +236,8 @@ class Settings:
             raise ConfigurationError("FIN_BATCH_GAP_MS must be 1..1000")
         if not 0 <= self.producer_linger_s <= 1:
             raise ConfigurationError("FIN_PRODUCER_LINGER_MS must be 0..1000")
+        if not (self.gc_young_threshold == 0 or 100 <= self.gc_young_threshold <= 1_000_000):
+            raise ConfigurationError("FIN_GC_YOUNG_THRESHOLD must be 0 or 100..1000000")
         if not 16 * 1024 <= self.producer_batch_bytes <= 900_000:
             raise ConfigurationError("FIN_PRODUCER_BATCH_BYTES must be 16384..900000")
         if not 64 * 1024 <= self.recovery_fetch_bytes <= 64 * 1024 * 1024:

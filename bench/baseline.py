@@ -22,6 +22,10 @@ time); idempotency (fingerprint, decision, the processed record); posting (the p
 the balance check); reducers (every delta into its row); encode (journal entry and alerts to
 Avro); send (``producer.send``: handing the record to the client's buffer, not the network
 round trip, which runs in the background and is awaited once by the final flush).
+
+The garbage collector is set as the hub's worker sets it (``streams.gc_tuning``: start-up frozen
+out of its view, ``FIN_GC_YOUNG_THRESHOLD``), so neither contestant pays a cost the other does
+not.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ from ledger.rejections import Rejection
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoder, Encoder
 from schemas.registry import RegistryClient, register_all
-from settings import ALERTS_TOPIC, COMMANDS_TOPIC, LEDGER_TOPIC, SOURCE_TOPICS
+from settings import ALERTS_TOPIC, COMMANDS_TOPIC, LEDGER_TOPIC, SOURCE_TOPICS, Settings
+from streams.gc_tuning import freeze_long_lived
 from streams.partitioner import partition_for
 
 FETCH_TIMEOUT_MS = 500
@@ -103,6 +108,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all")
     await producer.start()
     await consumer.start()
+    # The collector as the hub's worker sets it (FIN_GC_YOUNG_THRESHOLD, streams/gc_tuning.py).
+    freeze_long_lived(Settings.from_env().gc_young_threshold, moment="after the start")
     books = Books()
     consumed = 0
     first_at: float | None = None

@@ -20,6 +20,7 @@ from schemas.codec import Decoder, Encoder
 from schemas.registry import RegistryClient, register_all
 from settings import Settings
 from streams.admin import ensure_topics, record_byte_limits
+from streams.gc_tuning import freeze_long_lived
 from streams.hub import Hub, build_hub
 from streams.lag import LagWatch, watch_lag
 from streams.master_data import MASTER_DATA_TOPIC, MasterDataReader, preload
@@ -78,7 +79,21 @@ def create_runtime(settings: Settings) -> Runtime:
         record_limits=record_byte_limits(settings),
     )
     start_master_data(hub, chart.department_register, chart.period_register)
+    freeze_after_recovery(hub)
     return Runtime(hub, chart, catalog, client, watch_lag(hub))
+
+
+def freeze_after_recovery(hub: Hub) -> None:
+    """What start-up made (consumer, stores, services) leaves the collector's view once the
+    tables have first recovered (streams/gc_tuning.py)."""
+    threshold = hub.settings.gc_young_threshold
+    if threshold == 0:
+        return
+
+    @hub.app.task  # type: ignore[untyped-decorator]
+    async def freeze_once_recovered() -> None:
+        await hub.app.tables.recovery.completed.wait()  # type: ignore[attr-defined]
+        freeze_long_lived(threshold, moment="after the first recovery")
 
 
 def start_master_data(
@@ -115,5 +130,6 @@ def start_master_data(
 
 def run_hub(hub: Hub) -> int:
     worker = faust.Worker(hub.app, loglevel=hub.settings.log_level.upper())
+    freeze_long_lived(hub.settings.gc_young_threshold, moment="before the start")
     worker.execute_from_commandline()
     return 0

@@ -99,3 +99,12 @@ def test_the_recovery_fetch_size_is_bounded() -> None:
     assert Settings.from_env(env, registry_url_file=None).recovery_fetch_bytes == 4 * 1024 * 1024
     with pytest.raises(ConfigurationError, match="FIN_RECOVERY_FETCH_BYTES"):
         Settings.from_env({"FIN_RECOVERY_FETCH_BYTES": "1000"}, registry_url_file=None)
+
+
+def test_the_collector_threshold_is_0_or_bounded() -> None:
+    assert Settings.from_env({}, registry_url_file=None).gc_young_threshold == 50_000
+    env = {"FIN_GC_YOUNG_THRESHOLD": "0"}
+    assert Settings.from_env(env, registry_url_file=None).gc_young_threshold == 0
+    for bad in ("50", "2000000"):
+        with pytest.raises(ConfigurationError, match="FIN_GC_YOUNG_THRESHOLD"):
+            Settings.from_env({"FIN_GC_YOUNG_THRESHOLD": bad}, registry_url_file=None)
