@@ -18,6 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
+from ledger.event_json import envelope as event_envelope
 from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoded, Decoder
 from schemas.registry import RegistryClient
@@ -292,13 +293,8 @@ def run_app(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[s
 
 
 def envelope(event_type: str, moment: dt.datetime, data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "event_type": event_type,
-        "event_id": str(uuid.uuid4()),
-        "timestamp": moment,
-        "source": "contract-test",
-        "data": data,
-    }
+    """A contract record under a fresh event id (``ledger.event_json.envelope``)."""
+    return event_envelope(event_type, str(uuid.uuid4()), moment, data, source="contract-test")
 
 
 @dataclass(frozen=True)
