@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from api.commands import natural_command_id, prepare, vendor_payment_data
+from demo.generator import specification_sample
 from ledger.chart import default_chart_path, load_chart
 from ledger.contract import VENDOR_PAYMENT_MADE
 from settings import BY_EVENT_ID_TOPIC, DLQ_TOPIC, LEDGER_TOPIC
@@ -35,20 +36,9 @@ CHART = load_chart(default_chart_path())
 
 
 def time_logged(event_id: str) -> dict[str, Any]:
-    return {
-        "event_type": "pm.time.logged",
-        "event_id": event_id,
-        "timestamp": datetime(2024, 3, 15, 17, 0, tzinfo=UTC),
-        "source": "pm-service",
-        "data": {
-            "project_id": "PROJ-CLIENT-A-001",
-            "employee_id": "EMP-001",
-            "hours": Decimal("8.00"),
-            "billable_amount": Decimal("1125.00"),
-            "currency": "USD",
-            "business_date": None,
-        },
-    }
+    record = specification_sample("pm.time.logged", event_id)
+    record["source"] = "pm-service"
+    return record
 
 
 def compensation(event_id: str, target: str) -> dict[str, Any]:
