@@ -113,6 +113,9 @@ class Settings:
     # hands them to faust's own RocksDB batch write (streams/faust_patches/fast_recovery.py);
     # off: faust's per-record path (docs/design.md, "Recovery").
     fast_recovery: bool = True
+    # faust's fetcher loop hands a record to the agents' queues inline when that cannot block,
+    # instead of racing four tasks per record (streams/faust_patches/fast_drain.py).
+    fast_drain: bool = True
     # ... fetching at most this many bytes per partition in one fetch.
     recovery_fetch_bytes: int = 1024 * 1024
     # The batched runtime packs a batch's records per partition: the ``processed`` rows to
@@ -196,6 +199,9 @@ class Settings:
             fast_recovery=_flag(env, "FIN_FAST_RECOVERY")
             if env.get("FIN_FAST_RECOVERY")
             else cls.fast_recovery,
+            fast_drain=_flag(env, "FIN_FAST_DRAIN")
+            if env.get("FIN_FAST_DRAIN")
+            else cls.fast_drain,
             recovery_fetch_bytes=_int(env, "FIN_RECOVERY_FETCH_BYTES", cls.recovery_fetch_bytes),
             packed_records=_flag(env, "FIN_PACKED_RECORDS")
             if env.get("FIN_PACKED_RECORDS")

@@ -37,7 +37,7 @@ from streams import diagnostics
 from streams.admin import RECORD_BYTES_MAX
 from streams.batched import register_batched_agents
 from streams.classic import ClassicRuntime, count_outcome
-from streams.faust_patches import commit_guard, delivery_audit, fast_recovery
+from streams.faust_patches import commit_guard, delivery_audit, fast_drain, fast_recovery
 from streams.faust_patches.quiet_monitor import QuietMonitor
 from streams.metrics import Metrics
 from streams.resilience import Backoff
@@ -120,6 +120,8 @@ def make_app(settings: Settings, data_dir: Path) -> faust.App:
         app.flow_control,
         lambda: app.tables.changelog_queue,  # type: ignore[attr-defined]
     )
+    # faust's fetcher raced four tasks per record to hand it to the agents (docs/design.md).
+    fast_drain.install(enabled=settings.fast_drain)
     delivery_audit.install(app, enabled=settings.delivery_audit)
     if settings.fast_recovery:  # tables restored in bulk, not per record (docs/design.md)
         fast_recovery.install(

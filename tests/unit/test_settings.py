@@ -108,3 +108,11 @@ def test_the_collector_threshold_is_0_or_bounded() -> None:
     for bad in ("50", "2000000"):
         with pytest.raises(ConfigurationError, match="FIN_GC_YOUNG_THRESHOLD"):
             Settings.from_env({"FIN_GC_YOUNG_THRESHOLD": bad}, registry_url_file=None)
+
+
+def test_the_inline_hand_over_in_fausts_fetcher_is_on_unless_fin_fast_drain_is_0() -> None:
+    assert Settings.from_env({}, registry_url_file=None).fast_drain is True
+    off = Settings.from_env({"FIN_FAST_DRAIN": "0"}, registry_url_file=None)
+    assert off.fast_drain is False
+    with pytest.raises(ConfigurationError, match="FIN_FAST_DRAIN"):
+        Settings.from_env({"FIN_FAST_DRAIN": "on"}, registry_url_file=None)
