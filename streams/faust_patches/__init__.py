@@ -10,6 +10,9 @@ involved, each naming in its docstring the faust behaviour it replaces and why:
 - ``delivery_audit``: an opt-in audit (``FIN_DELIVERY_AUDIT=1``) of every step of a record from
   the Kafka client to the agents.
 - ``quiet_monitor``: faust's Monitor sensor without its per-record bookkeeping.
+- ``fast_drain``: faust's fetcher loop handing a record to the agents' queues inline when that
+  cannot block, instead of racing four tasks per record (``FIN_FAST_DRAIN``).
+- ``fast_recovery``: tables restored by a bulk reader of their changelogs (``FIN_FAST_RECOVERY``).
 
 Each module lists what it replaces (``REPLACED``) and the private state it reads (``READ``) as
 ``(class, attribute)`` pairs; ``tests/unit/streams/faust_patches/test_faust_still_has.py`` fails
