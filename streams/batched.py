@@ -74,6 +74,7 @@ from streams.pipeline import (
 )
 from streams.posting import Posting
 from streams.stage_records import by_id_record, processing_error, source_position
+from streams.validated import ValidatedEvents
 from tables.store import PACK_BYTES_MAX, BatchedTable, is_pack, pack_key
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,13 @@ class BatchedRuntime:
     partition_counts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.ingest_stage = Ingest(self.decoder, self.chart)
-        self.posting_stage = Posting(self.decoder, self.encoder, self.chart, coalesce_deltas=True)
+        # The posting stage takes what the ingest stage read from the same bytes, when both
+        # ran here, instead of decoding them again (streams/validated.py).
+        validated = ValidatedEvents()
+        self.ingest_stage = Ingest(self.decoder, self.chart, validated=validated)
+        self.posting_stage = Posting(
+            self.decoder, self.encoder, self.chart, coalesce_deltas=True, validated=validated
+        )
         # Metric children resolved once (a labels() look-up per record costs a lock and a dict).
         self.ingest_seconds = self.metrics.processing_seconds.labels("ingest")
         self.posting_seconds = self.metrics.processing_seconds.labels("posting")

@@ -35,15 +35,24 @@ from streams.stage_records import (
     received_time,
     rejected,
 )
+from streams.validated import ValidatedEvents
 
 log = logging.getLogger(__name__)
 
 class Ingest:
     """Source record → decoded, validated, re-keyed by event id; or a named rejection."""
 
-    def __init__(self, decoder: Decoder, chart: ChartOfAccounts) -> None:
+    def __init__(
+        self,
+        decoder: Decoder,
+        chart: ChartOfAccounts,
+        *,
+        validated: ValidatedEvents | None = None,
+    ) -> None:
         self._decoder = decoder
         self._chart = chart
+        # Each event forwarded is left here for this worker's posting stage (streams/validated.py).
+        self._validated = validated
 
     def process(
         self,
@@ -72,6 +81,8 @@ class Ingest:
                 event_id=event_id if isinstance(event_id, str) else None,
                 attempts=attempts,
             )
+        if self._validated is not None and value is not None:
+            self._validated.put(topic, value, decoded, checked)
         routing_key = _routing_key(checked)
         headers: list[tuple[str, bytes]] = [
             (H_SOURCE_TOPIC, topic.encode()),

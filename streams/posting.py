@@ -40,6 +40,7 @@ from streams.stage_records import (
     reservation_key,
 )
 from streams.table_stage import delta_send
+from streams.validated import ValidatedEvents
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,11 @@ class Posting:
         *,
         coalesce_deltas: bool = False,
         chain: bool = True,
+        validated: ValidatedEvents | None = None,
     ) -> None:
         self._decoder = decoder
+        # What this worker's ingest stage already read from the same bytes (streams/validated.py).
+        self._validated = validated
         self._encoder = encoder
         self._chart = chart
         # True: every entry posted is linked into its partition's hash chain (ledger.chain),
@@ -73,14 +77,19 @@ class Posting:
         self, record: ByIdRecord, get_processed: Callable[[str], bytes | None], now: datetime
     ) -> StageResult:
         source = record.source
-        decoded = self._decoder.decode(source.topic, record.value)
-        # The ingest stage already decoded and validated these exact bytes (only it writes
-        # by-event-id records); a failure now is a bug or a registry that forgot a schema, and
-        # must not be swallowed. Its checks are not run again (~20 µs an event): the record is
-        # only parsed into its event, which raises on anything malformed.
-        if isinstance(decoded, Rejection):
-            raise RuntimeError(f"by-id record no longer decodes: {decoded}")
-        event = parse_event(decoded.record)
+        validated = self._validated
+        read = validated.take(source.topic, record.value) if validated is not None else None
+        if read is not None:
+            decoded, event = read
+        else:
+            decoded_now = self._decoder.decode(source.topic, record.value)
+            # The ingest stage already decoded and validated these exact bytes (only it writes
+            # by-event-id records); a failure now is a bug or a registry that forgot a schema,
+            # and must not be swallowed. Its checks are not run again (~20 µs an event): the
+            # record is only parsed into its event, which raises on anything malformed.
+            if isinstance(decoded_now, Rejection):
+                raise RuntimeError(f"by-id record no longer decodes: {decoded_now}")
+            decoded, event = decoded_now, parse_event(decoded_now.record)
         source_ref = SourceRef(
             event_id=event.event_id,
             event_type=event.event_type,

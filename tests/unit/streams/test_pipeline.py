@@ -29,6 +29,7 @@ from streams.stage_records import (
     STEP_RELEASE,
     ByIdRecord,
 )
+from streams.validated import ValidatedEvents
 from tests.unit.schemas.fixtures import FakeRegistry, decoder, encoder
 
 NOW = datetime(2024, 3, 20, 12, 0, tzinfo=UTC)
@@ -88,12 +89,17 @@ def together(keys: set[str]) -> Layout:
 
 class Harness:
     """Ingest → by-id → posting with in-memory processed tables and outcome counts per by-id
-    partition; ``layout`` says which partition a by-id key lands on."""
+    partition; ``layout`` says which partition a by-id key lands on. ``hand_over``: the posting
+    stage takes what the ingest stage read (streams/validated.py), as in the batched runtime;
+    every test here runs both ways (``both_ways``)."""
+
+    hand_over = False
 
     def __init__(self, layout: Layout = one_partition) -> None:
         registry = FakeRegistry()
-        self.ingest = Ingest(decoder(registry), CHART)
-        self.posting = Posting(decoder(registry), encoder(), CHART)
+        validated = ValidatedEvents() if self.hand_over else None
+        self.ingest = Ingest(decoder(registry), CHART, validated=validated)
+        self.posting = Posting(decoder(registry), encoder(), CHART, validated=validated)
         self.decoder = decoder(registry)
         self.encoder = encoder()
         self.layout = layout
@@ -185,6 +191,11 @@ class Harness:
         assert len(rows) == 1, rows
         found: dict[str, Any] = orjson.loads(rows[0])
         return found
+
+
+@pytest.fixture(autouse=True, params=["decoded-again", "handed-over"])
+def both_ways(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Harness, "hand_over", request.param == "handed-over")
 
 
 def outcomes(results: list[StageResult]) -> list[str]:

@@ -1,4 +1,4 @@
-"""faust's fetcher loop with the record's hand-over run inline (streams/faust_patches/fast_drain.py):
+"""faust's fetcher loop with the hand-over run inline (streams/faust_patches/fast_drain.py):
 a hand-over that completes at once makes no task, one that blocks is raced with the flow's
 suspension exactly as faust's ``wait_first`` did, errors reach the loop, and the faust loop it
 replaces is pinned by its source."""
