@@ -172,7 +172,7 @@ class VendorPayment:
 PeriodLine = tuple[str, Decimal, Decimal]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class PeriodPosting:
     """One entry's lines (account, debit, credit) for a month or a quarter row."""
 
@@ -180,6 +180,13 @@ class PeriodPosting:
 
     period: str
     lines: tuple[PeriodLine, ...]
+
+    def __init__(self, period: str, lines: tuple[PeriodLine, ...]) -> None:
+        # Written out (two per entry): see "Constructors" in ledger/entries.py.
+        fields = self.__dict__
+        fields["period"] = period
+        fields["lines"] = lines
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         for account, debit, credit in self.lines:
