@@ -376,6 +376,19 @@ _FIELD_NAMES: dict[type[Delta], tuple[str, ...]] = {}
 def to_json_dict(delta: Delta) -> dict[str, Any]:
     """JSON-safe dict with a ``type`` tag; Decimals and dates as text."""
     cls = type(delta)
+    if cls is PeriodPosting:
+        # Two per journal entry: what the general walk below makes of its period and lines
+        # (text as it is; each (account, debit, credit) tuple a list, the amounts as text),
+        # for the lines FIN builds; any other shape takes the general walk.
+        assert isinstance(delta, PeriodPosting)  # narrows for the type checker
+        lines: list[list[Any]] = []
+        for line in delta.lines:
+            if type(line) is not tuple or type(line[0]) is not str:
+                break
+            lines.append([line[0], str(line[1]), str(line[2])])
+        else:
+            if type(delta.period) is str and type(delta.lines) is tuple:
+                return {TYPE_TAG: "PeriodPosting", "period": delta.period, "lines": lines}
     encoded: dict[str, Any] = {TYPE_TAG: cls.__name__}
     for name in _field_names(cls):
         encoded[name] = _encode(getattr(delta, name))

@@ -260,3 +260,24 @@ def test_a_written_out_constructor_takes_and_sets_the_fields(
         assert hash(built) == hash(dataclasses.replace(built))
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.__setattr__(declared[0].name, None)
+
+
+class MoneySubclass(Decimal):
+    pass
+
+
+@pytest.mark.parametrize(
+    "posting",
+    [
+        deltas.PeriodPosting("2024-03", (("6000", Decimal("1.00"), Decimal("0.00")),)),
+        deltas.PeriodPosting("2024-Q1", ()),
+        deltas.PeriodPosting("2024-03", [("6000", Decimal("-1.00"), Decimal("2.50"))]),  # type: ignore[arg-type]
+        deltas.PeriodPosting("2024-03", (["6000", Decimal("1.00"), Decimal("0.00")],)),  # type: ignore[arg-type]
+        deltas.PeriodPosting("2024-03", ((6000, Decimal("1.00"), Decimal("0.00")),)),  # type: ignore[arg-type]
+        deltas.PeriodPosting("2024-03", (("6000", MoneySubclass("1.00"), Decimal("0.00")),)),
+    ],
+)
+def test_a_period_posting_is_encoded_as_the_general_walk_encodes_it(posting) -> None:
+    general = {"type": "PeriodPosting", "period": posting.period}
+    general["lines"] = reference_encode(posting.lines)
+    assert deltas.to_json_dict(posting) == general
