@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -32,6 +32,8 @@ from ledger.ids import uuid5_text
 from ledger.money import CENT, MONEY_SCALE, fits_precision, is_money, money
 from ledger.periods import month_of, month_period, quarter_of, quarter_period
 from ledger.reducers import ALERT_NAMESPACE
+from ledger.rules import Posting
+from ledger.validation import Context as ValidationContext
 from ledger.validation import _uuid_fault
 
 _CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
@@ -221,6 +223,8 @@ WRITTEN_OUT_CONSTRUCTORS: tuple[tuple[type, tuple[Any, ...]], ...] = (
         ),
     ),
     (deltas.PeriodPosting, ("2024-03", (("6000", Decimal("1.00"), Decimal("0.00")),))),
+    (Posting, (None, (deltas.PeriodLate("2024-03"),))),
+    (ValidationContext, ("hr.events", datetime(2024, 3, 5, tzinfo=UTC), "the chart", False)),
     (
         ProcessedRecord,
         (
