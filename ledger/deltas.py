@@ -172,7 +172,7 @@ class VendorPayment:
 PeriodLine = tuple[str, Decimal, Decimal]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class PeriodPosting:
     """One entry's lines (account, debit, credit) for a month or a quarter row."""
 
@@ -180,6 +180,13 @@ class PeriodPosting:
 
     period: str
     lines: tuple[PeriodLine, ...]
+
+    def __init__(self, period: str, lines: tuple[PeriodLine, ...]) -> None:
+        # Written out (two per entry): see "Constructors" in ledger/entries.py.
+        fields = self.__dict__
+        fields["period"] = period
+        fields["lines"] = lines
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         for account, debit, credit in self.lines:
@@ -369,6 +376,19 @@ _FIELD_NAMES: dict[type[Delta], tuple[str, ...]] = {}
 def to_json_dict(delta: Delta) -> dict[str, Any]:
     """JSON-safe dict with a ``type`` tag; Decimals and dates as text."""
     cls = type(delta)
+    if cls is PeriodPosting:
+        # Two per journal entry: what the general walk below makes of its period and lines
+        # (text as it is; each (account, debit, credit) tuple a list, the amounts as text),
+        # for the lines FIN builds; any other shape takes the general walk.
+        assert isinstance(delta, PeriodPosting)  # narrows for the type checker
+        lines: list[list[Any]] = []
+        for line in delta.lines:
+            if type(line) is not tuple or type(line[0]) is not str:
+                break
+            lines.append([line[0], str(line[1]), str(line[2])])
+        else:
+            if type(delta.period) is str and type(delta.lines) is tuple:
+                return {TYPE_TAG: "PeriodPosting", "period": delta.period, "lines": lines}
     encoded: dict[str, Any] = {TYPE_TAG: cls.__name__}
     for name in _field_names(cls):
         encoded[name] = _encode(getattr(delta, name))

@@ -3,6 +3,15 @@
 An entry is never edited; a mistake is corrected by a reversing entry that names the original
 (``reverses_entry_id``). Balance is asserted when an entry is built and again, by the caller,
 just before it is sent (``assert_balanced``): two paths, one property.
+
+Constructors: the frozen dataclasses built for every event (here, in ``ledger.deltas`` and in
+``ledger.idempotency``) write their ``__init__`` out (``init=False``). The one a frozen
+dataclass generates stores each field with a call to ``object.__setattr__``, about twice the cost
+of storing it in the instance dict, which is where that call puts it. Instances stay frozen
+(assigning a field raises ``FrozenInstanceError``) and every dataclass feature (``replace``,
+``fields``, equality, hashing, repr) works as before; ``tests/unit/ledger/test_fast_paths.py``
+checks that each such constructor takes the class's fields, in order, with their defaults, and
+sets every one of them.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ def dimensions(values: Mapping[str, str] | Iterable[tuple[str, str]]) -> Dimensi
     return tuple(sorted(pairs))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class SourceRef:
     """Where an entry came from: the event and its position in the source topic."""
 
@@ -48,12 +57,23 @@ class SourceRef:
     partition: int
     offset: int
 
+    def __init__(
+        self, event_id: str, event_type: str, topic: str, partition: int, offset: int
+    ) -> None:
+        # Written out: see "Constructors" in the module docstring.
+        fields = self.__dict__
+        fields["event_id"] = event_id
+        fields["event_type"] = event_type
+        fields["topic"] = topic
+        fields["partition"] = partition
+        fields["offset"] = offset
+
     @property
     def position(self) -> tuple[str, int, int]:
         return (self.topic, self.partition, self.offset)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class JournalLine:
     """One side of an entry: exactly one of ``debit`` and ``credit`` is positive."""
 
@@ -61,6 +81,17 @@ class JournalLine:
     debit: Decimal
     credit: Decimal
     dimensions: Dimensions = field(default=())
+
+    def __init__(
+        self, account: str, debit: Decimal, credit: Decimal, dimensions: Dimensions = ()
+    ) -> None:
+        # Written out: see "Constructors" in the module docstring.
+        fields = self.__dict__
+        fields["account"] = account
+        fields["debit"] = debit
+        fields["credit"] = credit
+        fields["dimensions"] = dimensions
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         for side, amount in (("debit", self.debit), ("credit", self.credit)):
@@ -73,9 +104,11 @@ class JournalLine:
                 f"line {self.account}: exactly one of debit {self.debit} and credit "
                 f"{self.credit} must be positive"
             )
-        # A tuple of one pair (most lines) is its own sorted form; only longer ones are sorted.
-        one_pair = type(self.dimensions) is tuple and len(self.dimensions) <= 1
-        if not one_pair and self.dimensions != dimensions(self.dimensions):
+        # A tuple of one pair (most lines) is its own sorted form, without a repeated name;
+        # only longer ones are checked.
+        if type(self.dimensions) is tuple and len(self.dimensions) <= 1:
+            return
+        if self.dimensions != dimensions(self.dimensions):
             raise UnbalancedEntryError(f"line {self.account}: dimensions must be sorted")
         names = [name for name, _ in self.dimensions]
         if len(names) != len(set(names)):
@@ -111,7 +144,7 @@ def credit_line(account: str, amount: Decimal, dims: Dimensions = ()) -> Journal
     return JournalLine(account, ZERO, money(amount), dims)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class JournalEntry:
     entry_id: str
     source: SourceRef
@@ -128,6 +161,35 @@ class JournalEntry:
     chain: ChainLink | None = None
     """Its link in its posting partition's hash chain (``ledger.chain``), set by the posting
     stage when the entry is first posted; None for an entry not (yet) chained."""
+
+    def __init__(
+        self,
+        entry_id: str,
+        source: SourceRef,
+        rule_version: str,
+        business_date: date,
+        period: str,
+        quarter: str,
+        currency: str,
+        lines: tuple[JournalLine, ...],
+        reverses_entry_id: str | None = None,
+        posting_period: str | None = None,
+        chain: ChainLink | None = None,
+    ) -> None:
+        # Written out: see "Constructors" in the module docstring.
+        fields = self.__dict__
+        fields["entry_id"] = entry_id
+        fields["source"] = source
+        fields["rule_version"] = rule_version
+        fields["business_date"] = business_date
+        fields["period"] = period
+        fields["quarter"] = quarter
+        fields["currency"] = currency
+        fields["lines"] = lines
+        fields["reverses_entry_id"] = reverses_entry_id
+        fields["posting_period"] = posting_period
+        fields["chain"] = chain
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         # Periods are derived, never chosen: a mismatch would file the entry in the wrong month.

@@ -44,7 +44,7 @@ class Decision(StrEnum):
     """Same event id, different content: the ``event_id_conflict`` rejection."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ProcessedRecord:
     """What ``processed[event_id]`` holds; ``posting`` is the posting's JSON form."""
 
@@ -64,6 +64,26 @@ class ProcessedRecord:
     """Set when this event id was refused at posting (a compensation that could not reverse
     its target). A copy from the same source is a replay copy; one from another source (a dead
     letter replayed after a fix) is looked at afresh."""
+
+    def __init__(
+        self,
+        fingerprint: str,
+        source: SourceRef,
+        by_id_offset: int,
+        posting: Mapping[str, Any],
+        compensated_by: str | None = None,
+        seen_sources: tuple[tuple[str, int, int, int], ...] = (),
+        rejected_reason: str | None = None,
+    ) -> None:
+        # Written out (one per event): see "Constructors" in ledger/entries.py.
+        fields = self.__dict__
+        fields["fingerprint"] = fingerprint
+        fields["source"] = source
+        fields["by_id_offset"] = by_id_offset
+        fields["posting"] = posting
+        fields["compensated_by"] = compensated_by
+        fields["seen_sources"] = seen_sources
+        fields["rejected_reason"] = rejected_reason
 
     def with_seen(self, source: SourceRef, by_id_offset: int) -> ProcessedRecord:
         if self.seen_by_id_offset(source) is not None:

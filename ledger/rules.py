@@ -52,7 +52,7 @@ def rule_version(chart: ChartOfAccounts) -> str:
     return chart.rule_version
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Posting:
     """What one event produces: a journal entry (None for set commands) and state deltas.
 
@@ -61,6 +61,12 @@ class Posting:
 
     entry: JournalEntry | None
     deltas: tuple[Delta, ...]
+
+    def __init__(self, entry: JournalEntry | None, deltas: tuple[Delta, ...]) -> None:
+        # Written out (one per event): see "Constructors" in ledger/entries.py.
+        fields = self.__dict__
+        fields["entry"] = entry
+        fields["deltas"] = deltas
 
 
 # --- helpers -------------------------------------------------------------------------------

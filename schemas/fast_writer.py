@@ -146,21 +146,27 @@ def _write_timestamp_millis(value: Any, out: bytearray) -> None:
 
 
 def _decimal_writer(precision: int, scale: int) -> _Write:
+    # A value with exactly `scale` places (every money amount FIN builds) has at most
+    # `precision` digits exactly when its magnitude is below 10**(precision - scale): checked
+    # that way, without building the digit tuple.
+    quantum = Decimal(1).scaleb(-scale)
+    limit = Decimal(10) ** (precision - scale)
+
     def write_decimal(value: Any, out: bytearray) -> None:
         # Accepted exactly when fastavro's decimal preparation would not raise (too many digits,
         # too many places) and nonconformity sees a finite Decimal.
         if type(value) is not Decimal:
             raise _NotSure
-        sign, digits, exponent = value.as_tuple()
-        if not isinstance(exponent, int) or exponent < -scale or len(digits) > precision:
-            raise _NotSure
-        magnitude = abs(int(value.scaleb(scale, _SCALE_CONTEXT)))
-        # fastavro's length: from the magnitude, one spare bit for the sign.
-        unscaled = (-magnitude if sign else magnitude).to_bytes(
-            (magnitude.bit_length() + 8) // 8, "big", signed=True
-        )
-        out += _LENGTHS[len(unscaled)]
-        out += unscaled
+        # same_quantum is False for NaN and infinities against a finite quantum.
+        if not (value.same_quantum(quantum) and -limit < value < limit):
+            _, digits, exponent = value.as_tuple()
+            if not isinstance(exponent, int) or exponent < -scale or len(digits) > precision:
+                raise _NotSure
+        unscaled = int(value.scaleb(scale, _SCALE_CONTEXT))  # exact: at most `precision` digits
+        # fastavro's length: from the magnitude, one spare bit for the sign (-0 writes as 0).
+        payload = unscaled.to_bytes((abs(unscaled).bit_length() + 8) // 8, "big", signed=True)
+        out += _LENGTHS[len(payload)]
+        out += payload
 
     return write_decimal
 

@@ -6,19 +6,34 @@ the same result, or raise the same exception, for every input.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import deltas
-from ledger.entries import ENTRY_NAMESPACE
+from ledger.chain import ChainLink
+from ledger.entries import (
+    ENTRY_NAMESPACE,
+    JournalEntry,
+    JournalLine,
+    SourceRef,
+    credit_line,
+    debit_line,
+)
+from ledger.idempotency import ProcessedRecord
 from ledger.ids import uuid5_text
 from ledger.money import CENT, MONEY_SCALE, fits_precision, is_money, money
 from ledger.periods import month_of, month_period, quarter_of, quarter_period
 from ledger.reducers import ALERT_NAMESPACE
+from ledger.rules import Posting
+from ledger.validation import Context as ValidationContext
 from ledger.validation import _uuid_fault
 
 _CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
@@ -184,3 +199,89 @@ def reference_encode(value):
 )
 def test_delta_values_are_encoded_as_before(value):
     assert outcome(deltas._encode, value) == outcome(reference_encode, value)
+
+
+# --- frozen dataclasses with their constructors written out ("Constructors", ledger/entries.py)
+
+WRITTEN_OUT_CONSTRUCTORS: tuple[tuple[type, tuple[Any, ...]], ...] = (
+    (SourceRef, ("e", "t", "hr.events", 1, 2)),
+    (JournalLine, ("6000", Decimal("1.00"), Decimal("0.00"), (("d", "x"),))),
+    (
+        JournalEntry,
+        (
+            "id",
+            SourceRef("e", "t", "hr.events", 1, 2),
+            "v1",
+            date(2024, 3, 5),
+            "2024-03",
+            "2024-Q1",
+            "USD",
+            (debit_line("6000", Decimal("1.00")), credit_line("2000", Decimal("1.00"))),
+            "other",
+            "2024-04",
+            ChainLink(0, 1, "a" * 64, "b" * 64),
+        ),
+    ),
+    (deltas.PeriodPosting, ("2024-03", (("6000", Decimal("1.00"), Decimal("0.00")),))),
+    (Posting, (None, (deltas.PeriodLate("2024-03"),))),
+    (ValidationContext, ("hr.events", datetime(2024, 3, 5, tzinfo=UTC), "the chart", False)),
+    (
+        ProcessedRecord,
+        (
+            "f",
+            SourceRef("e", "t", "hr.events", 1, 2),
+            3,
+            {"deltas": []},
+            "c",
+            (("t", 1, 2, 3),),
+            "r",
+        ),
+    ),
+)
+
+
+@pytest.mark.parametrize(("cls", "values"), WRITTEN_OUT_CONSTRUCTORS)
+def test_a_written_out_constructor_takes_and_sets_the_fields(
+    cls: Any, values: tuple[Any, ...]
+) -> None:
+    declared = dataclasses.fields(cls)
+    parameters = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in parameters] == [f.name for f in declared]
+    for parameter, declared_field in zip(parameters, declared, strict=True):
+        assert parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        assert declared_field.default_factory is dataclasses.MISSING
+        expected = (
+            inspect.Parameter.empty
+            if declared_field.default is dataclasses.MISSING
+            else declared_field.default
+        )
+        assert parameter.default == expected
+    built = cls(*values)
+    assert tuple(getattr(built, f.name) for f in declared) == values
+    assert set(vars(built)) == {f.name for f in declared}
+    assert dataclasses.replace(built) == built
+    if cls is not ProcessedRecord:  # its posting is a dict: hashed neither before nor now
+        assert hash(built) == hash(dataclasses.replace(built))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.__setattr__(declared[0].name, None)
+
+
+class MoneySubclass(Decimal):
+    pass
+
+
+@pytest.mark.parametrize(
+    "posting",
+    [
+        deltas.PeriodPosting("2024-03", (("6000", Decimal("1.00"), Decimal("0.00")),)),
+        deltas.PeriodPosting("2024-Q1", ()),
+        deltas.PeriodPosting("2024-03", [("6000", Decimal("-1.00"), Decimal("2.50"))]),  # type: ignore[arg-type]
+        deltas.PeriodPosting("2024-03", (["6000", Decimal("1.00"), Decimal("0.00")],)),  # type: ignore[arg-type]
+        deltas.PeriodPosting("2024-03", ((6000, Decimal("1.00"), Decimal("0.00")),)),  # type: ignore[arg-type]
+        deltas.PeriodPosting("2024-03", (("6000", MoneySubclass("1.00"), Decimal("0.00")),)),
+    ],
+)
+def test_a_period_posting_is_encoded_as_the_general_walk_encodes_it(posting) -> None:
+    general = {"type": "PeriodPosting", "period": posting.period}
+    general["lines"] = reference_encode(posting.lines)
+    assert deltas.to_json_dict(posting) == general
