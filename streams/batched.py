@@ -399,7 +399,7 @@ def register_batched_agents(
     headers_as_bytes: Callable[[Any], dict[str, bytes]],
     record_limits: Mapping[str, int],
 ) -> None:
-    """The agents of the batched runtime (ingest, posting, one per delta table);
+    """The agents of the batched runtime (ingest, posting, and one for the delta tables);
     ``record_limits``: the largest record each contract topic takes, by contract name."""
     runtime = BatchedRuntime(
         app=app,
@@ -439,28 +439,41 @@ def register_batched_agents(
 
     app.agent(ingest_topic, name="ingest", concurrency=1)(ingest_agent)
     app.agent(topics[BY_EVENT_ID_TOPIC], name="posting", concurrency=1)(posting_agent)
-    for table_name in DELTA_TABLES:
-        table_agent = make_table_agent(
-            table_name,
-            table=BatchedTable(tables[table_name]),
-            encoder=encoder,
-            chart=chart,
-            metrics=metrics,
-            outbox=runtime.outbox,
-            seal=runtime.seal,
-            batch_max=settings.batch_max,
-            linger=settings.batch_linger_s,
-            gap=settings.batch_gap_s,
-        )
-        app.agent(topics[delta_topic(table_name)], name=f"table-{table_name}", concurrency=1)(
-            table_agent
-        )
+    # One agent for the six deltas topics: a posting batch sends at most one record per table
+    # and partition, so six agents made six small batches per posting batch, each with its own
+    # linger, flush, deliveries and acknowledgements to wait for.
+    table_of = {
+        name: table_name
+        for table_name in DELTA_TABLES
+        for name in topics[delta_topic(table_name)].topics
+    }
+    deltas_topic = app.topic(
+        *table_of,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    tables_agent = make_tables_agent(
+        table_of,
+        tables={name: BatchedTable(tables[name]) for name in DELTA_TABLES},
+        encoder=encoder,
+        chart=chart,
+        metrics=metrics,
+        outbox=runtime.outbox,
+        seal=runtime.seal,
+        batch_max=settings.batch_max,
+        linger=settings.batch_linger_s,
+        gap=settings.batch_gap_s,
+    )
+    app.agent(deltas_topic, name="tables", concurrency=1)(tables_agent)
 
 
-def make_table_agent(
-    table_name: str,
+def make_tables_agent(
+    table_of: Mapping[str, str],
     *,
-    table: BatchedTable,
+    tables: Mapping[str, BatchedTable],
     encoder: Encoder,
     chart: ChartOfAccounts,
     metrics: Metrics,
@@ -470,61 +483,69 @@ def make_table_agent(
     linger: float,
     gap: float,
 ) -> Callable[[StreamT[Any]], Awaitable[None]]:
-    """One table's agent: its delta records in batches, each row parsed once and written once."""
+    """The agent of the delta tables: their delta records in batches (``table_of``: each deltas
+    topic's name -> its table), each row parsed once and written once per batch."""
+    seconds_of = {name: metrics.processing_seconds.labels(f"table_{name}") for name in tables}
+    applied_of = {name: metrics.deltas_applied.labels(name) for name in tables}
+    skipped_of = {name: metrics.deltas_skipped.labels(name) for name in tables}
 
-    async def table_batch(events: Sequence[EventT[Any]]) -> BatchDelivery:
+    async def tables_batch(events: Sequence[EventT[Any]]) -> BatchDelivery:
         box = outbox()
-        rows: dict[tuple[int, bytes], reducers.Row] = {}
+        rows: dict[tuple[str, int, bytes], reducers.Row] = {}
         for event in events:
             message = event.message
             delivery_audit.processed(message)
             started = time.perf_counter()
             assert message.key is not None and message.value is not None
+            table_name = table_of[message.topic]
             body = orjson.loads(message.value)
             if is_pack(message.key):
                 # The rows of one partition and batch in one record (``delta_sends``).
                 for key, items in body["rows"]:
-                    await apply_items(box, rows, (message.partition, key.encode()), items)
+                    slot = (table_name, message.partition, key.encode())
+                    await apply_items(box, rows, slot, items)
             else:
                 # One record per delta (the classic runtime) or per row and batch.
                 items = body.get("deltas", [body])
-                await apply_items(box, rows, (message.partition, message.key), items)
-            metrics.processing_seconds.labels(f"table_{table_name}").observe(
-                time.perf_counter() - started
-            )
-        for (partition, key), row in rows.items():
+                slot = (table_name, message.partition, message.key)
+                await apply_items(box, rows, slot, items)
+            seconds_of[table_name].observe(time.perf_counter() - started)
+        touched: dict[str, BatchedTable] = {}
+        for (table_name, partition, key), row in rows.items():
+            table = touched[table_name] = tables[table_name]
             table.put(partition, key, orjson.dumps(reducers.row_to_json_dict(row)))
-        return await seal(box, table)
+        return await seal(box, *touched.values())
 
     async def apply_items(
         box: Outbox,
-        rows: dict[tuple[int, bytes], reducers.Row],
-        slot: tuple[int, bytes],
+        rows: dict[tuple[str, int, bytes], reducers.Row],
+        slot: tuple[str, int, bytes],
         items: Sequence[Mapping[str, Any]],
     ) -> None:
         """One row's deltas, in order, through the reducer's guard; its alerts sent."""
+        table_name, partition, key = slot
         row = rows.get(slot)
         if row is None:
-            raw = table.get(*slot)
+            raw = tables[table_name].get(partition, key)
             row = (
                 reducers.row_from_json_dict(table_name, orjson.loads(raw))
                 if raw is not None
                 else reducers.empty_row(table_name)
             )
         for item in items:
-            partition, offset, index = item["position"]
+            source_partition, offset, index = item["position"]
             outcome = reducers.apply(
                 row,
                 delta_from_json_dict(item["delta"]),
-                (partition, offset, index),
+                (source_partition, offset, index),
                 chart,
                 source_event_id=item["event_id"],
             )
             if not outcome.applied:
-                metrics.deltas_skipped.labels(table_name).inc()
+                skipped_of[table_name].inc()
                 continue
             row = outcome.row
-            metrics.deltas_applied.labels(table_name).inc()
+            applied_of[table_name].inc()
             for alert in outcome.alerts:
                 metrics.alerts.labels(alert.alert_type).inc()
                 await box.send(
@@ -538,7 +559,7 @@ def make_table_agent(
         # the row's changelog record must put it on the changelog again.
         rows[slot] = row
 
-    async def table_agent(stream: StreamT[Any]) -> None:
-        await run_agent(stream, f"table-{table_name}", table_batch, batch_max, linger, gap)
+    async def tables_agent(stream: StreamT[Any]) -> None:
+        await run_agent(stream, "tables", tables_batch, batch_max, linger, gap)
 
-    return table_agent
+    return tables_agent
