@@ -90,6 +90,8 @@ class Settings:
     # default is 2.8 s; the fault suite's kill -9 x3 scenario re-emitted 877 copies for 551
     # entries with it, 600 with 1 s.
     commit_interval_s: float = 1.0
+    # How often a worker samples its consumer lag (fin_consumer_lag_records, the status page).
+    lag_sample_interval_s: float = 5.0
     batch_max: int = 500
     # True: faust's own Monitor sensor with its per-record statistics (off: nothing reads them).
     faust_monitor: bool = False
@@ -186,6 +188,9 @@ class Settings:
                 env, "FIN_BROKER_HEARTBEAT_INTERVAL_S", cls.broker_heartbeat_interval_s
             ),
             commit_interval_s=_float(env, "FIN_COMMIT_INTERVAL_S", cls.commit_interval_s),
+            lag_sample_interval_s=_float(
+                env, "FIN_LAG_SAMPLE_INTERVAL_S", cls.lag_sample_interval_s
+            ),
             batch_max=_int(env, "FIN_BATCH_MAX", cls.batch_max),
             faust_monitor=env.get("FIN_FAUST_MONITOR", "0") == "1",
             batch_linger_s=_int(env, "FIN_BATCH_LINGER_MS", int(cls.batch_linger_s * 1000)) / 1000,
@@ -234,6 +239,8 @@ class Settings:
             )
         if not 0.1 <= self.commit_interval_s <= 60:
             raise ConfigurationError("FIN_COMMIT_INTERVAL_S must be 0.1..60")
+        if not 0.5 <= self.lag_sample_interval_s <= 60:
+            raise ConfigurationError("FIN_LAG_SAMPLE_INTERVAL_S must be 0.5..60")
         if not 1 <= self.batch_max <= 100_000:
             raise ConfigurationError(f"FIN_BATCH_MAX must be 1..100000, got {self.batch_max}")
         if not 0 <= self.batch_linger_s <= 10:

@@ -1,11 +1,12 @@
 """Consumer lag and the offset-commit stall watch: the runtime's view of its own partitions.
 
-Every few seconds (``LAG_SAMPLE_INTERVAL_S``) each worker samples, for the partitions it owns,
-the broker's end offset minus the group's committed offset, and watches whether each committed
-offset still moves (``streams.faust_patches.commit_guard``'s stall watch: a stalled commit is
-logged, the broker's committed offset adopted when faust's fell behind, a hole at a partition's
-head read again). This is the only place outside ``streams/faust_patches`` that touches faust's
-consumer; REST (``api/``) reads what it found through ``LagWatch``'s read-only accessors.
+Every few seconds (``FIN_LAG_SAMPLE_INTERVAL_S``, 5 by default) each worker samples, for the
+partitions it owns, the broker's end offset minus the group's committed offset, and watches
+whether each committed offset still moves (``streams.faust_patches.commit_guard``'s stall
+watch: a stalled commit is logged, the broker's committed offset adopted when faust's fell
+behind, a hole at a partition's head read again). This is the only place outside
+``streams/faust_patches`` that touches faust's consumer; REST (``api/``) reads what it found
+through ``LagWatch``'s read-only accessors.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from streams.hub import Hub
 
 log = logging.getLogger(__name__)
 
-LAG_SAMPLE_INTERVAL_S = 5.0
 CONSUMED_METRIC = "fin_events_consumed_total"
 
 # (contract topic name, partition) -> records behind.
@@ -194,10 +194,10 @@ class LagWatch:
 
 
 def watch_lag(hub: Hub) -> LagWatch:
-    """Make the worker's ``LagWatch`` and run its sampler every ``LAG_SAMPLE_INTERVAL_S``."""
+    """Make the worker's ``LagWatch`` and run its sampler every ``lag_sample_interval_s``."""
     watch = LagWatch(hub)
 
-    @hub.app.timer(interval=LAG_SAMPLE_INTERVAL_S)  # type: ignore[untyped-decorator]
+    @hub.app.timer(interval=hub.settings.lag_sample_interval_s)  # type: ignore[untyped-decorator]
     async def lag_sampler() -> None:
         await watch.sample()
 

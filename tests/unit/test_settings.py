@@ -116,3 +116,11 @@ def test_the_inline_hand_over_in_fausts_fetcher_is_on_unless_fin_fast_drain_is_0
     assert off.fast_drain is False
     with pytest.raises(ConfigurationError, match="FIN_FAST_DRAIN"):
         Settings.from_env({"FIN_FAST_DRAIN": "on"}, registry_url_file=None)
+
+
+def test_the_lag_is_sampled_every_5_seconds_unless_fin_lag_sample_interval_s_says() -> None:
+    assert Settings.from_env({}, registry_url_file=None).lag_sample_interval_s == 5.0
+    fast = Settings.from_env({"FIN_LAG_SAMPLE_INTERVAL_S": "1"}, registry_url_file=None)
+    assert fast.lag_sample_interval_s == 1.0
+    with pytest.raises(ConfigurationError, match="FIN_LAG_SAMPLE_INTERVAL_S"):
+        Settings.from_env({"FIN_LAG_SAMPLE_INTERVAL_S": "0.1"}, registry_url_file=None)
