@@ -481,11 +481,17 @@ class FaultRun:
             extra_duplicates=self.extra_duplicates,
         )
 
-    def finish(self, *, follow_up: bool = True, exits_allowed: bool = False) -> Expected:
-        """Let the main stream settle; then (with ``follow_up``) send the compensations,
-        copies and conflicts and let them settle; check everything."""
+    def finish(
+        self,
+        *,
+        follow_up: bool = True,
+        exits_allowed: bool = False,
+        settle_timeout_s: float = SETTLE_TIMEOUT_S,
+    ) -> Expected:
+        """Let the main stream settle (within ``settle_timeout_s``); then (with ``follow_up``)
+        send the compensations, copies and conflicts and let them settle; check everything."""
         expected = self.expected(with_follow_up=False)
-        self.settle_for(expected)
+        self.settle_for(expected, timeout_s=settle_timeout_s)
         if follow_up:
             self.publish(self.scenario.follow_up)
             expected = self.expected(with_follow_up=True)
