@@ -152,7 +152,10 @@ def wait_for_status(worker: Worker, busy: BusyHub, timeout_s: float = 90.0) -> d
             and len(history["events_per_second"]["in"]) >= 3
             and len(history["event_to_posting_s"]["p50"]) >= 2
             and len(status["recent_dead_letters"]) == 20
+            # Every business line the page is checked for below, each from its own table.
             and status["business"]["budgets_exceeded"] >= 1
+            and status["business"]["customers_over"] >= 1
+            and status["business"]["vendors_overdue"] >= 1
             and bool(status["lag"])
         )
 
