@@ -36,7 +36,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -422,14 +422,7 @@ def register_batched_agents(
     ingest_names = [
         name for topic in (*SOURCE_TOPICS, COMMANDS_TOPIC) for name in topics[topic].topics
     ]
-    ingest_topic = app.topic(
-        *ingest_names,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
+    ingest_topic = _raw_topics(app, ingest_names, settings)
 
     async def ingest_agent(stream: StreamT[Any]) -> None:
         await runtime.ingest_agent(stream)
@@ -447,14 +440,7 @@ def register_batched_agents(
         for table_name in DELTA_TABLES
         for name in topics[delta_topic(table_name)].topics
     }
-    deltas_topic = app.topic(
-        *table_of,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
+    deltas_topic = _raw_topics(app, table_of, settings)
     tables_agent = make_tables_agent(
         table_of,
         tables={name: BatchedTable(tables[name]) for name in DELTA_TABLES},
@@ -468,6 +454,18 @@ def register_batched_agents(
         gap=settings.batch_gap_s,
     )
     app.agent(deltas_topic, name="tables", concurrency=1)(tables_agent)
+
+
+def _raw_topics(app: Any, names: Iterable[str], settings: Settings) -> Any:
+    """One faust topic over ``names`` whose records reach the agent as raw bytes."""
+    return app.topic(
+        *names,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
 
 
 def make_tables_agent(
