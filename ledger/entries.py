@@ -17,7 +17,7 @@ sets every one of them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -217,8 +217,24 @@ class JournalEntry:
 
 def chained(entry: JournalEntry, partition: int, head: ChainHead) -> JournalEntry:
     """``entry`` as the next link of ``partition``'s chain, after ``head``."""
+    return chained_record(entry, partition, head)[0]
+
+
+def chained_record(
+    entry: JournalEntry, partition: int, head: ChainHead
+) -> tuple[JournalEntry, dict[str, Any]]:
+    """``entry`` as the next link of ``partition``'s chain, after ``head``, and its Avro record
+    (``to_avro_dict`` of the linked entry), built once: hashed for the link, then sent."""
     assert entry.chain is None, f"entry {entry.entry_id} is already chained"
-    return replace(entry, chain=next_link(to_avro_dict(entry), partition, head))
+    record = to_avro_dict(entry)
+    link = next_link(record, partition, head)
+    record.update(_chain_fields(link))
+    # Only the link changes: the content was checked when the entry was built, so the copy
+    # is not checked again (``replace`` would run ``__post_init__``).
+    linked = object.__new__(JournalEntry)
+    linked.__dict__.update(entry.__dict__)
+    linked.__dict__["chain"] = link
+    return linked, record
 
 
 def assert_balanced(entry: JournalEntry) -> None:
@@ -301,9 +317,14 @@ def from_avro_dict(record: Mapping[str, Any]) -> JournalEntry:
     return _entry_from(record)
 
 
-def to_json_dict(entry: JournalEntry) -> dict[str, Any]:
-    """Internal JSON form: the Avro record with Decimals and dates as text."""
-    record = to_avro_dict(entry)
+def to_json_dict(entry: JournalEntry, avro: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Internal JSON form: the Avro record with Decimals and dates as text. ``avro``: the
+    entry's ``to_avro_dict`` if the caller has it already (it is copied, not changed)."""
+    if avro is None:
+        record = to_avro_dict(entry)
+    else:
+        record = dict(avro)
+        record["lines"] = [dict(line) for line in avro["lines"]]
     if entry.chain is None:
         # The form kept in processed rows stays as it was before chains for an unchained
         # entry (a table row's bytes change only when its content does).

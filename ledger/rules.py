@@ -384,9 +384,12 @@ def reverse(original: Posting, compensation_event_id: str, source: SourceRef) ->
 # --- JSON ----------------------------------------------------------------------------------
 
 
-def posting_to_json_dict(posting: Posting) -> dict[str, Any]:
+def posting_to_json_dict(
+    posting: Posting, entry_record: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``entry_record``: the entry's Avro record if the caller has it already."""
     return {
-        "entry": None if posting.entry is None else entry_to_json(posting.entry),
+        "entry": None if posting.entry is None else entry_to_json(posting.entry, entry_record),
         "deltas": [deltas.to_json_dict(delta) for delta in posting.deltas],
     }
 

@@ -47,7 +47,7 @@ from faust.types import EventT, StreamT
 from errors import FinError
 from ledger import reducers
 from ledger.chart import ChartOfAccounts
-from ledger.deltas import delta_from_json_dict, delta_to_json_dict
+from ledger.deltas import delta_from_json_dict
 from schemas.codec import Decoder, Encoder
 from settings import (
     ALERTS_TOPIC,
@@ -330,10 +330,10 @@ class BatchedRuntime:
             if refused is not None:
                 result = refused
             else:
-                for delta, position, event_id in result.deltas:
+                for delta, position, event_id, delta_json in result.deltas:
                     coalesced.setdefault((delta.table, delta.key), []).append(
                         {
-                            "delta": delta_to_json_dict(delta),
+                            "delta": delta_json,
                             "position": list(position),
                             "event_id": event_id,
                         }

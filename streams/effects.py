@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from ledger.deltas import Delta
 from ledger.reducers import Position
@@ -59,8 +61,9 @@ class StageResult:
     event_timestamp: datetime | None = None
     alert_types: tuple[str, ...] = ()  # the table stage: the alerts its delta raised
     # The batched runtime coalesces deltas per row and batch instead of sending one record per
-    # delta: (delta, position, source event id), in the order the posting produced them.
-    deltas: tuple[tuple[Delta, Position, str], ...] = ()
+    # delta: (delta, position, source event id, the delta's JSON form), in the order the
+    # posting produced them.
+    deltas: tuple[tuple[Delta, Position, str, Mapping[str, Any]], ...] = ()
 
     def __post_init__(self) -> None:
         # An unknown outcome fails where it is made (a typo in text would pass the type check

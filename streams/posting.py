@@ -7,7 +7,7 @@ and applies the returned writes, so this module stays free of faust.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ import orjson
 from ledger import idempotency, master, rules
 from ledger.chart import ChartOfAccounts
 from ledger.contract import MASTER_DATA_TOPIC
+from ledger.deltas import delta_to_json_dict
 from ledger.entries import JournalEntry, SourceRef, assert_balanced, to_avro_dict
 from ledger.events import (
     CompensationRequested,
@@ -29,7 +30,7 @@ from ledger.rejections import Reason, Rejection
 from schemas.codec import Decoder, Encoder
 from settings import LEDGER_TOPIC
 from streams.effects import Outcome, Send, StageResult
-from streams.posting_rows import linked, load, marked, row_write
+from streams.posting_rows import first_link, load, marked, relinked, row_write
 from streams.stage_records import (
     H_REVERSAL,
     PARK_ATTEMPTS_MAX,
@@ -128,17 +129,7 @@ class Posting:
             booked = self._period_policy(rules.post(event, source_ref, self._chart))
             if isinstance(booked, Rejection):
                 return incoming.refused(booked, event.event_id)
-            posting = booked
-            processed = idempotency.ProcessedRecord(
-                fingerprint=fingerprint,
-                source=source_ref,
-                by_id_offset=record.offset,
-                posting=rules.posting_to_json_dict(posting),
-                compensated_by=None,
-            )
-            return self._emit(
-                posting, record, processed, outcome=Outcome.POSTED, common=common, get=get_processed
-            )
+            return self._post(booked, incoming, get_processed)
         assert existing is not None
         if decision is idempotency.Decision.REEMIT:
             # "reemit" counts as the posting it repeats: the offset-guarded stats row does not
@@ -216,22 +207,7 @@ class Posting:
                 common=incoming.common,
                 get=lambda key: None,
             )
-        posting = rules.post(event, incoming.source_ref, self._chart)
-        processed = idempotency.ProcessedRecord(
-            fingerprint=incoming.fingerprint,
-            source=incoming.source_ref,
-            by_id_offset=record.offset,
-            posting=rules.posting_to_json_dict(posting),
-            compensated_by=None,
-        )
-        return self._emit(
-            posting,
-            record,
-            processed,
-            outcome=Outcome.POSTED,
-            common=incoming.common,
-            get=lambda k: None,
-        )
+        return self._post(rules.post(event, incoming.source_ref, self._chart), incoming, _nothing)
 
     def _reserve(
         self,
@@ -351,22 +327,7 @@ class Posting:
                 refuse=False,
             )
             assert not isinstance(booked, Rejection)
-            reversal = rules.posting_to_json_dict(booked)
-            claimed = idempotency.ProcessedRecord(
-                fingerprint=incoming.fingerprint,
-                source=incoming.source_ref,
-                by_id_offset=record.offset,
-                posting=reversal,
-                compensated_by=None,
-            )
-            return self._emit(
-                booked,
-                record,
-                claimed,
-                outcome=Outcome.POSTED,
-                common=incoming.common,
-                get=get_processed,
-            )
+            return self._post(booked, incoming, get_processed)
         assert existing is not None
         if decision is idempotency.Decision.REEMIT:
             return self._emit(
@@ -384,6 +345,39 @@ class Posting:
             answer = replace(answer, sends=(*answer.sends, release))
         return answer
 
+    def _post(
+        self,
+        posting: rules.Posting,
+        incoming: _Incoming,
+        get: Callable[[str], bytes | None],
+    ) -> StageResult:
+        """A first posting. Its entry is linked into the partition's hash chain before anything
+        is made of it, so the processed row keeps (and a re-emission sends) the linked entry;
+        the entry's Avro record is built once (hashed, kept as JSON, sent), and so is each
+        delta's JSON (kept, and coalesced by the caller)."""
+        record = incoming.record
+        entry_record: dict[str, Any] | None = None
+        chain_writes: tuple[tuple[str, str, bytes], ...] = ()
+        if self._chain and posting.entry is not None:
+            posting, entry_record, chain_writes = first_link(posting, record.partition, get)
+        processed = idempotency.ProcessedRecord(
+            fingerprint=incoming.fingerprint,
+            source=incoming.source_ref,
+            by_id_offset=record.offset,
+            posting=rules.posting_to_json_dict(posting, entry_record),
+            compensated_by=None,
+        )
+        return self._result(
+            posting,
+            record,
+            processed,
+            outcome=Outcome.POSTED,
+            common=incoming.common,
+            entry_record=entry_record,
+            chain_writes=chain_writes,
+            deltas_json=processed.posting["deltas"],
+        )
+
     def _emit(
         self,
         posting: rules.Posting,
@@ -394,21 +388,38 @@ class Posting:
         common: Mapping[str, Any],
         get: Callable[[str], bytes | None],
     ) -> StageResult:
+        """A re-emission: the posting ``processed`` recorded, sent again as it was."""
         chain_writes: tuple[tuple[str, str, bytes], ...] = ()
         if self._chain and posting.entry is not None:
-            posting, processed, chain_writes = linked(
-                posting, processed, record.partition, get, first=outcome == "posted"
-            )
+            chain_writes = relinked(posting, record.partition, get)
+        return self._result(
+            posting, record, processed, outcome=outcome, common=common, chain_writes=chain_writes
+        )
+
+    def _result(
+        self,
+        posting: rules.Posting,
+        record: ByIdRecord,
+        processed: idempotency.ProcessedRecord,
+        *,
+        outcome: Outcome,
+        common: Mapping[str, Any],
+        chain_writes: tuple[tuple[str, str, bytes], ...],
+        entry_record: Mapping[str, Any] | None = None,
+        deltas_json: Sequence[Mapping[str, Any]] | None = None,
+    ) -> StageResult:
         sends: list[Send] = []
         if posting.entry is not None:
-            sends.append(self.entry_send(posting.entry))
+            sends.append(self.entry_send(posting.entry, entry_record))
         event_id = processed.source.event_id
+        if deltas_json is None:
+            deltas_json = [delta_to_json_dict(delta) for delta in posting.deltas]
         positioned = tuple(
-            (delta, (record.partition, record.offset, index), event_id)
+            (delta, (record.partition, record.offset, index), event_id, deltas_json[index])
             for index, delta in enumerate(posting.deltas)
         )
         if not self._coalesce_deltas:
-            sends.extend(delta_send(*item) for item in positioned)
+            sends.extend(delta_send(*item[:3]) for item in positioned)
             positioned = ()
         return StageResult(
             outcome=outcome,
@@ -421,12 +432,18 @@ class Posting:
             **common,
         )
 
-    def entry_send(self, entry: JournalEntry) -> Send:
+    def entry_send(self, entry: JournalEntry, record: Mapping[str, Any] | None = None) -> Send:
+        """``record``: the entry's Avro record, if the caller built it already."""
         # Second balance check, right before the entry leaves the process (invariant 1).
         assert_balanced(entry)
-        return Send(
-            LEDGER_TOPIC, entry.entry_id.encode(), self._encoder.encode(to_avro_dict(entry))
-        )
+        if record is None:
+            record = to_avro_dict(entry)
+        return Send(LEDGER_TOPIC, entry.entry_id.encode(), self._encoder.encode(record))
+
+
+def _nothing(key: str) -> bytes | None:
+    """The processed rows of a posting that has no entry (master data): none are read."""
+    return None
 
 
 # A reservation whose claim was refused (the id belongs to another payload) and whose target

@@ -4,50 +4,63 @@ into its partition's hash chain (whose head is a ``processed`` row too). Pure, n
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from typing import Any
 
 import orjson
 
 from ledger import idempotency, rules
-from ledger.chain import ChainHead, head_key
-from ledger.entries import chained
-from ledger.entries import to_json_dict as entry_to_json
+from ledger.chain import ChainHead, ChainLink, head_key
+from ledger.entries import chained_record
 
 
-def linked(
-    posting: rules.Posting,
-    processed: idempotency.ProcessedRecord,
-    partition: int,
-    get: Callable[[str], bytes | None],
-    *,
-    first: bool,
-) -> tuple[rules.Posting, idempotency.ProcessedRecord, tuple[tuple[str, str, bytes], ...]]:
-    """A posting's entry linked into ``partition``'s hash chain, and the head row to write.
+def relinked(
+    posting: rules.Posting, partition: int, get: Callable[[str], bytes | None]
+) -> tuple[tuple[str, str, bytes], ...]:
+    """The head row to write when a posting is re-emitted after a crash.
 
-    A first posting (its entry not chained yet) becomes the chain's next link, and the processed
-    row keeps the linked entry, so a re-emission after a crash sends the same bytes. A
-    re-emission sends the entry as it was linked; if the head row lost that link (a changelog
-    record lost with a crash while the processed row's survived), the head moves up to it
-    again, so the next entry links to the right one. An entry posted before chains existed is
-    re-emitted unchained.
+    A re-emission sends the entry as it was linked (the processed row keeps the linked entry,
+    so the same bytes go out again); if the head row lost that link (a changelog record lost
+    with a crash while the processed row's survived), the head moves up to it again, so the
+    next entry links to the right one. An entry posted before chains existed is re-emitted
+    unchained, and moves nothing.
     """
     entry = posting.entry
     assert entry is not None
     key = head_key(partition)
-    raw = get(key)
-    head = ChainHead() if raw is None else ChainHead.from_json_dict(orjson.loads(raw))
-    if first:
-        entry = chained(entry, partition, head)
-        posting = replace(posting, entry=entry)
-        # Only the entry changed: its JSON replaces the unchained one, the deltas' JSON stays.
-        processed = replace(
-            processed, posting={**processed.posting, "entry": entry_to_json(entry)}
-        )
-    link = entry.chain
+    return _head_write(key, entry.chain, partition, _head(get(key)))
+
+
+def first_link(
+    posting: rules.Posting, partition: int, get: Callable[[str], bytes | None]
+) -> tuple[rules.Posting, dict[str, Any], tuple[tuple[str, str, bytes], ...]]:
+    """A first posting's entry as the next link of ``partition``'s hash chain: the posting with
+    the linked entry, that entry's Avro record (built once: hashed, kept, sent) and the head
+    row to write."""
+    entry = posting.entry
+    assert entry is not None
+    key = head_key(partition)
+    head = _head(get(key))
+    entry, record = chained_record(entry, partition, head)
+    return (
+        rules.Posting(entry, posting.deltas),
+        record,
+        _head_write(key, entry.chain, partition, head),
+    )
+
+
+def _head(raw: bytes | None) -> ChainHead:
+    return ChainHead() if raw is None else ChainHead.from_json_dict(orjson.loads(raw))
+
+
+def _head_write(
+    key: str, link: ChainLink | None, partition: int, head: ChainHead
+) -> tuple[tuple[str, str, bytes], ...]:
+    """The head row moved up to ``link``, unless it is there already (or the link is not one
+    of this partition's)."""
     if link is None or link.partition != partition or link.sequence <= head.sequence:
-        return posting, processed, ()
+        return ()
     moved = ChainHead(sequence=link.sequence, entry_hash=link.entry_hash)
-    return posting, processed, (("processed", key, orjson.dumps(moved.to_json_dict())),)
+    return (("processed", key, orjson.dumps(moved.to_json_dict())),)
 
 
 def load(raw: bytes | None) -> idempotency.ProcessedRecord | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from ledger.chain import (
     ChainVerifier,
     content_hash,
     head_key,
+    next_link,
     reference_text,
     verify,
 )
@@ -24,6 +26,7 @@ from ledger.entries import (
     JournalEntry,
     SourceRef,
     chained,
+    chained_record,
     credit_line,
     debit_line,
     from_avro_dict,
@@ -314,3 +317,22 @@ def test_a_float_amount_is_refused_as_before() -> None:
     record["lines"][0]["debit"] = 100.0
     with pytest.raises(TypeError):
         content_hash(record)
+
+
+@given(st.integers(min_value=0, max_value=3), st.integers(min_value=0, max_value=50))
+@PROPERTY_SETTINGS
+def test_the_posting_paths_record_is_the_linked_entrys_own(partition: int, sequence: int) -> None:
+    """The posting stage builds a linked entry's Avro record once (``chained_record``) and makes
+    its JSON form from it: both must be what the entry's own ``to_avro_dict`` and ``to_json_dict``
+    give, and the entry what ``replace`` with the link would give."""
+    head = ChainHead(sequence, "ab" * 32) if sequence else ChainHead()
+    unchained = entry(7 + sequence, f"{sequence + 1}.25")
+    linked, record = chained_record(unchained, partition, head)
+    link = next_link(to_avro_dict(unchained), partition, head)
+    assert linked == replace(unchained, chain=link)
+    assert linked.chain == link
+    assert record == to_avro_dict(linked)
+    assert list(record) == list(to_avro_dict(linked))
+    assert to_json_dict(linked, record) == to_json_dict(linked)
+    assert record == to_avro_dict(linked)  # the JSON form was made from a copy
+    assert unchained.chain is None

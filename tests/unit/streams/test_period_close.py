@@ -57,7 +57,7 @@ class PeriodHarness(Harness):
 
     def post(self, record: ByIdRecord) -> StageResult:
         result = super().post(record)
-        for delta, position, event_id in result.deltas:
+        for delta, position, event_id, _ in result.deltas:
             if delta.table != PERIODS:
                 continue
             outcome = reducers.apply(
