@@ -110,9 +110,32 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def _hashed_form(record: Mapping[str, Any]) -> dict[str, Any]:
-    form = {name: record.get(name) for name in HASHED_FIELDS}
-    form["lines"] = [{name: line.get(name) for name in LINE_FIELDS} for line in record["lines"]]
+def _hashed_form(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fields the hash covers, each line's amounts already as text (what
+    ``_orjson_default`` would make of them, without a call per amount); None if a float is
+    anywhere an entry's form can hold one (orjson would write it; the definition refuses it)."""
+    form: dict[str, Any] = {}
+    for name in HASHED_FIELDS:
+        value = record.get(name)
+        if isinstance(value, float):
+            return None
+        form[name] = value
+    lines: list[dict[str, Any]] = []
+    for line in record["lines"]:
+        item: dict[str, Any] = {}
+        for name in LINE_FIELDS:
+            value = line.get(name)
+            if type(value) is Decimal:
+                value = format(value, "f")
+            elif isinstance(value, float):
+                return None
+            elif isinstance(value, Mapping):
+                for inner in value.values():
+                    if isinstance(inner, float):
+                        return None
+            item[name] = value
+        lines.append(item)
+    form["lines"] = lines
     return form
 
 
@@ -125,21 +148,6 @@ def _orjson_default(value: Any) -> Any:
     raise TypeError(f"not hashable into an entry: {type(value).__name__}")
 
 
-def _has_float(form: Mapping[str, Any]) -> bool:
-    """A float anywhere an entry's form can hold one (orjson would write it; the definition
-    refuses it)."""
-    for value in form.values():
-        if isinstance(value, float):
-            return True
-    for line in form["lines"]:
-        for value in line.values():
-            if isinstance(value, float):
-                return True
-            if isinstance(value, Mapping) and any(isinstance(v, float) for v in value.values()):
-                return True
-    return False
-
-
 def content_hash(record: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of an entry's content and link, from its Avro or JSON record form.
 
@@ -148,14 +156,14 @@ def content_hash(record: Mapping[str, Any]) -> str:
 
     orjson writes the very bytes of ``reference_text`` (the definition) for an entry's fields:
     keys sorted by code point, UTF-8 unescaped, the same escapes for control characters, dates
-    ISO, amounts through ``_orjson_default`` (a property test compares them on any text). It
+    ISO, amounts as ``format(amount, "f")`` (a property test compares them on any text). It
     refuses a float (never in the ledger) and what it cannot write that way (ints beyond 64
     bits, lone surrogates); those take the definition's path, which answers as it always did.
     ~8x faster: every posted entry is hashed once.
     """
     form = _hashed_form(record)
     try:
-        if _has_float(form):
+        if form is None:
             raise TypeError("a float never enters the ledger")
         text = orjson.dumps(form, default=_orjson_default, option=orjson.OPT_SORT_KEYS)
     except TypeError:

@@ -62,6 +62,8 @@ def _dict_to_json(record: dict[Any, Any]) -> dict[str, Any]:
 
 
 def _timestamp_to_json(moment: datetime) -> str:
+    if moment.tzinfo is UTC:
+        return moment.isoformat()  # what fastavro decodes: already in UTC
     if moment.tzinfo is None:
         raise TypeError(f"timestamp without time zone: {moment.isoformat()}")
     return moment.astimezone(UTC).isoformat()
