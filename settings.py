@@ -120,6 +120,10 @@ class Settings:
     fast_drain: bool = True
     # ... fetching at most this many bytes per partition in one fetch.
     recovery_fetch_bytes: int = 1024 * 1024
+    # The batched runtime's outputs appended to one producer batch per topic partition and
+    # handed over once per batch (aiokafka's BatchBuilder, streams/outbox.py), instead of one
+    # producer send per record; off: one send per record.
+    bulk_sends: bool = True
     # The batched runtime packs a batch's records per partition: the ``processed`` rows to
     # their changelog (tables/store.py; PackedRowsTable restores either form) and the rows'
     # deltas to each deltas topic (streams/batched.py, delta_sends); the table agents read both
@@ -195,9 +199,7 @@ class Settings:
             faust_monitor=env.get("FIN_FAUST_MONITOR", "0") == "1",
             batch_linger_s=_int(env, "FIN_BATCH_LINGER_MS", int(cls.batch_linger_s * 1000)) / 1000,
             batch_gap_s=_int(env, "FIN_BATCH_GAP_MS", int(cls.batch_gap_s * 1000)) / 1000,
-            producer_linger_s=_int(
-                env, "FIN_PRODUCER_LINGER_MS", int(cls.producer_linger_s * 1000)
-            )
+            producer_linger_s=_int(env, "FIN_PRODUCER_LINGER_MS", int(cls.producer_linger_s * 1000))
             / 1000,
             producer_batch_bytes=_int(env, "FIN_PRODUCER_BATCH_BYTES", cls.producer_batch_bytes),
             gc_young_threshold=_int(env, "FIN_GC_YOUNG_THRESHOLD", cls.gc_young_threshold),
@@ -211,6 +213,9 @@ class Settings:
             packed_records=_flag(env, "FIN_PACKED_RECORDS")
             if env.get("FIN_PACKED_RECORDS")
             else cls.packed_records,
+            bulk_sends=_flag(env, "FIN_BULK_SENDS")
+            if env.get("FIN_BULK_SENDS")
+            else cls.bulk_sends,
         )
         settings.check()
         return settings

@@ -211,6 +211,7 @@ class BatchedRuntime:
     async def seal(self, box: Outbox, *written: BatchedTable) -> BatchDelivery:
         """The batch's table rows written and their changelog records sent; what is left is
         waiting for its deliveries (``BatchDelivery.complete``)."""
+        await box.flush()
         changelogs: list[tuple[BatchedTable, list[asyncio.Future[Any]]]] = []
         for table in written:
             futures = await table.flush(self.app.producer)
