@@ -313,9 +313,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, ctx: Context) -> i
     return 0
 
 
-def run_config(
-    args: argparse.Namespace, ctx: Context, events: dataset.Dataset
-) -> dict[str, Any]:
+def run_config(args: argparse.Namespace, ctx: Context, events: dataset.Dataset) -> dict[str, Any]:
     return {
         "events": len(events),
         "runs": args.runs,

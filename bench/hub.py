@@ -58,6 +58,8 @@ POLL_BEFORE_S = 0.05
 POLL_DURING_S = 1.0
 BOOKS_SETTLE_S = 180.0
 ENTRIES_INDEX_TIMEOUT_S = 120.0
+
+
 @dataclass
 class HubDeployment:
     """``count`` workers on one prefix and app id (one consumer group); each its own port and
@@ -271,17 +273,20 @@ def drain(
     if workers == 1:
         ctx.kafka.load(dataset.outgoing(prefix))
     spawned = time.time()
+    broker = procstat.broker_pid()
     deployment.start()
     try:
-        before: list[tuple[float, float]] = []  # (wall time, cpu seconds) before consumption
+        # (wall time, the workers' cpu seconds, the broker's) before consumption
+        before: list[tuple[float, float, float | None]] = []
         if workers == 1:
             while True:
                 deployment.check_alive()
                 now, cpu = time.time(), deployment.cpu_seconds()
+                broker_cpu = procstat.cpu_seconds_or_none(broker)
                 counters = deployment.counters()
                 if counters is not None and counters["fin_events_consumed_total"] > 0:
                     break
-                before.append((now, cpu))
+                before.append((now, cpu, broker_cpu))
                 if now - spawned > 300:
                     raise TimeoutError(
                         f"worker consumed nothing in 300s:\n{deployment.worker.log_tail()}"
@@ -289,7 +294,9 @@ def drain(
                 time.sleep(POLL_BEFORE_S)
         else:
             extra["group_ready_s"] = round(deployment.wait_group(), 2)
-            before.append((time.time(), deployment.cpu_seconds()))
+            before.append(
+                (time.time(), deployment.cpu_seconds(), procstat.cpu_seconds_or_none(broker))
+            )
             extra["load_s"] = round(ctx.kafka.load(dataset.outgoing(prefix)), 3)
         sampler = Sampler.attach(deployment.pid, profile_to) if profile_to is not None else None
         batched = ctx.effective_runtime == "batched"
@@ -317,10 +324,16 @@ def drain(
         outputs = [prefix + LEDGER_TOPIC, prefix + ALERTS_TOPIC, *deployment.changelogs()]
         _wait_stable(ctx, outputs)
         cpu_end = deployment.cpu_seconds()
+        broker_end = procstat.cpu_seconds_or_none(broker)
         snapshot = deployment.metrics()
         first = min(ctx.kafka.timestamps_at(prefix + BY_EVENT_ID_TOPIC, last=False)) / 1000
         last = max(t for topic in outputs for t in ctx.kafka.timestamps_at(topic, last=True)) / 1000
-        cpu_start = next((cpu for at, cpu in reversed(before) if at <= first), before[0][1])
+        _, cpu_start, broker_start = next(
+            (sample for sample in reversed(before) if sample[0] <= first), before[0]
+        )
+        broker_cpu_s = (
+            None if broker_start is None or broker_end is None else broker_end - broker_start
+        )
         peak_rss = deployment.peak_rss_kb()
 
         problems, counts, entries = check_books(ctx, dataset, deployment, prefix)
@@ -343,6 +356,8 @@ def drain(
                 **extra,
                 "process_cpu_total_s": round(cpu_end, 2),
                 "cpu_busy_share": round((cpu_end - cpu_start) / max(1e-9, last - first), 3),
+                # The local broker's CPU over the same span (None: no single local broker).
+                "broker_cpu_s": None if broker_cpu_s is None else round(broker_cpu_s, 3),
                 "ledger_entries": entries,
                 "changelog_records": written["changelogs"],
                 "records_written": written,

@@ -38,3 +38,29 @@ def memory_kb(pid: int) -> tuple[int, int]:
 def sample(pid: int) -> ProcSample:
     rss, peak = memory_kb(pid)
     return ProcSample(cpu_seconds(pid), rss, peak)
+
+
+def broker_pid() -> int | None:
+    """The pid of the one local Kafka broker (a JVM running ``kafka.Kafka``), or None when
+    there is none or more than one (the broker is then not this machine's to account for)."""
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                arguments = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if b"kafka.Kafka" in arguments:
+            found.append(int(entry))
+    return found[0] if len(found) == 1 else None
+
+
+def cpu_seconds_or_none(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from collections.abc import Mapping, Sequence
 from itertools import zip_longest
@@ -17,11 +18,19 @@ def summarise_drain(runs: Sequence[DrainResult]) -> dict[str, Any]:
     rate = spread([run.events_per_s for run in valid])
     cpu = spread([run.cpu_us_per_event for run in valid])
     rss = spread([run.peak_rss_kb / 1024 for run in valid])
+    broker = spread(
+        [
+            run.details["broker_cpu_s"] * 1e6 / run.events
+            for run in valid
+            if run.details.get("broker_cpu_s") is not None and run.events
+        ]
+    )
     return {
         "runs": len(runs),
         "valid_runs": len(valid),
         "events_per_s": rate.to_json() if rate else None,
         "cpu_us_per_event": cpu.to_json() if cpu else None,
+        "broker_cpu_us_per_event": broker.to_json() if broker else None,
         "peak_rss_mb": rss.to_json() if rss else None,
         "stage_us_per_event": stage_medians(valid),
     }
@@ -241,7 +250,26 @@ def summary_lines(data: Mapping[str, Any]) -> list[str]:
             f"Two workers: {_fmt(two['median']) if two else 'n/a'} events/s; two workers / one "
             f"worker drain throughput: **{_fmt(scale, 2) if scale else 'n/a'}** (target ≥ 1.5)."
         )
+        ceiling = cpu_ceiling(summary.get("hub", {}), os.cpu_count() or 1)
+        if ceiling is not None:
+            lines.append(ceiling)
     return lines
+
+
+def cpu_ceiling(hub: Mapping[str, Any], cpus: int) -> str | None:
+    """What this machine's CPUs allow any number of workers, from one worker's drain: the
+    worker's and the broker's CPU per event (the load generator and the bench left out)."""
+    worker = (hub.get("cpu_us_per_event") or {}).get("median")
+    broker = (hub.get("broker_cpu_us_per_event") or {}).get("median")
+    rate = (hub.get("events_per_s") or {}).get("median")
+    if not worker or broker is None or not rate:
+        return None
+    ceiling = cpus * 1e6 / (worker + broker)
+    return (
+        f"During one worker's drains the broker used {_fmt(broker)} µs CPU per event beside the "
+        f"worker's {_fmt(worker)}: {cpus} CPUs hold at most {_fmt(ceiling)} events/s however "
+        f"many workers share them, {_fmt(ceiling / rate, 2)}x one worker's {_fmt(rate)}."
+    )
 
 
 def stage_table(data: Mapping[str, Any]) -> list[str]:

@@ -94,9 +94,7 @@ def prepare(count: int, seed: int = SEED) -> Inputs:
     )
 
 
-def _timed(
-    function: Callable[[], Any], repeat: int, clock: Callable[[], int]
-) -> tuple[int, Any]:
+def _timed(function: Callable[[], Any], repeat: int, clock: Callable[[], int]) -> tuple[int, Any]:
     """(fastest run in ns, result of the first run)."""
     best: int | None = None
     first: Any = None
@@ -166,9 +164,7 @@ def run(
         for event, source in zip(events, sources, strict=True):
             if isinstance(event, CompensationRequested):
                 target = postings.get(event.target_event_id)
-                posting = (
-                    None if target is None else rules.reverse(target, event.event_id, source)
-                )
+                posting = None if target is None else rules.reverse(target, event.event_id, source)
             else:
                 posting = rules.post(event, source, chart)
             if posting is not None:
