@@ -122,8 +122,9 @@ class Settings:
     recovery_fetch_bytes: int = 1024 * 1024
     # The batched runtime's outputs appended to one producer batch per topic partition and
     # handed over once per batch (aiokafka's BatchBuilder, streams/outbox.py), instead of one
-    # producer send per record; off: one send per record.
-    bulk_sends: bool = True
+    # producer send per record. Off by default: ~9% less CPU per event in drains, but a worse
+    # latency tail at half load (docs/design.md, "Outputs straight to the producer").
+    bulk_sends: bool = False
     # The batched runtime packs a batch's records per partition: the ``processed`` rows to
     # their changelog (tables/store.py; PackedRowsTable restores either form) and the rows'
     # deltas to each deltas topic (streams/batched.py, delta_sends); the table agents read both
