@@ -51,10 +51,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/fin"
 POLL_BEFORE_S = 0.05
-# During a drain the bench reads every worker's /metrics to see the end; each read renders
-# every metric family (~10 ms of the worker's CPU). Once a second: the drain's span is read
-# from broker timestamps, not from this poll, and four reads a second cost the hub ~1.4% of
-# its CPU (py-spy, 2026-12-04), a cost a Prometheus scrape every 15 s does not come near.
+# Once a second: the drain's span comes from broker timestamps, and four /metrics reads a
+# second cost the hub ~1.4% of its CPU (py-spy, 2026-12-04).
 POLL_DURING_S = 1.0
 BOOKS_SETTLE_S = 180.0
 ENTRIES_INDEX_TIMEOUT_S = 120.0
@@ -276,8 +274,7 @@ def drain(
     broker = procstat.broker_pid()
     deployment.start()
     try:
-        # (wall time, the workers' cpu seconds, the broker's) before consumption
-        before: list[tuple[float, float, float | None]] = []
+        before: list[tuple[float, float, float | None]] = []  # (time, cpu, broker cpu)
         if workers == 1:
             while True:
                 deployment.check_alive()
@@ -331,9 +328,7 @@ def drain(
         _, cpu_start, broker_start = next(
             (sample for sample in reversed(before) if sample[0] <= first), before[0]
         )
-        broker_cpu_s = (
-            None if broker_start is None or broker_end is None else broker_end - broker_start
-        )
+        broker_cpu_s = broker_end - broker_start if broker_start and broker_end else None
         peak_rss = deployment.peak_rss_kb()
 
         problems, counts, entries = check_books(ctx, dataset, deployment, prefix)
@@ -356,7 +351,6 @@ def drain(
                 **extra,
                 "process_cpu_total_s": round(cpu_end, 2),
                 "cpu_busy_share": round((cpu_end - cpu_start) / max(1e-9, last - first), 3),
-                # The local broker's CPU over the same span (None: no single local broker).
                 "broker_cpu_s": None if broker_cpu_s is None else round(broker_cpu_s, 3),
                 "ledger_entries": entries,
                 "changelog_records": written["changelogs"],
