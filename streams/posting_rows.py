@@ -19,15 +19,24 @@ def relinked(
     """The head row to write when a posting is re-emitted after a crash.
 
     A re-emission sends the entry as it was linked (the processed row keeps the linked entry,
-    so the same bytes go out again); if the head row lost that link (a changelog record lost
-    with a crash while the processed row's survived), the head moves up to it again, so the
-    next entry links to the right one. An entry posted before chains existed is re-emitted
-    unchained, and moves nothing.
+    so the same bytes go out again). The head row is written again whatever it holds, like
+    every row a batch touches (docs/design.md, crash windows): moved up to the entry's link if
+    it lost it (a changelog record lost with a crash while the processed row's survived), else
+    as it is, because a kill -9 between a batch's RocksDB write and its changelog delivery
+    leaves the head only in RocksDB, and a later wipe would restore an older head from the
+    changelog, so the next entry would take a sequence already used. An entry posted before
+    chains existed is re-emitted unchained, and touches no head.
     """
     entry = posting.entry
     assert entry is not None
+    link = entry.chain
+    if link is None or link.partition != partition:
+        return ()
     key = head_key(partition)
-    return _head_write(key, entry.chain, partition, _head(get(key)))
+    head = _head(get(key))
+    if link.sequence > head.sequence:
+        head = ChainHead(sequence=link.sequence, entry_hash=link.entry_hash)
+    return (("processed", key, orjson.dumps(head.to_json_dict())),)
 
 
 def first_link(

@@ -86,6 +86,26 @@ def test_a_head_row_lost_with_a_crash_is_moved_up_again_by_the_re_emission() -> 
     assert verified(harness) == {0: 2}
 
 
+def test_a_re_emission_writes_the_head_row_again_even_where_it_is_already_there() -> None:
+    """A kill -9 between a batch's RocksDB write and its changelog delivery leaves the head row
+    in RocksDB only: the re-emission after the restart must put it on the changelog again, or a
+    wipe would restore an older head and the next entry take a sequence already used (the
+    fault suite's wipe scenario found two entries at one sequence, 2026-12-04)."""
+    harness = Harness()
+    first = harness.by_id(time_logged(str(uuid.uuid4())), "pm.events")
+    harness.post(first)
+    head_after_first = harness.processed[0][head_key(0)]
+    again = harness.post(first)
+    assert again.outcome == "reemit"
+    assert ("processed", head_key(0), head_after_first) in again.table_writes
+    # A later entry moved the head on: the re-emission writes the head as it is, not back.
+    harness.post(harness.by_id(time_logged(str(uuid.uuid4())), "pm.events"))
+    head_now = harness.processed[0][head_key(0)]
+    assert orjson.loads(head_now)["sequence"] == 2
+    assert ("processed", head_key(0), head_now) in harness.post(first).table_writes
+    assert verified(harness) == {0: 2}
+
+
 def test_a_stage_with_chains_off_sends_unchained_entries() -> None:
     registry = FakeRegistry()
     harness = Harness()
