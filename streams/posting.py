@@ -45,6 +45,7 @@ from streams.validated import ValidatedEvents
 
 log = logging.getLogger(__name__)
 
+
 class Posting:
     """By-event-id record → journal entry + deltas, exactly once per event id.
 
@@ -134,14 +135,7 @@ class Posting:
         if decision is idempotency.Decision.REEMIT:
             # "reemit" counts as the posting it repeats: the offset-guarded stats row does not
             # count it twice, and counts it if the crash took the first count with it.
-            return self._emit(
-                existing.posting_value(),
-                record,
-                existing,
-                outcome=Outcome.REEMIT,
-                common=common,
-                get=get_processed,
-            )
+            return self._reemit(record, existing, common=common, get=get_processed)
         return incoming.answered(decision, event.event_id, existing)
 
     def _period_policy(
@@ -199,14 +193,7 @@ class Posting:
     ) -> StageResult:
         if decision is idempotency.Decision.REEMIT:
             assert existing is not None
-            return self._emit(
-                existing.posting_value(),
-                record,
-                existing,
-                outcome=Outcome.REEMIT,
-                common=incoming.common,
-                get=lambda key: None,
-            )
+            return self._reemit(record, existing, common=incoming.common, get=lambda key: None)
         return self._post(rules.post(event, incoming.source_ref, self._chart), incoming, _nothing)
 
     def _reserve(
@@ -330,14 +317,7 @@ class Posting:
             return self._post(booked, incoming, get_processed)
         assert existing is not None
         if decision is idempotency.Decision.REEMIT:
-            return self._emit(
-                existing.posting_value(),
-                record,
-                existing,
-                outcome=Outcome.REEMIT,
-                common=incoming.common,
-                get=get_processed,
-            )
+            return self._reemit(record, existing, common=incoming.common, get=get_processed)
         answer = incoming.answered(decision, event.event_id, existing)
         if decision is idempotency.Decision.CONFLICT:
             # The id belongs to another payload: no reversal; the target is free again.
@@ -378,22 +358,27 @@ class Posting:
             deltas_json=processed.posting["deltas"],
         )
 
-    def _emit(
+    def _reemit(
         self,
-        posting: rules.Posting,
         record: ByIdRecord,
         processed: idempotency.ProcessedRecord,
         *,
-        outcome: Outcome,
         common: Mapping[str, Any],
         get: Callable[[str], bytes | None],
     ) -> StageResult:
-        """A re-emission: the posting ``processed`` recorded, sent again as it was."""
+        """A re-emission: the posting ``processed`` recorded, sent again as it was (counted as
+        the posting it repeats)."""
+        posting = processed.posting_value()
         chain_writes: tuple[tuple[str, str, bytes], ...] = ()
         if self._chain and posting.entry is not None:
             chain_writes = relinked(posting, record.partition, get)
         return self._result(
-            posting, record, processed, outcome=outcome, common=common, chain_writes=chain_writes
+            posting,
+            record,
+            processed,
+            outcome=Outcome.REEMIT,
+            common=common,
+            chain_writes=chain_writes,
         )
 
     def _result(
