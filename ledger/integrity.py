@@ -173,7 +173,7 @@ def _ar_control(snapshot: LedgerSnapshot, chart: ChartOfAccounts) -> list[Integr
 
 def _ap_control(snapshot: LedgerSnapshot, chart: ChartOfAccounts) -> list[IntegrityError]:
     open_payables = {
-        vendor: sum((item.amount for item in row.items.values()), ZERO) - row.paid_total
+        vendor: row.invoiced - row.paid_total
         for vendor, row in snapshot.vendors.items()
     }
     # AP is a liability: its balance is credit-normal, the negation of the debit-normal one.

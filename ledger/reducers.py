@@ -9,7 +9,7 @@ FIN records it and tells someone, it never refuses it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -21,6 +21,7 @@ from ledger.money import ZERO
 from ledger.row_json import row_from_json_dict, row_to_json_dict
 from ledger.row_views import (
     DEFAULT_CREDIT_NEAR_RATIO,
+    SETTLED_AFTER_DAYS,
     UTILISATION_PLACES,
     AccountBalance,
     Aging,
@@ -282,8 +283,11 @@ def _vendor_invoice(
         paid_total=row.paid_total,
         last_payment=row.last_payment,
         watermarks=watermarks,
+        settled_total=row.settled_total,
+        settled_due=row.settled_due,
+        latest_date=_later(row.latest_date, delta.business_date),
     )
-    return changed, ()
+    return _settled(changed), ()
 
 
 def _vendor_payment(
@@ -296,8 +300,61 @@ def _vendor_payment(
             row.last_payment, delta.payment_id, delta.amount, delta.business_date
         ),
         watermarks=watermarks,
+        settled_total=row.settled_total,
+        settled_due=row.settled_due,
+        latest_date=_later(row.latest_date, delta.business_date),
     )
-    return changed, ()
+    return _settled(changed), ()
+
+
+def _later(known: date | None, seen: date | None) -> date | None:
+    if known is None or (seen is not None and seen > known):
+        return seen
+    return known
+
+
+def _settled(row: VendorRow) -> VendorRow:
+    """``row`` without the items that leave it (``VendorRow``): first-in first-out, the old
+    items that what was paid (and credited) beyond ``settled_total`` covers in full.
+
+    A pure function of the row, so a replay of the same deltas in the same order settles the
+    same items. The views' figures do not change by it (``vendor_status``).
+    """
+    if row.latest_date is None:
+        return row
+    horizon = row.latest_date - timedelta(days=SETTLED_AFTER_DAYS)
+    old = [
+        (item.due_date, item.business_date, item_id, item.amount)
+        for item_id, item in row.items.items()
+        if item.due_date < horizon and item.amount > 0
+    ]
+    if not old:
+        return row
+    credits = -sum((item.amount for item in row.items.values() if item.amount < 0), ZERO)
+    unapplied = row.paid_total + credits - row.settled_total
+    old.sort()
+    items: dict[str, OpenItem] | None = None
+    settled_total, settled_due = row.settled_total, row.settled_due
+    for due_date, _, item_id, amount in old:
+        if amount > unapplied:
+            break
+        unapplied -= amount
+        settled_total += amount
+        settled_due = due_date if settled_due is None else max(settled_due, due_date)
+        if items is None:
+            items = _copied(row.items)
+        del items[item_id]
+    if items is None:
+        return row
+    return VendorRow(
+        items=MappingProxyType(items),
+        paid_total=row.paid_total,
+        last_payment=row.last_payment,
+        watermarks=row.watermarks,
+        settled_total=settled_total,
+        settled_due=settled_due,
+        latest_date=row.latest_date,
+    )
 
 
 def _period_posting(

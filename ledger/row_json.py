@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger import deltas
-from ledger.money import money
+from ledger.money import ZERO, money
 from ledger.rows import (
     BudgetRow,
     CustomerRow,
@@ -97,6 +97,12 @@ def row_to_json_dict(row: Row) -> dict[str, Any]:
                 "paid_total": str(row.paid_total),
                 "last_payment": _payment_to_json(row.last_payment),
             }
+            # Left out until the row has them, so older rows read and write as before.
+            if row.latest_date is not None:
+                body["latest_date"] = row.latest_date.isoformat()
+            if row.settled_due is not None:
+                body["settled_total"] = str(row.settled_total)
+                body["settled_due"] = row.settled_due.isoformat()
         case PeriodRow():
             body = {
                 "accounts": {
@@ -155,7 +161,14 @@ def _vendor_from(encoded: Mapping[str, Any], watermarks: Watermarks) -> Row:
         paid_total=money(encoded["paid_total"]),
         last_payment=_payment_from_json(encoded.get("last_payment")),
         watermarks=watermarks,
+        settled_total=money(encoded["settled_total"]) if "settled_total" in encoded else ZERO,
+        settled_due=_date_or_none(encoded.get("settled_due")),
+        latest_date=_date_or_none(encoded.get("latest_date")),
     )
+
+
+def _date_or_none(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
 
 
 def _period_from(encoded: Mapping[str, Any], watermarks: Watermarks) -> Row:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Context, Decimal
+from typing import Final
 
 from ledger.chart import BudgetCategory
 from ledger.money import ZERO
@@ -14,6 +15,7 @@ from ledger.rows import (
     BudgetRow,
     CreditLevel,
     CustomerRow,
+    OpenItem,
     Payment,
     PeriodRow,
     VendorRow,
@@ -98,6 +100,12 @@ _AGING_BUCKETS: tuple[tuple[int, str], ...] = (
 )
 
 
+# A vendor's item settled in full leaves its row once it fell due more than this many days
+# before the latest business date the row has seen: the last bucket's lower bound, so such an
+# item is in ``days_over_90`` for any date the row's figures are asked for from then on.
+SETTLED_AFTER_DAYS: Final = _AGING_BUCKETS[-1][0]
+
+
 def _bucket(days_past_due: int) -> str:
     for upper, name in _AGING_BUCKETS:
         if days_past_due <= upper:
@@ -109,19 +117,42 @@ def vendor_status(row: VendorRow | None, as_of: date) -> VendorStatus:
     """Open, overdue and aged payables as of ``as_of``.
 
     Payments are not tied to items, so ``paid_total`` is allocated first-in first-out: oldest
-    due date first, which is how a vendor applies an unreferenced payment. Any overpayment is
-    a credit with the vendor: ``open`` goes negative and no bucket holds it.
+    due date first, which is how a vendor applies an unreferenced payment. A negative item (a
+    reversal whose receipt has left the row, or not arrived yet) is a credit and is allocated
+    like a payment. Any overpayment is a credit with the vendor: ``open`` goes negative and no
+    bucket holds it.
+
+    Settled items are no longer in the row (``VendorRow``): what paid them is taken off the
+    payments first, and an amount re-opened since (payments now short of ``settled_total``)
+    is aged at ``settled_due``. For any ``as_of`` on or after the row's ``latest_date`` the
+    figures equal those of the same row with every item kept (every settled item is in the
+    last bucket then, and FIFO allocation fills buckets in due-date order); ``open_items``
+    counts a re-opened settled amount as one item.
     """
     current = row if row is not None else VendorRow()
-    remaining_payment = current.paid_total
+    credits = ZERO
+    positive: list[tuple[str, OpenItem]] = []
+    for item_id, item in current.items.items():
+        if item.amount < 0:
+            credits -= item.amount
+        else:
+            positive.append((item_id, item))
+    remaining_payment = current.paid_total + credits - current.settled_total
     buckets: dict[str, Decimal] = {}
     overdue = ZERO
     open_items = 0
-    ordered = sorted(
-        current.items.items(), key=lambda pair: (pair[1].due_date, pair[1].business_date, pair[0])
-    )
-    for _, item in ordered:
-        covered = min(max(remaining_payment, ZERO), max(item.amount, ZERO))
+    if remaining_payment < 0 and current.settled_total > 0 and current.settled_due is not None:
+        # Settled amounts re-opened by a reversal (at most what was settled).
+        reopened = min(-remaining_payment, current.settled_total)
+        remaining_payment += reopened
+        open_items += 1
+        days_past_due = (as_of - current.settled_due).days
+        buckets[_bucket(days_past_due)] = reopened
+        if days_past_due > 0:
+            overdue += reopened
+    positive.sort(key=lambda pair: (pair[1].due_date, pair[1].business_date, pair[0]))
+    for _, item in positive:
+        covered = min(max(remaining_payment, ZERO), item.amount)
         remaining_payment -= covered
         unpaid = item.amount - covered
         if unpaid == 0:
@@ -132,9 +163,8 @@ def vendor_status(row: VendorRow | None, as_of: date) -> VendorStatus:
         buckets[name] = buckets.get(name, ZERO) + unpaid
         if days_past_due > 0:
             overdue += unpaid
-    invoiced = sum((item.amount for item in current.items.values()), ZERO)
     return VendorStatus(
-        open=invoiced - current.paid_total,
+        open=current.invoiced - current.paid_total,
         overdue=overdue,
         paid=current.paid_total,
         aging=Aging(**buckets),

@@ -104,12 +104,30 @@ class OpenItem:
 
 @dataclass(frozen=True)
 class VendorRow(_JsonRow):
+    """A vendor's payables: the items still open or recent, and what left the row.
+
+    An item that payments cover in full and that fell due more than ``SETTLED_AFTER_DAYS``
+    before the latest business date the row has seen leaves ``items``; its amount joins
+    ``settled_total`` (``ledger.reducers``), so the row stays bounded by recent activity
+    rather than growing with the vendor's history. ``settled_due`` is the latest due date of
+    a settled item: a reversal that takes back more than the open items can absorb re-opens
+    settled amounts, which the views age at that date (``ledger.row_views.vendor_status``).
+    """
+
     table: ClassVar[str] = deltas.VENDORS
 
     items: Mapping[str, OpenItem] = field(default_factory=frozen_mapping)
     paid_total: Decimal = ZERO
     last_payment: Payment | None = None
     watermarks: Watermarks = field(default_factory=_no_watermarks)
+    settled_total: Decimal = ZERO
+    settled_due: date | None = None
+    latest_date: date | None = None
+
+    @property
+    def invoiced(self) -> Decimal:
+        """Every receipt's amount net of reversals, settled ones included."""
+        return self.settled_total + sum((item.amount for item in self.items.values()), ZERO)
 
 
 @dataclass(frozen=True)

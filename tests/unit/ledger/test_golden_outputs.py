@@ -15,6 +15,7 @@ their JSON form, journal entries and alerts encoded in the wire format.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
@@ -168,8 +169,24 @@ def test_the_run_covers_every_output() -> None:
     assert len(set(outputs()["rejections"])) > 20
 
 
+# Vendor rows carry the latest business date they have seen since they are bounded (settled
+# items leave them, docs/design.md "Bounded vendor rows"): a field added on purpose. These
+# events span less than the 90 days after which a settled item leaves, so no item settles and,
+# without that one field, every row is byte for byte what it was.
+LATEST_DATE = re.compile(rb',"latest_date":"\d{4}-\d{2}-\d{2}"')
+
+
+def _as_before_bounded_vendor_rows(rows: list[bytes]) -> list[bytes]:
+    assert not any(b"settled_" in row for row in rows)
+    vendors = [row for row in rows if row.startswith(b"vendors|")]
+    assert vendors and all(len(LATEST_DATE.findall(row)) == 1 for row in vendors)
+    return [LATEST_DATE.sub(b"", row) for row in rows]
+
+
 def test_outputs_are_byte_identical_to_the_golden_digests() -> None:
-    digests = {name: _digest(chunks) for name, chunks in outputs().items()}
+    produced = dict(outputs())  # a copy: outputs() is cached
+    produced["rows"] = _as_before_bounded_vendor_rows(produced["rows"])
+    digests = {name: _digest(chunks) for name, chunks in produced.items()}
     assert digests == GOLDEN
 
 
