@@ -287,7 +287,11 @@ def _vendor_invoice(
         settled_due=row.settled_due,
         latest_date=_later(row.latest_date, delta.business_date),
     )
-    return _settled(changed), ()
+    # Only a later date (the horizon moves) or a credit can let an item leave: a receipt of
+    # the same day does not walk the row.
+    if changed.latest_date != row.latest_date or delta.amount < 0:
+        return _settled(changed), ()
+    return changed, ()
 
 
 def _vendor_payment(
@@ -304,7 +308,9 @@ def _vendor_payment(
         settled_due=row.settled_due,
         latest_date=_later(row.latest_date, delta.business_date),
     )
-    return _settled(changed), ()
+    if changed.latest_date != row.latest_date or delta.amount > 0:
+        return _settled(changed), ()
+    return changed, ()
 
 
 def _later(known: date | None, seen: date | None) -> date | None:
@@ -314,11 +320,15 @@ def _later(known: date | None, seen: date | None) -> date | None:
 
 
 def _settled(row: VendorRow) -> VendorRow:
-    """``row`` without the items that leave it (``VendorRow``): first-in first-out, the old
-    items that what was paid (and credited) beyond ``settled_total`` covers in full.
+    """``row`` without the items that leave it (``VendorRow``): every old credit, and first-in
+    first-out the old receipts that what was paid and credited beyond ``settled_total`` covers
+    in full ("old": fell due more than ``SETTLED_AFTER_DAYS`` before ``latest_date``).
 
-    A pure function of the row, so a replay of the same deltas in the same order settles the
-    same items. The views' figures do not change by it (``vendor_status``).
+    An old credit (the reversal of a receipt that left the row) joins ``settled_total`` as a
+    negative amount: what the views allocate does not change by it, and a receipt reversed
+    after it settled does not stay in the row as a credit forever. A pure function of the row,
+    so a replay of the same deltas in the same order settles the same items; the views'
+    figures do not change by it (``vendor_status``).
     """
     if row.latest_date is None:
         return row
@@ -326,26 +336,31 @@ def _settled(row: VendorRow) -> VendorRow:
     old = [
         (item.due_date, item.business_date, item_id, item.amount)
         for item_id, item in row.items.items()
-        if item.due_date < horizon and item.amount > 0
+        if item.due_date < horizon
     ]
     if not old:
         return row
     credits = -sum((item.amount for item in row.items.values() if item.amount < 0), ZERO)
     unapplied = row.paid_total + credits - row.settled_total
     old.sort()
-    items: dict[str, OpenItem] | None = None
+    leaving: list[str] = []
     settled_total, settled_due = row.settled_total, row.settled_due
+    paying = True
     for due_date, _, item_id, amount in old:
-        if amount > unapplied:
-            break
-        unapplied -= amount
+        if amount > 0:
+            # First in, first out: once a receipt is not paid in full, none after it is.
+            paying = paying and amount <= unapplied
+            if not paying:
+                continue
+            unapplied -= amount
+        leaving.append(item_id)
         settled_total += amount
         settled_due = due_date if settled_due is None else max(settled_due, due_date)
-        if items is None:
-            items = _copied(row.items)
-        del items[item_id]
-    if items is None:
+    if not leaving:
         return row
+    items = _copied(row.items)
+    for item_id in leaving:
+        del items[item_id]
     return VendorRow(
         items=MappingProxyType(items),
         paid_total=row.paid_total,

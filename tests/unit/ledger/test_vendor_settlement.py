@@ -150,8 +150,11 @@ def test_the_reversal_of_a_settled_receipt_is_a_credit_that_pays_the_next_items(
     ]
     row, _ = run(sequence)
     assert "a" not in row.items
-    # The receipt of a is reversed: its payment now pays b.
-    row, reference = run([*sequence, invoice("a", "-100.00", 201)])
+    # The receipt of a is reversed (a compensation negates the delta, dates and all): its
+    # payment now pays b.
+    row, reference = run([*sequence, invoice("a", "-100.00", 0)])
+    # Old, the credit leaves the row at once: it nets the settled receipt out.
+    assert set(row.items) == {"b"} and row.settled_total == 0
     status = reducers.vendor_status(row, START + timedelta(days=300))
     assert status.open == Decimal("-30.00")
     assert status.overdue == 0 and status.open_items == 0
@@ -230,8 +233,8 @@ def vendor_histories(draw: st.DrawFn) -> list[deltas.Delta]:
                 deltas.VendorInvoice(
                     vendor_id=VENDOR,
                     item_id=target.item_id,
-                    amount=-target.amount,
-                    business_date=START + timedelta(days=day),
+                    amount=-target.amount,  # a compensation negates the delta, dates kept
+                    business_date=target.business_date,
                     due_date=target.due_date,
                     document_id=target.document_id,
                 )
