@@ -28,6 +28,9 @@ from streams.table_stage import TableApply
 from tables.store import packed_rows_table
 
 TABLE_NAMES: tuple[str, ...] = ("processed", "entries", "stats", *DELTA_TABLES)
+# The batched runtime finds an entry in its copy of the ledger topic (tables/entries_index.py)
+# and never writes the entries table: declaring it there only made a changelog to restore.
+CLASSIC_ONLY_TABLES = frozenset({"entries"})
 TABLE_GAUGES_INTERVAL_S = 30.0
 
 
@@ -45,6 +48,7 @@ def declare_tables(app: faust.App, settings: Settings) -> dict[str, TableT[Any, 
         if name == "processed"
         else app.Table(name, **options)
         for name in TABLE_NAMES
+        if settings.runtime == "classic" or name not in CLASSIC_ONLY_TABLES
     }
 
 
