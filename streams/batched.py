@@ -75,6 +75,7 @@ from streams.pipeline import (
 from streams.posting import Posting
 from streams.stage_records import by_id_record, processing_error, source_position
 from streams.validated import ValidatedEvents
+from tables.decoded_rows import DecodedRows
 from tables.store import PACK_BYTES_MAX, BatchedTable, is_pack, pack_key
 
 log = logging.getLogger(__name__)
@@ -485,6 +486,7 @@ def make_tables_agent(
     """The agent of the delta tables: their delta records in batches (``table_of``: each deltas
     topic's name -> its table), each row parsed once and written once per batch."""
     seconds_of = {name: metrics.processing_seconds.labels(f"table_{name}") for name in tables}
+    decoded: DecodedRows[reducers.Row] = DecodedRows()
     applied_of = {name: metrics.deltas_applied.labels(name) for name in tables}
     skipped_of = {name: metrics.deltas_skipped.labels(name) for name in tables}
 
@@ -510,9 +512,12 @@ def make_tables_agent(
                 await apply_items(box, rows, slot, items)
             seconds_of[table_name].observe(time.perf_counter() - started)
         touched: dict[str, BatchedTable] = {}
-        for (table_name, partition, key), row in rows.items():
+        for slot, row in rows.items():
+            table_name, partition, key = slot
             table = touched[table_name] = tables[table_name]
-            table.put(partition, key, orjson.dumps(reducers.row_to_json_dict(row)))
+            raw = orjson.dumps(reducers.row_to_json_dict(row))
+            table.put(partition, key, raw)
+            decoded.put(slot, raw, row)
         return await seal(box, *touched.values())
 
     async def apply_items(
@@ -526,11 +531,13 @@ def make_tables_agent(
         row = rows.get(slot)
         if row is None:
             raw = tables[table_name].get(partition, key)
-            row = (
-                reducers.row_from_json_dict(table_name, orjson.loads(raw))
-                if raw is not None
-                else reducers.empty_row(table_name)
-            )
+            kept = None if raw is None else decoded.get(slot, raw)
+            if kept is not None:
+                row = kept
+            elif raw is not None:
+                row = reducers.row_from_json_dict(table_name, orjson.loads(raw))
+            else:
+                row = reducers.empty_row(table_name)
         for item in items:
             source_partition, offset, index = item["position"]
             outcome = reducers.apply(
