@@ -70,6 +70,24 @@ def _payment_from_json(encoded: Mapping[str, Any] | None) -> Payment | None:
     )
 
 
+def _item_json(item: OpenItem) -> dict[str, str]:
+    """An open item's JSON form, made once per item: a vendor row is written again after every
+    batch that touches it, and its items (all but the changed one) are the same objects."""
+    kept: dict[str, str] | None = item.__dict__.get(_ITEM_JSON)
+    if kept is None:
+        kept = {
+            "amount": str(item.amount),
+            "business_date": item.business_date.isoformat(),
+            "due_date": item.due_date.isoformat(),
+            "document_id": item.document_id,
+        }
+        object.__setattr__(item, _ITEM_JSON, kept)  # a frozen dataclass; not one of its fields
+    return kept
+
+
+_ITEM_JSON = "_json_form"
+
+
 def row_to_json_dict(row: Row) -> dict[str, Any]:
     """JSON-safe form of any row, tagged with its table; Decimals and dates as text."""
     body: dict[str, Any]
@@ -85,15 +103,7 @@ def row_to_json_dict(row: Row) -> dict[str, Any]:
             }
         case VendorRow():
             body = {
-                "items": {
-                    item_id: {
-                        "amount": str(item.amount),
-                        "business_date": item.business_date.isoformat(),
-                        "due_date": item.due_date.isoformat(),
-                        "document_id": item.document_id,
-                    }
-                    for item_id, item in sorted(row.items.items())
-                },
+                "items": {item_id: _item_json(item) for item_id, item in sorted(row.items.items())},
                 "paid_total": str(row.paid_total),
                 "last_payment": _payment_to_json(row.last_payment),
             }
