@@ -2,7 +2,8 @@
 
 ``bench/hub.py``'s ``recovery`` restarts the last drained one-worker hub with its data dir
 intact, then wiped (a drain leaves a few thousand changelog records, packed and coalesced per
-batch: the restore then takes a fraction of a second, and fixed costs weigh as much as records). Two additions here:
+batch: the restore then takes a fraction of a second, and fixed costs weigh as much as
+records). Two additions here:
 
 - **Rows checked**: before the wipe, every row of every table partition (the RocksDB files
   under the worker's data dir, read with rocksdict once the worker has stopped) and, after each
