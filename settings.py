@@ -97,9 +97,17 @@ class Settings:
     faust_monitor: bool = False
     # Once an agent has a record, how long it waits for more before processing (0: it takes
     # what is ready; under load a batch is what arrived while the previous one was processed).
-    batch_linger_s: float = 0.02
+    # 0 since the consumer's fetches wait (fetch_max_wait_s): records come in a fetch's burst,
+    # and a linger only added its quiet gap to every hop (docs/design.md, "Latency").
+    batch_linger_s: float = 0.0
     # ... but only while records keep coming less than this apart (a quiet gap ends the batch).
     batch_gap_s: float = 0.01
+    # How long the broker may hold the worker consumer's fetch for ``fetch_min_bytes`` to
+    # arrive (streams/faust_patches/fetch_wait.py). 0: faust's own (answer at the first byte),
+    # which under steady load makes a round of every fetch of a few records: ~2x the CPU per
+    # event at half the drain rate. Each hop waits at most this much more.
+    fetch_max_wait_s: float = 0.025
+    fetch_min_bytes: int = 1024 * 1024
     # How long the producer waits to fill a request (one request per record costs the worker
     # and the broker far more than the few ms it adds).
     producer_linger_s: float = 0.005
@@ -200,6 +208,9 @@ class Settings:
             faust_monitor=env.get("FIN_FAUST_MONITOR", "0") == "1",
             batch_linger_s=_int(env, "FIN_BATCH_LINGER_MS", int(cls.batch_linger_s * 1000)) / 1000,
             batch_gap_s=_int(env, "FIN_BATCH_GAP_MS", int(cls.batch_gap_s * 1000)) / 1000,
+            fetch_max_wait_s=_int(env, "FIN_FETCH_MAX_WAIT_MS", int(cls.fetch_max_wait_s * 1000))
+            / 1000,
+            fetch_min_bytes=_int(env, "FIN_FETCH_MIN_BYTES", cls.fetch_min_bytes),
             producer_linger_s=_int(env, "FIN_PRODUCER_LINGER_MS", int(cls.producer_linger_s * 1000))
             / 1000,
             producer_batch_bytes=_int(env, "FIN_PRODUCER_BATCH_BYTES", cls.producer_batch_bytes),
@@ -253,6 +264,10 @@ class Settings:
             raise ConfigurationError("FIN_BATCH_LINGER_MS must be 0..10000")
         if not 0 < self.batch_gap_s <= 1:
             raise ConfigurationError("FIN_BATCH_GAP_MS must be 1..1000")
+        if not 0 <= self.fetch_max_wait_s <= 1:
+            raise ConfigurationError("FIN_FETCH_MAX_WAIT_MS must be 0..1000")
+        if not 1 <= self.fetch_min_bytes <= 64 * 1024 * 1024:
+            raise ConfigurationError("FIN_FETCH_MIN_BYTES must be 1..67108864")
         if not 0 <= self.producer_linger_s <= 1:
             raise ConfigurationError("FIN_PRODUCER_LINGER_MS must be 0..1000")
         if not (self.gc_young_threshold == 0 or 100 <= self.gc_young_threshold <= 1_000_000):

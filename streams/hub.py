@@ -37,7 +37,13 @@ from streams import diagnostics
 from streams.admin import RECORD_BYTES_MAX
 from streams.batched import register_batched_agents
 from streams.classic import ClassicRuntime, count_outcome
-from streams.faust_patches import commit_guard, delivery_audit, fast_drain, fast_recovery
+from streams.faust_patches import (
+    commit_guard,
+    delivery_audit,
+    fast_drain,
+    fast_recovery,
+    fetch_wait,
+)
 from streams.faust_patches.quiet_monitor import QuietMonitor
 from streams.metrics import Metrics
 from streams.resilience import Backoff
@@ -81,6 +87,10 @@ class Hub:
 def make_app(settings: Settings, data_dir: Path) -> faust.App:
     """The faust app with FIN's settings and its patches installed (streams/faust_patches/)."""
     commit_guard.install()  # faust 0.15.3 advances committed offsets after a failed commit
+    # faust's consumer fetches answered at the first byte: a round per few records (design.md).
+    fetch_wait.install(
+        max_wait_ms=int(settings.fetch_max_wait_s * 1000), min_bytes=settings.fetch_min_bytes
+    )
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap),

@@ -42,6 +42,11 @@ class IndexBehindError(FinError):
 
 
 END_OFFSETS_INTERVAL_S = 2.0
+# The broker holds a fetch of the ledger topic up to this long for a fetch's worth of entries
+# (aiokafka's defaults answer at the first byte: under load, a fetch and a RocksDB batch per
+# few entries, on the worker's event loop). An entry is findable at most this much later.
+FETCH_MAX_WAIT_MS = 100
+FETCH_MIN_BYTES = 1024 * 1024
 
 
 class EntriesIndex:
@@ -136,6 +141,8 @@ class EntriesIndex:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=FETCH_RECORDS_MAX,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            fetch_min_bytes=FETCH_MIN_BYTES,
         )
         await consumer.start()
         try:

@@ -124,3 +124,14 @@ def test_the_lag_is_sampled_every_5_seconds_unless_fin_lag_sample_interval_s_say
     assert fast.lag_sample_interval_s == 1.0
     with pytest.raises(ConfigurationError, match="FIN_LAG_SAMPLE_INTERVAL_S"):
         Settings.from_env({"FIN_LAG_SAMPLE_INTERVAL_S": "0.1"}, registry_url_file=None)
+
+
+def test_the_worker_consumer_waits_25_ms_for_a_mebibyte_unless_told() -> None:
+    default = Settings.from_env({}, registry_url_file=None)
+    assert (default.fetch_max_wait_s, default.fetch_min_bytes) == (0.025, 1024 * 1024)
+    env = {"FIN_FETCH_MAX_WAIT_MS": "0", "FIN_FETCH_MIN_BYTES": "1"}
+    faust_own = Settings.from_env(env, registry_url_file=None)
+    assert (faust_own.fetch_max_wait_s, faust_own.fetch_min_bytes) == (0.0, 1)
+    for name, bad in (("FIN_FETCH_MAX_WAIT_MS", "5000"), ("FIN_FETCH_MIN_BYTES", "0")):
+        with pytest.raises(ConfigurationError, match=name):
+            Settings.from_env({name: bad}, registry_url_file=None)

@@ -15,10 +15,11 @@ from streams.faust_patches import (
     commit_guard,
     delivery_audit,
     fast_drain,
+    fetch_wait,
     quiet_monitor,
 )
 
-PATCHES = (commit_guard, delivery_audit, fast_drain, quiet_monitor)
+PATCHES = (commit_guard, delivery_audit, fast_drain, fetch_wait, quiet_monitor)
 
 PATCHED = [
     pytest.param(owner, name, id=f"{module.__name__.rsplit('.', 1)[-1]}:{owner.__name__}.{name}")
