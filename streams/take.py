@@ -5,7 +5,11 @@ or ``within`` seconds after it started waiting, whichever comes first: at low lo
 waits out the timer in every stage, and an idle agent ticks. ``take_ready`` waits for a first
 record as long as it takes (an idle agent costs nothing), then keeps taking while records keep
 arriving less than ``gap_s`` apart, for at most ``linger_s`` or until ``max_`` are buffered:
-under a backlog a batch fills up, a lone record leaves after one quiet gap.
+under a backlog a batch fills up, a lone record leaves after one quiet gap. With ``behind_s``,
+it lingers only when the batch's first record is at least that old (by its Kafka timestamp): a
+worker that keeps up sends fresh records on at once (the fetch that brought them already
+gathered a burst: ``streams/faust_patches/fetch_wait.py``), one that is behind (a backlog, a
+restart) gathers bigger batches, which cost less per record and let it catch up.
 
 Acknowledgement is the caller's: acks are off for the stream while it is batched, and
 ``take_ready`` acknowledges nothing. The batched runtime acknowledges a batch's events once
@@ -19,6 +23,7 @@ in ``STREAM_INTERNALS``; ``tests/unit/streams/test_take.py`` fails if any of the
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -67,11 +72,27 @@ async def _linger(
         seen = len(events)
 
 
+def behind(event: EventT[Any], behind_s: float, now: float | None = None) -> bool:
+    """Whether ``event``'s record is at least ``behind_s`` old (always, for ``behind_s`` 0; a
+    record without a timestamp counts as behind)."""
+    if behind_s <= 0:
+        return True
+    stamp = event.message.timestamp
+    if stamp is None:
+        return True
+    return (time.time() if now is None else now) - stamp >= behind_s
+
+
 async def take_ready(
-    stream: StreamT[Any], max_: int, linger_s: float = 0.0, gap_s: float = 0.01
+    stream: StreamT[Any],
+    max_: int,
+    linger_s: float = 0.0,
+    gap_s: float = 0.01,
+    behind_s: float = 0.0,
 ) -> AsyncIterator[Sequence[EventT[Any]]]:
     """Yield lists of at most ``max_`` events: all that are ready, once at least one is, after
-    lingering (at most ``linger_s``) while more keep arriving less than ``gap_s`` apart."""
+    lingering (at most ``linger_s``) while more keep arriving less than ``gap_s`` apart, when
+    the first of them is at least ``behind_s`` old."""
     s: Any = stream
     events: list[EventT[Any]] = []
     added = asyncio.Event()  # set on every record buffered
@@ -111,7 +132,7 @@ async def take_ready(
                 added.clear()
                 await s.wait_for_stopped(added)
                 continue
-            if linger_s > 0:
+            if linger_s > 0 and behind(events[0], behind_s):
                 await _linger(events, full, linger_s, gap_s, s)
             # Records already delivered to the channel join this batch: the passive reader
             # moves them into the buffer one by one, each in its own turn of the loop.

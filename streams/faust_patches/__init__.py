@@ -12,6 +12,8 @@ involved, each naming in its docstring the faust behaviour it replaces and why:
 - ``quiet_monitor``: faust's Monitor sensor without its per-record bookkeeping.
 - ``fast_drain``: faust's fetcher loop handing a record to the agents' queues inline when that
   cannot block, instead of racing four tasks per record (``FIN_FAST_DRAIN``).
+- ``fetch_wait``: the worker consumer's fetches wait up to ``FIN_FETCH_MAX_WAIT_MS`` for
+  ``FIN_FETCH_MIN_BYTES`` instead of returning at the first byte.
 - ``fast_recovery``: tables restored by a bulk reader of their changelogs (``FIN_FAST_RECOVERY``).
 
 Each module lists what it replaces (``REPLACED``) and the private state it reads (``READ``) as

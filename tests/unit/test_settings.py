@@ -135,3 +135,12 @@ def test_the_worker_consumer_waits_25_ms_for_a_mebibyte_unless_told() -> None:
     for name, bad in (("FIN_FETCH_MAX_WAIT_MS", "5000"), ("FIN_FETCH_MIN_BYTES", "0")):
         with pytest.raises(ConfigurationError, match=name):
             Settings.from_env({name: bad}, registry_url_file=None)
+
+
+def test_agents_linger_only_for_records_100_ms_old_unless_told() -> None:
+    default = Settings.from_env({}, registry_url_file=None)
+    assert (default.batch_linger_s, default.batch_behind_s) == (0.02, 0.1)
+    always = Settings.from_env({"FIN_BATCH_BEHIND_MS": "0"}, registry_url_file=None)
+    assert always.batch_behind_s == 0.0
+    with pytest.raises(ConfigurationError, match="FIN_BATCH_BEHIND_MS"):
+        Settings.from_env({"FIN_BATCH_BEHIND_MS": "-1"}, registry_url_file=None)
