@@ -100,10 +100,11 @@ class Settings:
     batch_linger_s: float = 0.02
     # ... but only while records keep coming less than this apart (a quiet gap ends the batch).
     batch_gap_s: float = 0.01
-    # ... and only when the batch's first record is at least this old: a worker that keeps up
-    # sends fresh records on at once (records come in one burst per fetch, fetch_max_wait_s),
-    # one that is behind gathers bigger batches (docs/design.md, "Latency"). 0: always linger.
-    batch_behind_s: float = 0.1
+    # ... and only when at least this many records follow the batch's first in its partition: a
+    # worker that keeps up sends records on at once (they come in one burst per fetch,
+    # fetch_max_wait_s), one that is behind gathers bigger batches (docs/design.md,
+    # "Latency"). 0: always linger.
+    batch_behind_records: int = 100
     # How long the broker may hold the worker consumer's fetch for ``fetch_min_bytes`` to
     # arrive (streams/faust_patches/fetch_wait.py). 0: faust's own (answer at the first byte),
     # which under steady load makes a round of every fetch of a few records: ~2x the CPU per
@@ -210,7 +211,7 @@ class Settings:
             faust_monitor=env.get("FIN_FAUST_MONITOR", "0") == "1",
             batch_linger_s=_int(env, "FIN_BATCH_LINGER_MS", int(cls.batch_linger_s * 1000)) / 1000,
             batch_gap_s=_int(env, "FIN_BATCH_GAP_MS", int(cls.batch_gap_s * 1000)) / 1000,
-            batch_behind_s=_int(env, "FIN_BATCH_BEHIND_MS", int(cls.batch_behind_s * 1000)) / 1000,
+            batch_behind_records=_int(env, "FIN_BATCH_BEHIND_RECORDS", cls.batch_behind_records),
             fetch_max_wait_s=_int(env, "FIN_FETCH_MAX_WAIT_MS", int(cls.fetch_max_wait_s * 1000))
             / 1000,
             fetch_min_bytes=_int(env, "FIN_FETCH_MIN_BYTES", cls.fetch_min_bytes),
@@ -267,8 +268,8 @@ class Settings:
             raise ConfigurationError("FIN_BATCH_LINGER_MS must be 0..10000")
         if not 0 < self.batch_gap_s <= 1:
             raise ConfigurationError("FIN_BATCH_GAP_MS must be 1..1000")
-        if not 0 <= self.batch_behind_s <= 60:
-            raise ConfigurationError("FIN_BATCH_BEHIND_MS must be 0..60000")
+        if not 0 <= self.batch_behind_records <= 1_000_000:
+            raise ConfigurationError("FIN_BATCH_BEHIND_RECORDS must be 0..1000000")
         if not 0 <= self.fetch_max_wait_s <= 1:
             raise ConfigurationError("FIN_FETCH_MAX_WAIT_MS must be 0..1000")
         if not 1 <= self.fetch_min_bytes <= 64 * 1024 * 1024:

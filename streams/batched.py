@@ -229,7 +229,7 @@ class BatchedRuntime:
             settings.batch_max,
             settings.batch_linger_s,
             settings.batch_gap_s,
-            behind_s=settings.batch_behind_s,
+            behind_records=settings.batch_behind_records,
         )
 
     async def ingest_batch(
@@ -455,7 +455,7 @@ def register_batched_agents(
         batch_max=settings.batch_max,
         linger=settings.batch_linger_s,
         gap=settings.batch_gap_s,
-        behind=settings.batch_behind_s,
+        behind=settings.batch_behind_records,
     )
     app.agent(deltas_topic, name="tables", concurrency=1)(tables_agent)
 
@@ -484,7 +484,7 @@ def make_tables_agent(
     batch_max: int,
     linger: float,
     gap: float,
-    behind: float = 0.0,
+    behind: int = 0,
 ) -> Callable[[StreamT[Any]], Awaitable[None]]:
     """The agent of the delta tables: their delta records in batches (``table_of``: each deltas
     topic's name -> its table), each row parsed once and written once per batch."""
@@ -569,6 +569,8 @@ def make_tables_agent(
         rows[slot] = row
 
     async def tables_agent(stream: StreamT[Any]) -> None:
-        await run_agent(stream, "tables", tables_batch, batch_max, linger, gap, behind_s=behind)
+        await run_agent(
+            stream, "tables", tables_batch, batch_max, linger, gap, behind_records=behind
+        )
 
     return tables_agent

@@ -112,7 +112,7 @@ async def run_agent(
     linger_s: float,
     gap_s: float,
     depth: int = 2,
-    behind_s: float = 0.0,
+    behind_records: int = 0,
 ) -> None:
     """One batched agent: take what is ready, process it, let it complete in the background.
 
@@ -120,7 +120,7 @@ async def run_agent(
     acknowledged before it returns, so faust's commit on revocation includes them."""
     in_flight = InFlight(stream, what, depth)
     try:
-        async for events in take_ready(stream, batch_max, linger_s, gap_s, behind_s):
+        async for events in take_ready(stream, batch_max, linger_s, gap_s, behind_records):
             delivery = await run_batch(functools.partial(process, events), what)
             await in_flight.push(events, delivery)
     finally:

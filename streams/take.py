@@ -5,11 +5,14 @@ or ``within`` seconds after it started waiting, whichever comes first: at low lo
 waits out the timer in every stage, and an idle agent ticks. ``take_ready`` waits for a first
 record as long as it takes (an idle agent costs nothing), then keeps taking while records keep
 arriving less than ``gap_s`` apart, for at most ``linger_s`` or until ``max_`` are buffered:
-under a backlog a batch fills up, a lone record leaves after one quiet gap. With ``behind_s``,
-it lingers only when the batch's first record is at least that old (by its Kafka timestamp): a
-worker that keeps up sends fresh records on at once (the fetch that brought them already
-gathered a burst: ``streams/faust_patches/fetch_wait.py``), one that is behind (a backlog, a
-restart) gathers bigger batches, which cost less per record and let it catch up.
+under a backlog a batch fills up, a lone record leaves after one quiet gap. With
+``behind_records``, it lingers only when the partition of the batch's first record had at least
+that many more records on the broker (its highwater in the consumer's last fetch): a worker
+that keeps up sends records on at once (the fetch that brought them already gathered a burst:
+``streams/faust_patches/fetch_wait.py``), one that is behind (a backlog, a restart, a stage
+writing ahead of the next in a drain) gathers bigger batches, which cost less per record and
+let it catch up. (A record's age would not do: a stage's input written by the stage before it
+in the same worker is always fresh, however far behind the source is.)
 
 Acknowledgement is the caller's: acks are off for the stream while it is batched, and
 ``take_ready`` acknowledges nothing. The batched runtime acknowledges a batch's events once
@@ -23,8 +26,7 @@ in ``STREAM_INTERNALS``; ``tests/unit/streams/test_take.py`` fails if any of the
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from faust.types import EventT, StreamT
@@ -72,15 +74,32 @@ async def _linger(
         seen = len(events)
 
 
-def behind(event: EventT[Any], behind_s: float, now: float | None = None) -> bool:
-    """Whether ``event``'s record is at least ``behind_s`` old (always, for ``behind_s`` 0; a
-    record without a timestamp counts as behind)."""
-    if behind_s <= 0:
+Lag = Callable[[EventT[Any]], "int | None"]
+
+
+def partition_lag(stream: StreamT[Any]) -> Lag:
+    """The records after ``event``'s in its partition, by the highwater of the consumer's last
+    fetch of it (None when the consumer has none)."""
+    consumer = stream.app.consumer
+
+    def lag(event: EventT[Any]) -> int | None:
+        message = event.message
+        highwater = consumer.highwater(message.tp)
+        return None if highwater is None else highwater - message.offset - 1
+
+    return lag
+
+
+def behind(event: EventT[Any], behind_records: int, lag: Lag) -> bool:
+    """Whether at least ``behind_records`` records follow ``event``'s in its partition (always,
+    for ``behind_records`` 0; so does a partition whose lag cannot be told)."""
+    if behind_records <= 0:
         return True
-    stamp = event.message.timestamp
-    if stamp is None:
+    try:
+        records = lag(event)
+    except Exception:  # e.g. the partition was revoked meanwhile (aiokafka asserts)
         return True
-    return (time.time() if now is None else now) - stamp >= behind_s
+    return records is None or records >= behind_records
 
 
 async def take_ready(
@@ -88,11 +107,13 @@ async def take_ready(
     max_: int,
     linger_s: float = 0.0,
     gap_s: float = 0.01,
-    behind_s: float = 0.0,
+    behind_records: int = 0,
+    lag: Lag | None = None,
 ) -> AsyncIterator[Sequence[EventT[Any]]]:
     """Yield lists of at most ``max_`` events: all that are ready, once at least one is, after
     lingering (at most ``linger_s``) while more keep arriving less than ``gap_s`` apart, when
-    the first of them is at least ``behind_s`` old."""
+    at least ``behind_records`` follow the first of them in its partition (``lag``: how many
+    do; by default from the stream's consumer)."""
     s: Any = stream
     events: list[EventT[Any]] = []
     added = asyncio.Event()  # set on every record buffered
@@ -125,6 +146,7 @@ async def take_ready(
     channel = s.channel.__aiter__()
     s._enable_passive(channel)
     loop = asyncio.get_running_loop()
+    lag_of = lag if lag is not None or behind_records <= 0 else partition_lag(stream)
     try:
         while not s.should_stop:
             if not events:
@@ -132,7 +154,7 @@ async def take_ready(
                 added.clear()
                 await s.wait_for_stopped(added)
                 continue
-            if linger_s > 0 and behind(events[0], behind_s):
+            if linger_s > 0 and (lag_of is None or behind(events[0], behind_records, lag_of)):
                 await _linger(events, full, linger_s, gap_s, s)
             # Records already delivered to the channel join this batch: the passive reader
             # moves them into the buffer one by one, each in its own turn of the loop.

@@ -137,10 +137,10 @@ def test_the_worker_consumer_waits_25_ms_for_a_mebibyte_unless_told() -> None:
             Settings.from_env({name: bad}, registry_url_file=None)
 
 
-def test_agents_linger_only_for_records_100_ms_old_unless_told() -> None:
+def test_agents_linger_only_100_records_behind_unless_told() -> None:
     default = Settings.from_env({}, registry_url_file=None)
-    assert (default.batch_linger_s, default.batch_behind_s) == (0.02, 0.1)
-    always = Settings.from_env({"FIN_BATCH_BEHIND_MS": "0"}, registry_url_file=None)
-    assert always.batch_behind_s == 0.0
-    with pytest.raises(ConfigurationError, match="FIN_BATCH_BEHIND_MS"):
-        Settings.from_env({"FIN_BATCH_BEHIND_MS": "-1"}, registry_url_file=None)
+    assert (default.batch_linger_s, default.batch_behind_records) == (0.02, 100)
+    always = Settings.from_env({"FIN_BATCH_BEHIND_RECORDS": "0"}, registry_url_file=None)
+    assert always.batch_behind_records == 0
+    with pytest.raises(ConfigurationError, match="FIN_BATCH_BEHIND_RECORDS"):
+        Settings.from_env({"FIN_BATCH_BEHIND_RECORDS": "-1"}, registry_url_file=None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,14 +20,8 @@ from streams.take import STREAM_INTERNALS, behind, take_ready
 
 
 @dataclass
-class FakeMessage:
-    timestamp: float | None
-
-
-@dataclass
 class FakeEvent:
     value: int
-    message: FakeMessage = field(default_factory=lambda: FakeMessage(None))
 
 
 @dataclass
@@ -85,10 +78,10 @@ def values_of(batch: Any) -> list[int]:
 
 
 async def _collect(
-    stream: FakeStream, max_: int, linger_s: float, gap_s: float, until: int, behind_s: float = 0
+    stream: FakeStream, max_: int, linger_s: float, gap_s: float, until: int
 ) -> list[list[int]]:
     batches: list[list[int]] = []
-    async for batch in take_ready(stream, max_, linger_s, gap_s, behind_s):  # type: ignore[arg-type]
+    async for batch in take_ready(stream, max_, linger_s, gap_s):  # type: ignore[arg-type]
         batches.append(values_of(batch))
         if sum(map(len, batches)) >= until:
             break
@@ -146,45 +139,58 @@ def test_records_arriving_in_a_burst_are_gathered_while_they_keep_coming() -> No
     assert asyncio.run(scenario()) == [[0, 1, 2, 3, 4]]
 
 
-def test_a_record_is_behind_when_its_timestamp_is_at_least_behind_s_old() -> None:
-    def event(stamp: float | None) -> Any:
-        return FakeEvent(0, FakeMessage(stamp))
+def test_a_record_is_behind_when_at_least_behind_records_follow_it() -> None:
+    event: Any = FakeEvent(0)
 
-    assert behind(event(99.8), 0.1, now=100.0)
-    assert not behind(event(99.95), 0.1, now=100.0)
-    assert behind(event(None), 0.1, now=100.0)  # no timestamp: treated as behind
-    assert behind(event(100.0), 0.0, now=100.0)  # 0: always
+    def lag_of(records: int | None) -> Any:
+        return lambda _: records
+
+    assert behind(event, 100, lag_of(100))
+    assert not behind(event, 100, lag_of(99))
+    assert behind(event, 100, lag_of(None))  # no highwater known: treated as behind
+    assert behind(event, 0, lag_of(0))  # 0: always
+
+    def revoked(_: Any) -> int:
+        raise AssertionError("partition not assigned")  # what aiokafka's highwater does
+
+    assert behind(event, 100, revoked)
 
 
-def burst_of(stamp: Callable[[], float]) -> list[list[int]]:
-    """Five records 2 ms apart, stamped by ``stamp``, taken with a 1 s linger, a 50 ms gap and
-    behind_s 0.1: the batches they make."""
+def burst_of(lag: int) -> list[list[int]]:
+    """Five records 2 ms apart, each with ``lag`` records after it on the broker, taken with a
+    1 s linger, a 50 ms gap and behind_records 100: the batches they make."""
 
     async def scenario() -> list[list[int]]:
         stream = FakeStream()
 
         async def burst() -> None:
             for value in range(5):
-                stream.channel.queue.put_nowait(FakeEvent(value, FakeMessage(stamp())))
+                stream.channel.queue.put_nowait(FakeEvent(value))
                 await asyncio.sleep(0.002)
 
         feeder = asyncio.ensure_future(burst())
+        batches: list[list[int]] = []
         try:
-            return await asyncio.wait_for(_collect(stream, 100, 1.0, 0.05, 5, 0.1), 5)
+            taken = take_ready(stream, 100, 1.0, 0.05, 100, lambda _: lag)  # type: ignore[arg-type]
+            async for batch in taken:
+                batches.append(values_of(batch))
+                if sum(map(len, batches)) >= 5:
+                    break
+            return batches
         finally:
             feeder.cancel()
             stream.close()
 
-    return asyncio.run(scenario())
+    return asyncio.run(asyncio.wait_for(scenario(), 5))
 
 
-def test_fresh_records_go_on_without_lingering_old_ones_are_gathered() -> None:
-    # Records 10 s old (a backlog): the linger gathers the burst into one batch.
-    assert burst_of(lambda: time.time() - 10) == [[0, 1, 2, 3, 4]]
-    # Fresh records: each batch is what was ready, the first one alone.
-    fresh = burst_of(time.time)
-    assert fresh[0] == [0]
-    assert [value for batch in fresh for value in batch] == [0, 1, 2, 3, 4]
+def test_a_worker_behind_gathers_a_batch_one_that_keeps_up_sends_records_on() -> None:
+    # 500 records behind (a backlog): the linger gathers the burst into one batch.
+    assert burst_of(500) == [[0, 1, 2, 3, 4]]
+    # Keeping up: each batch is what was ready, the first record alone.
+    caught_up = burst_of(3)
+    assert caught_up[0] == [0]
+    assert [value for batch in caught_up for value in batch] == [0, 1, 2, 3, 4]
 
 
 def test_nothing_is_acknowledged_by_take_ready_and_acks_are_restored() -> None:
