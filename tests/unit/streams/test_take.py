@@ -15,8 +15,9 @@ from typing import Any
 
 import faust
 import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
 
-from streams.take import STREAM_INTERNALS, behind, take_ready
+from streams.take import STREAM_INTERNALS, behind, partition_lag, take_ready
 
 
 @dataclass
@@ -154,6 +155,27 @@ def test_a_record_is_behind_when_at_least_behind_records_follow_it() -> None:
         raise AssertionError("partition not assigned")  # what aiokafka's highwater does
 
     assert behind(event, 100, revoked)
+
+
+def test_the_lag_is_the_records_after_this_one_by_the_consumers_last_highwater() -> None:
+    highwaters = {("t", 0): 110, ("t", 1): None}
+
+    class Consumer:
+        def highwater(self, tp: tuple[str, int]) -> int | None:
+            return highwaters[tp]
+
+    class Message:
+        def __init__(self, partition: int, offset: int) -> None:
+            self.tp, self.offset = ("t", partition), offset
+
+    stream: Any = type("S", (), {"app": type("A", (), {"consumer": Consumer()})()})()
+    lag = partition_lag(stream)
+    # Offsets 0..109 are on the broker: 100 follow offset 9, none follow 109.
+    assert lag(type("E", (), {"message": Message(0, 9)})()) == 100  # type: ignore[arg-type]
+    assert lag(type("E", (), {"message": Message(0, 109)})()) == 0  # type: ignore[arg-type]
+    assert lag(type("E", (), {"message": Message(1, 5)})()) is None  # type: ignore[arg-type]
+    # faust's consumer still answers highwater(tp) (what partition_lag calls).
+    assert callable(getattr(FaustConsumer, "highwater", None))
 
 
 def burst_of(lag: int) -> list[list[int]]:
