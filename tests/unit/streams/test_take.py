@@ -79,10 +79,17 @@ def values_of(batch: Any) -> list[int]:
 
 
 async def _collect(
-    stream: FakeStream, max_: int, linger_s: float, gap_s: float, until: int
+    stream: FakeStream,
+    max_: int,
+    linger_s: float,
+    gap_s: float,
+    until: int,
+    behind_records: int = 0,
+    lag: Callable[[Any], int | None] | None = None,
 ) -> list[list[int]]:
     batches: list[list[int]] = []
-    async for batch in take_ready(stream, max_, linger_s, gap_s):  # type: ignore[arg-type]
+    taken = take_ready(stream, max_, linger_s, gap_s, behind_records, lag)  # type: ignore[arg-type]
+    async for batch in taken:
         batches.append(values_of(batch))
         if sum(map(len, batches)) >= until:
             break
@@ -121,7 +128,10 @@ def test_a_lone_record_is_taken_without_waiting_out_the_linger() -> None:
     assert took < 1.0
 
 
-def test_records_arriving_in_a_burst_are_gathered_while_they_keep_coming() -> None:
+def burst_batches(behind_records: int = 0, lag: int | None = None) -> list[list[int]]:
+    """Five records 2 ms apart, taken with a 1 s linger and a 50 ms gap (and ``behind_records``,
+    each record with ``lag`` records after it on the broker): the batches they make."""
+
     async def scenario() -> list[list[int]]:
         stream = FakeStream()
 
@@ -132,12 +142,17 @@ def test_records_arriving_in_a_burst_are_gathered_while_they_keep_coming() -> No
 
         feeder = asyncio.ensure_future(burst())
         try:
-            return await asyncio.wait_for(_collect(stream, 100, 1.0, 0.05, 5), 5)
+            collected = _collect(stream, 100, 1.0, 0.05, 5, behind_records, lambda _: lag)
+            return await asyncio.wait_for(collected, 5)
         finally:
             feeder.cancel()
             stream.close()
 
-    assert asyncio.run(scenario()) == [[0, 1, 2, 3, 4]]
+    return asyncio.run(scenario())
+
+
+def test_records_arriving_in_a_burst_are_gathered_while_they_keep_coming() -> None:
+    assert burst_batches() == [[0, 1, 2, 3, 4]]
 
 
 def test_a_record_is_behind_when_at_least_behind_records_follow_it() -> None:
@@ -178,39 +193,11 @@ def test_the_lag_is_the_records_after_this_one_by_the_consumers_last_highwater()
     assert callable(getattr(FaustConsumer, "highwater", None))
 
 
-def burst_of(lag: int) -> list[list[int]]:
-    """Five records 2 ms apart, each with ``lag`` records after it on the broker, taken with a
-    1 s linger, a 50 ms gap and behind_records 100: the batches they make."""
-
-    async def scenario() -> list[list[int]]:
-        stream = FakeStream()
-
-        async def burst() -> None:
-            for value in range(5):
-                stream.channel.queue.put_nowait(FakeEvent(value))
-                await asyncio.sleep(0.002)
-
-        feeder = asyncio.ensure_future(burst())
-        batches: list[list[int]] = []
-        try:
-            taken = take_ready(stream, 100, 1.0, 0.05, 100, lambda _: lag)  # type: ignore[arg-type]
-            async for batch in taken:
-                batches.append(values_of(batch))
-                if sum(map(len, batches)) >= 5:
-                    break
-            return batches
-        finally:
-            feeder.cancel()
-            stream.close()
-
-    return asyncio.run(asyncio.wait_for(scenario(), 5))
-
-
 def test_a_worker_behind_gathers_a_batch_one_that_keeps_up_sends_records_on() -> None:
     # 500 records behind (a backlog): the linger gathers the burst into one batch.
-    assert burst_of(500) == [[0, 1, 2, 3, 4]]
+    assert burst_batches(100, lag=500) == [[0, 1, 2, 3, 4]]
     # Keeping up: each batch is what was ready, the first record alone.
-    caught_up = burst_of(3)
+    caught_up = burst_batches(100, lag=3)
     assert caught_up[0] == [0]
     assert [value for batch in caught_up for value in batch] == [0, 1, 2, 3, 4]
 
