@@ -141,6 +141,10 @@ class Settings:
     # deltas to each deltas topic (streams/batched.py, delta_sends); the table agents read both
     # forms. Off: one changelog record per processed row, one delta record per row and batch.
     packed_records: bool = True
+    # The ingest agent hands its delivered by-event-id records to the posting agent of the
+    # same worker, which posts each one that is next in its partition at once instead of
+    # waiting to fetch it back (streams/handoff.py, docs/design.md "Latency").
+    local_handoff: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
     api_insecure_writes: bool = False
@@ -232,6 +236,9 @@ class Settings:
             bulk_sends=_flag(env, "FIN_BULK_SENDS")
             if env.get("FIN_BULK_SENDS")
             else cls.bulk_sends,
+            local_handoff=_flag(env, "FIN_LOCAL_HANDOFF")
+            if env.get("FIN_LOCAL_HANDOFF")
+            else cls.local_handoff,
         )
         settings.check()
         return settings

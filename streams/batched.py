@@ -61,6 +61,7 @@ from settings import (
 from streams.deadletter import processing_attempt
 from streams.effects import Send, StageResult
 from streams.faust_patches import delivery_audit
+from streams.handoff import Handoff, is_handed
 from streams.inflight import BatchDelivery, run_agent
 from streams.metrics import Metrics
 from streams.outbox import Outbox, send_or_dead_letter
@@ -182,6 +183,9 @@ class BatchedRuntime:
     headers_as_bytes: Callable[[Any], dict[str, bytes]]
     record_limits: Mapping[str, int]
     partition_counts: dict[str, int] = field(default_factory=dict)
+    # By-event-id records handed from the ingest agent to the posting agent once delivered
+    # (streams/handoff.py; FIN_LOCAL_HANDOFF); None: the posting agent only fetches them.
+    handoff: Handoff | None = None
 
     def __post_init__(self) -> None:
         # The posting stage takes what the ingest stage read from the same bytes, when both
@@ -220,7 +224,9 @@ class BatchedRuntime:
             changelogs.append((table, futures))
         return BatchDelivery(box, changelogs)
 
-    async def run(self, stream: StreamT[Any], what: str, process: Any) -> None:
+    async def run(
+        self, stream: StreamT[Any], what: str, process: Any, side: Handoff | None = None
+    ) -> None:
         settings = self.settings
         await run_agent(
             stream,
@@ -230,6 +236,7 @@ class BatchedRuntime:
             settings.batch_linger_s,
             settings.batch_gap_s,
             behind_records=settings.batch_behind_records,
+            side=side,
         )
 
     async def ingest_batch(
@@ -279,7 +286,11 @@ class BatchedRuntime:
             )
             self.count_outcome(result, contract)
             self.ingest_seconds.observe(time.perf_counter() - started)
-        return await self.seal(box, stats.stage())
+        delivery = await self.seal(box, stats.stage())
+        handoff = self.handoff
+        if handoff is not None:
+            delivery.after = lambda: handoff.offer(box.delivered_to(BY_EVENT_ID_TOPIC))
+        return delivery
 
     async def ingest_agent(self, stream: StreamT[Any]) -> None:
         stats = StatsCounter(BatchedTable(self.tables["stats"]))
@@ -293,9 +304,14 @@ class BatchedRuntime:
         coalesced: dict[tuple[str, str], list[dict[str, Any]]] = {}
         posted_timestamps: list[datetime] = []
         published_ms: list[int] = []
+        handoff = self.handoff
         for event in events:
             message = event.message
-            delivery_audit.processed(message)
+            handed = is_handed(event)
+            if not handed:
+                delivery_audit.processed(message)
+            if handoff is not None and not handoff.claim(event):
+                continue  # processed already (handed over), or to come by fetch
             started = time.perf_counter()
             record = by_id_record(message, self.headers_as_bytes(message.headers))
             if (wait_s := record.park_wait_s(time.time())) > 0:
@@ -383,6 +399,7 @@ class BatchedRuntime:
             stream,
             "posting",
             functools.partial(self.posting_batch, processed=processed, stats=stats),
+            side=self.handoff,
         )
 
 
@@ -418,6 +435,12 @@ def register_batched_agents(
         headers_as_bytes=headers_as_bytes,
         record_limits=record_limits,
     )
+    if settings.local_handoff and not settings.bulk_sends:
+        # (Bulk sends have one delivery result per producer batch, not per record.)
+        runtime.handoff = Handoff(
+            app, settings.topic(BY_EVENT_ID_TOPIC), counter=metrics.handoff_records
+        )
+        runtime.handoff.install()
 
     # One ingest agent for every source topic and the commands topic: one batch carries what
     # arrived on any of them (six agents made six small batches, each with its own stats rows

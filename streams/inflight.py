@@ -13,6 +13,7 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
+from streams.handoff import Handoff, is_handed
 from streams.outbox import Outbox, stop_without_commit
 from streams.take import take_ready
 from tables.store import BatchedTable
@@ -85,7 +86,8 @@ class InFlight:
             try:
                 await delivery.complete()
                 for event in events:
-                    await self._stream.ack(event)
+                    if not is_handed(event):  # faust acknowledges the consumed copy of it
+                        await self._stream.ack(event)
             except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
@@ -113,14 +115,18 @@ async def run_agent(
     gap_s: float,
     depth: int = 2,
     behind_records: int = 0,
+    side: Handoff | None = None,
 ) -> None:
-    """One batched agent: take what is ready, process it, let it complete in the background.
+    """One batched agent: take what is ready, process it, let it complete in the background
+    (``side``: records handed over inside the worker, streams/handoff.py).
 
     When the agent stops (shutdown, rebalance), the batches in flight are delivered and
     acknowledged before it returns, so faust's commit on revocation includes them."""
     in_flight = InFlight(stream, what, depth)
     try:
-        async for events in take_ready(stream, batch_max, linger_s, gap_s, behind_records):
+        async for events in take_ready(
+            stream, batch_max, linger_s, gap_s, behind_records, side=side
+        ):
             delivery = await run_batch(functools.partial(process, events), what)
             await in_flight.push(events, delivery)
     finally:

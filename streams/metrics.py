@@ -12,6 +12,13 @@ _EVENT_AGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 _HUB_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+HANDOFF_HELP = (
+    "By-event-id records the ingest agent handed to the posting agent of its worker "
+    "(posted: processed at once; skipped: the fetched copy of one; refused: not next "
+    "in its partition, processed when fetched; dropped: the hand-over queue was full)."
+)
+
+
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -44,6 +51,9 @@ class Metrics:
             "Records seen again after a crash or rebalance (harmless by design).",
             ["stage"],
             registry=r,
+        )
+        self.handoff_records = Counter(
+            "fin_handoff_records_total", HANDOFF_HELP, ["outcome"], registry=r
         )
         self.parked = Counter(
             "fin_compensations_parked_total",
@@ -116,9 +126,7 @@ class Metrics:
             "fin_table_keys", "Keys held locally per table.", ["table"], registry=r
         )
         self.trial_balance_imbalance = Gauge(
-            "fin_trial_balance_imbalance",
-            "Sum of debits minus credits over local periods.",
-            registry=r,
+            "fin_trial_balance_imbalance", "Debits minus credits over local periods.", registry=r
         )
         self.integrity_failures = Counter(
             "fin_integrity_failures_total", "Integrity checks that failed.", ["check"], registry=r

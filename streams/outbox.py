@@ -68,6 +68,7 @@ class Outbox:
         self._settings = settings
         self._metrics = metrics
         self._deliveries: list[tuple[Send, asyncio.Future[Any]]] = []
+        self._delivered: list[tuple[Send, asyncio.Future[Any]]] = []  # after ``delivered``
         # Keyed records get their partition from FIN's murmur2 (streams/partitioner.py), the
         # same as aiokafka's default partitioner at a fraction of its cost.
         self._partition_counts = partition_counts if partition_counts is not None else {}
@@ -165,6 +166,15 @@ class Outbox:
         for slot in list(self._batches):
             await self._hand_over(client, slot)
 
+    def delivered_to(self, contract_topic: str) -> list[tuple[Send, Any]]:
+        """After ``delivered``: each record sent on its own to ``contract_topic``, with its
+        delivery result (aiokafka's record metadata: partition, offset), in the order sent."""
+        return [
+            (send, future.result())
+            for send, future in self._delivered
+            if send.topic == contract_topic
+        ]
+
     def add_futures(self, what: str, futures: Iterable[asyncio.Future[Any]]) -> None:
         marker = Send(what, None, None)
         self._deliveries.extend((marker, future) for future in futures)
@@ -182,6 +192,7 @@ class Outbox:
                 stop_without_commit(
                     f"delivery to {send.topic} failed (key {send.key!r}): {failure!r}"
                 )
+        self._delivered.extend(self._deliveries)
         self._deliveries.clear()
 
 

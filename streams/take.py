@@ -31,6 +31,8 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
+from streams.handoff import Handoff
+
 # What take_ready needs from faust (checked by tests/unit/streams/test_take.py).
 STREAM_INTERNALS = (
     "add_processor",
@@ -40,6 +42,7 @@ STREAM_INTERNALS = (
     "ack",
     "wait_for_stopped",
     "wait",
+    "wait_first",
     "should_stop",
     "channel",
     "_processors",
@@ -109,11 +112,13 @@ async def take_ready(
     gap_s: float = 0.01,
     behind_records: int = 0,
     lag: Lag | None = None,
-) -> AsyncIterator[Sequence[EventT[Any]]]:
+    side: Handoff | None = None,
+) -> AsyncIterator[Sequence[Any]]:
     """Yield lists of at most ``max_`` events: all that are ready, once at least one is, after
     lingering (at most ``linger_s``) while more keep arriving less than ``gap_s`` apart, when
     at least ``behind_records`` follow the first of them in its partition (``lag``: how many
-    do; by default from the stream's consumer)."""
+    do; by default from the stream's consumer). With ``side``, the records handed over there
+    (``streams.handoff``) come first, in lists of their own, as soon as there are any."""
     s: Any = stream
     events: list[EventT[Any]] = []
     added = asyncio.Event()  # set on every record buffered
@@ -149,10 +154,16 @@ async def take_ready(
     lag_of = lag if lag is not None or behind_records <= 0 else partition_lag(stream)
     try:
         while not s.should_stop:
+            if side is not None and len(side):
+                yield side.take(max_)
+                continue
             if not events:
                 # Idle: wait for the first record, as long as it takes (no ticking).
                 added.clear()
-                await s.wait_for_stopped(added)
+                if side is None:
+                    await s.wait_for_stopped(added)
+                else:
+                    await s.wait_first(added, side.ready)
                 continue
             if linger_s > 0 and (lag_of is None or behind(events[0], behind_records, lag_of)):
                 await _linger(events, full, linger_s, gap_s, s)

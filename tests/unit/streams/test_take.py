@@ -66,6 +66,14 @@ class FakeStream:
             await asyncio.wait_for(event.wait(), timeout)
         return self.should_stop
 
+    async def wait_first(self, *events: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
     async def ack(self, event: FakeEvent) -> None:
         self.acked.append(event.value)
 
