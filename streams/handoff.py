@@ -122,9 +122,24 @@ class Handoff:
             self.ready.set()
 
     def take(self, max_: int) -> list[HandedEvent]:
-        """At most ``max_`` handed records, oldest first."""
+        """At most ``max_`` handed records, oldest first, that ``claim`` will accept when the
+        posting agent processes them in this order next; the others are dropped here, since
+        they would be refused (in a backlog the posting agent reads its partitions behind the
+        ingest agent, so what is handed over is ahead of it: it comes by fetch)."""
         items = self._items
-        taken = [items.popleft() for _ in range(min(max_, len(items)))]
+        expected: dict[int, int] = {}
+        taken: list[HandedEvent] = []
+        rebalancing = self._app.rebalancing
+        while items and len(taken) < max_:
+            event = items.popleft()
+            message = event.message
+            partition = message.partition
+            next_offset = expected.get(partition, self._next.get(partition))
+            if rebalancing or next_offset is None or message.offset != next_offset:
+                self._count("refused")
+                continue
+            expected[partition] = next_offset + 1
+            taken.append(event)
         if not items:
             self.ready.clear()
         return taken

@@ -155,7 +155,9 @@ async def take_ready(
     try:
         while not s.should_stop:
             if side is not None and len(side):
-                yield side.take(max_)
+                handed = side.take(max_)
+                if handed:
+                    yield handed
                 continue
             if not events:
                 # Idle: wait for the first record, as long as it takes (no ticking).

@@ -126,6 +126,7 @@ def test_after_a_revocation_positions_are_learnt_again_from_consumed_records() -
 
 def test_offered_records_carry_the_brokers_position_and_the_sent_bytes_in_order() -> None:
     handoff = Handoff(FakeApp(), TOPIC)
+    assert claims(handoff, [consumed(1, 6), consumed(0, 2)]) == [True, True]
     offered(handoff, (1, 7), (0, 3), (1, 8))
     taken = handoff.take(2)
     assert [(e.message.partition, e.message.offset) for e in taken] == [(1, 7), (0, 3)]
@@ -138,6 +139,7 @@ def test_offered_records_carry_the_brokers_position_and_the_sent_bytes_in_order(
     )
     assert first.tp.topic == TOPIC and first.tp.partition == 1
     assert handoff.ready.is_set()
+    assert claims(handoff, taken) == [True, True]  # processed: 8 is next in partition 1 now
     assert [e.message.offset for e in handoff.take(10)] == [8]
     assert not handoff.ready.is_set() and len(handoff) == 0
 
@@ -148,7 +150,8 @@ def test_a_full_queue_drops_what_does_not_fit_and_counts_every_outcome() -> None
     handoff = Handoff(FakeApp(), TOPIC, counter=counter, limit=2)
     offered(handoff, (0, 1), (0, 2), (0, 3))
     assert len(handoff) == 2
-    claims(handoff, [consumed(0, 0), *handoff.take(2), consumed(0, 1), handed(0, 9)])
+    handoff.claim(consumed(0, 0))
+    claims(handoff, [*handoff.take(2), consumed(0, 1), handed(0, 9)])
 
     def count(outcome: str) -> float | None:
         return registry.get_sample_value("fin_handoff_records_total", {"outcome": outcome})
@@ -173,16 +176,22 @@ def test_the_outbox_reports_each_delivered_record_of_a_topic_with_its_position()
 
 
 def test_take_ready_yields_handed_records_first_and_wakes_for_them_when_idle() -> None:
+    """(Only records ``claim`` will accept are yielded: the rest come by fetch.)"""
+
     async def scenario() -> list[list[Any]]:
         stream = FakeStream()
         handoff = Handoff(FakeApp(), TOPIC)
         batches: list[list[Any]] = []
+        handoff.claim(consumed(0, 0))
         offered(handoff, (0, 1), (0, 2))
         stream.channel.queue.put_nowait(FakeEvent(100))
 
         async def collect() -> None:
             taken = take_ready(stream, 10, 0.0, 0.001, side=handoff)  # type: ignore[arg-type]
             async for batch in taken:
+                for event in batch:  # as the posting agent does
+                    if is_handed(event):
+                        assert handoff.claim(event)
                 batches.append(
                     [
                         ("handed", e.message.offset) if is_handed(e) else ("consumed", e.value)
@@ -194,7 +203,8 @@ def test_take_ready_yields_handed_records_first_and_wakes_for_them_when_idle() -
 
         task = asyncio.ensure_future(collect())
         await asyncio.sleep(0.05)  # both ways taken; the agent now idles
-        offered(handoff, (0, 3))  # wakes it without a consumed record
+        # Wakes it without a consumed record; 7 is not next in its partition: never yielded.
+        offered(handoff, (0, 3), (0, 7))
         try:
             await asyncio.wait_for(task, 5)
         finally:
