@@ -105,11 +105,6 @@ class Settings:
     # fetch_max_wait_s), one that is behind gathers bigger batches (docs/design.md,
     # "Latency"). 0: always linger.
     batch_behind_records: int = 100
-    # The tables agent (off the journal entries' path: it keeps the tables REST reads and
-    # alerts see) waits this long for more delta records before each batch, whether behind or
-    # not, so that a hot row is written and sent to its changelog once per this time rather
-    # than once per posting batch. 0: it batches like the other agents.
-    tables_linger_s: float = 0.0
     # How long the broker may hold the worker consumer's fetch for ``fetch_min_bytes`` to
     # arrive (streams/faust_patches/fetch_wait.py). 0: faust's own (answer at the first byte),
     # which under steady load makes a round of every fetch of a few records: ~2x the CPU per
@@ -221,8 +216,6 @@ class Settings:
             batch_linger_s=_int(env, "FIN_BATCH_LINGER_MS", int(cls.batch_linger_s * 1000)) / 1000,
             batch_gap_s=_int(env, "FIN_BATCH_GAP_MS", int(cls.batch_gap_s * 1000)) / 1000,
             batch_behind_records=_int(env, "FIN_BATCH_BEHIND_RECORDS", cls.batch_behind_records),
-            tables_linger_s=_int(env, "FIN_TABLES_LINGER_MS", int(cls.tables_linger_s * 1000))
-            / 1000,
             fetch_max_wait_s=_int(env, "FIN_FETCH_MAX_WAIT_MS", int(cls.fetch_max_wait_s * 1000))
             / 1000,
             fetch_min_bytes=_int(env, "FIN_FETCH_MIN_BYTES", cls.fetch_min_bytes),
@@ -284,8 +277,6 @@ class Settings:
             raise ConfigurationError("FIN_BATCH_GAP_MS must be 1..1000")
         if not 0 <= self.batch_behind_records <= 1_000_000:
             raise ConfigurationError("FIN_BATCH_BEHIND_RECORDS must be 0..1000000")
-        if not 0 <= self.tables_linger_s <= 10:
-            raise ConfigurationError("FIN_TABLES_LINGER_MS must be 0..10000")
         if not 0 <= self.fetch_max_wait_s <= 1:
             raise ConfigurationError("FIN_FETCH_MAX_WAIT_MS must be 0..1000")
         if not 1 <= self.fetch_min_bytes <= 64 * 1024 * 1024:

@@ -476,10 +476,9 @@ def register_batched_agents(
         outbox=runtime.outbox,
         seal=runtime.seal,
         batch_max=settings.batch_max,
-        # A fixed wait (the gap as long as the linger: no quiet gap ends it), behind or not.
-        linger=settings.tables_linger_s or settings.batch_linger_s,
-        gap=settings.tables_linger_s or settings.batch_gap_s,
-        behind=0 if settings.tables_linger_s else settings.batch_behind_records,
+        linger=settings.batch_linger_s,
+        gap=settings.batch_gap_s,
+        behind=settings.batch_behind_records,
     )
     app.agent(deltas_topic, name="tables", concurrency=1)(tables_agent)
 

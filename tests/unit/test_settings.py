@@ -146,12 +146,8 @@ def test_agents_linger_only_100_records_behind_unless_told() -> None:
         Settings.from_env({"FIN_BATCH_BEHIND_RECORDS": "-1"}, registry_url_file=None)
 
 
-def test_the_local_hand_over_is_on_unless_told_and_the_tables_linger_is_settable() -> None:
+def test_the_local_hand_over_is_on_unless_told() -> None:
     default = Settings.from_env({}, registry_url_file=None)
     assert default.local_handoff is True
     off = Settings.from_env({"FIN_LOCAL_HANDOFF": "0"}, registry_url_file=None)
     assert off.local_handoff is False
-    lingering = Settings.from_env({"FIN_TABLES_LINGER_MS": "150"}, registry_url_file=None)
-    assert lingering.tables_linger_s == 0.15
-    with pytest.raises(ConfigurationError, match="FIN_TABLES_LINGER_MS"):
-        Settings.from_env({"FIN_TABLES_LINGER_MS": "20000"}, registry_url_file=None)
