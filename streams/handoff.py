@@ -49,10 +49,6 @@ class HandedMessage:
     value: bytes
     headers: list[tuple[str, bytes]]
 
-    @property
-    def tp(self) -> TP:
-        return TP(self.topic, self.partition)
-
 
 @dataclass(frozen=True, slots=True)
 class HandedEvent:
@@ -165,7 +161,7 @@ class Handoff:
         self._next[partition] = offset + 1
         return True
 
-    def forget(self, revoked: Iterable[TP] = ()) -> None:
+    def forget(self) -> None:
         """A rebalance: start again from the records consumed after it."""
         self._next.clear()
         self._items.clear()
@@ -176,4 +172,4 @@ class Handoff:
 
         @self._app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
         async def forget_on_revoke(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-            self.forget(revoked)
+            self.forget()
