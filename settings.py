@@ -145,6 +145,11 @@ class Settings:
     # same worker, which posts each one that is next in its partition at once instead of
     # waiting to fetch it back (streams/handoff.py, docs/design.md "Latency").
     local_handoff: bool = True
+    # The batched runtime's output records go through librdkafka (confluent-kafka), which
+    # batches, encodes and sends them in its own threads, instead of aiokafka's producer on the
+    # worker's event loop (streams/rdkafka_sends.py, docs/design.md "Latency"). Off: faust's
+    # producer (and the only choice under FIN_BULK_SENDS or exactly_once).
+    librdkafka_sends: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
     api_insecure_writes: bool = False
@@ -239,6 +244,9 @@ class Settings:
             local_handoff=_flag(env, "FIN_LOCAL_HANDOFF")
             if env.get("FIN_LOCAL_HANDOFF")
             else cls.local_handoff,
+            librdkafka_sends=_flag(env, "FIN_LIBRDKAFKA_SENDS")
+            if env.get("FIN_LIBRDKAFKA_SENDS")
+            else cls.librdkafka_sends,
         )
         settings.check()
         return settings

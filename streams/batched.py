@@ -74,7 +74,9 @@ from streams.pipeline import (
     stats_key_posting,
 )
 from streams.posting import Posting
+from streams.rdkafka_sends import batch_producer
 from streams.stage_records import by_id_record, processing_error, source_position
+from streams.stats_counter import StatsCounter
 from streams.validated import ValidatedEvents
 from tables.decoded_rows import DecodedRows
 from tables.store import PACK_BYTES_MAX, BatchedTable, is_pack, pack_key
@@ -86,38 +88,6 @@ CountOutcome = Callable[[StageResult, str], None]
 
 class InjectedFaultError(FinError):
     """Raised on purpose (FIN_FAULT_INJECT_EVENT_ID), to prove a defect loses no record."""
-
-
-class StatsCounter:
-    """The durable outcome counts (``stats`` rows) of one agent, counted in memory over a batch
-    (each row parsed once, written once by ``stage``), with the rule of ``_counted`` in
-    ``streams.pipeline``: a record at or below the row's watermark was counted before a crash
-    and is not counted again, and the row is written again all the same so that its
-    changelog has it (docs/design.md, crash windows)."""
-
-    def __init__(self, stats: BatchedTable) -> None:
-        self._stats = stats
-        self._rows: dict[tuple[int, bytes], dict[str, int]] = {}
-
-    def count(self, partition: int, key: str, offset: int, counters: tuple[str, ...]) -> None:
-        slot = (partition, key.encode())
-        row = self._rows.get(slot)
-        if row is None:
-            raw = self._stats.get(*slot)
-            row = orjson.loads(raw) if raw is not None else {"watermark": -1}
-            self._rows[slot] = row
-        if offset <= row["watermark"]:
-            return
-        row["watermark"] = offset
-        for name in counters:
-            row[name] = row.get(name, 0) + 1
-
-    def stage(self) -> BatchedTable:
-        """Put the batch's rows in the table's record cache; the table, for ``flush``."""
-        for (partition, key), row in self._rows.items():
-            self._stats.put(partition, key, orjson.dumps(row))
-        self._rows.clear()
-        return self._stats
 
 
 DELTA_PACK_MIN_ROWS = 2  # a partition with a single row gets a plain record keyed by it
@@ -186,6 +156,9 @@ class BatchedRuntime:
     # By-event-id records handed from the ingest agent to the posting agent once delivered
     # (streams/handoff.py; FIN_LOCAL_HANDOFF); None: the posting agent only fetches them.
     handoff: Handoff | None = None
+    # Where output records go: faust's producer, or librdkafka's (FIN_LIBRDKAFKA_SENDS), made
+    # on first use in the worker's running loop (``sends``).
+    _sends: Any = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         # The posting stage takes what the ingest stage read from the same bytes, when both
@@ -204,13 +177,20 @@ class BatchedRuntime:
         if self.inject_fault_on is not None:
             log.warning("FAULT INJECTION: the posting stage raises on event id %s", fault)
 
+    def sends(self) -> Any:
+        """The producer the batches' records go to (see ``_sends``)."""
+        if self._sends is None:
+            self._sends = batch_producer(self.app, self.settings)
+        return self._sends
+
     def outbox(self) -> Outbox:
         return Outbox(
-            self.app.producer,
+            self.sends(),
             self.settings,
             self.metrics,
             self.partition_counts,
             self.record_limits,
+            metadata=self.app.producer,
         )
 
     async def seal(self, box: Outbox, *written: BatchedTable) -> BatchDelivery:
@@ -219,7 +199,7 @@ class BatchedRuntime:
         await box.flush()
         changelogs: list[tuple[BatchedTable, list[asyncio.Future[Any]]]] = []
         for table in written:
-            futures = await table.flush(self.app.producer)
+            futures = await table.flush(self.sends())
             box.add_futures(f"{table.name}-changelog", futures)
             changelogs.append((table, futures))
         return BatchDelivery(box, changelogs)
@@ -297,8 +277,7 @@ class BatchedRuntime:
         await self.run(stream, "ingest", functools.partial(self.ingest_batch, stats=stats))
 
     async def posting_batch(
-        self,
-        events: Sequence[EventT[Any]], processed: BatchedTable, stats: StatsCounter
+        self, events: Sequence[EventT[Any]], processed: BatchedTable, stats: StatsCounter
     ) -> BatchDelivery:
         box = self.outbox()
         coalesced: dict[tuple[str, str], list[dict[str, Any]]] = {}

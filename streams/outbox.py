@@ -62,8 +62,12 @@ class Outbox:
         metrics: Metrics,
         partition_counts: dict[str, int] | None = None,
         record_limits: Mapping[str, int] | None = None,
+        metadata: Any = None,
     ) -> None:
         self._producer = producer
+        # faust's producer, whose aiokafka client knows the topics' partition counts (the
+        # producer records go to may be another: streams/rdkafka_sends.py).
+        self._metadata = metadata if metadata is not None else producer
         self._record_limits = record_limits or {}
         self._settings = settings
         self._metrics = metrics
@@ -83,7 +87,7 @@ class Outbox:
     def _partition_count(self, topic: str) -> int | None:
         """The topic's partition count from the producer's metadata (None: not known yet, and
         aiokafka's own partitioner decides, with the same result, only slower)."""
-        client = getattr(getattr(self._producer, "_producer", None), "client", None)
+        client = getattr(getattr(self._metadata, "_producer", None), "client", None)
         partitions = client.cluster.partitions_for_topic(topic) if client is not None else None
         if not partitions:
             return None
