@@ -145,11 +145,13 @@ class Settings:
     # same worker, which posts each one that is next in its partition at once instead of
     # waiting to fetch it back (streams/handoff.py, docs/design.md "Latency").
     local_handoff: bool = True
-    # The batched runtime's output records go through librdkafka (confluent-kafka), which
-    # batches, encodes and sends them in its own threads, instead of aiokafka's producer on the
-    # worker's event loop (streams/rdkafka_sends.py, docs/design.md "Latency"). Off: faust's
-    # producer (and the only choice under FIN_BULK_SENDS or exactly_once).
-    librdkafka_sends: bool = True
+    # Experimental: the batched runtime's output records go through librdkafka (confluent-kafka),
+    # which batches, encodes and sends them in its own threads, instead of aiokafka's producer
+    # on the worker's event loop (streams/rdkafka_sends.py). Off: librdkafka sends one produce
+    # request per partition, and with the broker on the same two cores its extra requests cost
+    # more than the loop saves (docs/design.md, "Latency"). Never under FIN_BULK_SENDS or
+    # exactly_once (faust's transactional producer).
+    librdkafka_sends: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
     api_insecure_writes: bool = False
