@@ -373,7 +373,8 @@ def measure_latency(
             for r in results:
                 say(
                     f"latency {name} {r.load:.0%} ({r.rate:,.0f}/s): p50 {r.p50_ms:.0f} ms, "
-                    f"p99 {r.p99_ms:.0f} ms, p99.9 {r.p999_ms:.0f} ms"
+                    f"p99 {r.p99_ms:.0f} ms, p99.9 {r.p999_ms:.0f} ms; cores: {name} "
+                    f"{r.contestant_cpu_cores}, broker {r.broker_cpu_cores}"
                     + ("" if r.valid else f" INVALID {r.problems[:2]}")
                 )
     return latencies

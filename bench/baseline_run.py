@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import latency as latency_module
+from bench import procstat
 from bench.context import ROOT, Context
 from bench.dataset import Dataset, differences, reference_trial_balances
 from bench.measure import DrainResult, LatencyResult
@@ -85,6 +86,10 @@ class BaselineProcess:
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"baseline exited early:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        return procstat.cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -172,6 +177,7 @@ def latency(
             loads=loads,
             seconds=seconds,
             check_alive=process.check_alive,
+            cpu_seconds=process.cpu_seconds,
         )
         assert sent == used
         state = process.wait_done(timeout_s=120)

@@ -577,6 +577,7 @@ def latency(
             loads=loads,
             seconds=seconds,
             check_alive=alive,
+            cpu_seconds=deployment.cpu_seconds,
         )
         # Entries reach the ledger topic before the table agents have applied their deltas:
         # the books are compared once they stop changing (or after a generous wait).

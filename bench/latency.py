@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from confluent_kafka import Producer
 
+from bench import procstat
 from bench.context import Context
 from bench.dataset import EncodedEvent
 from bench.kafka_io import LOAD_PRODUCER_CONFIG
@@ -60,11 +61,14 @@ def measure(
     seconds: float,
     check_alive: Callable[[], None],
     warmup_seconds: float = WARMUP_SECONDS,
+    cpu_seconds: Callable[[], float] | None = None,
 ) -> tuple[list[LatencyResult], int]:
     """Run each load for ``seconds`` against a contestant already consuming ``prefix``; the
-    results and how many events of ``events`` (from the start) were sent."""
+    results and how many events of ``events`` (from the start) were sent. ``cpu_seconds``: the
+    contestant's CPU so far, to report its cores (and the local broker's) during each load."""
     ledger_topic = prefix + LEDGER_TOPIC
-    plans: list[tuple[float, float, list[EncodedEvent], list[int], list[float]]] = []
+    broker = procstat.broker_pid()
+    plans: list[tuple[float, float, list[EncodedEvent], list[int], list[float], Cores]] = []
     offset = 0
     entries_so_far = 0
     # A short unmeasured warm-up at the first load: first schema fetches, first batches.
@@ -77,6 +81,7 @@ def measure(
         if len(chunk) < count:
             raise ValueError(f"latency needs {offset + count} events, there are {len(events)}")
         offset += count
+        window = CpuWindow(cpu_seconds, broker)
         scheduled, lateness = send_at_rate(ctx.bootstrap, prefix, chunk, rate)
         entries_so_far += sum(1 for event in chunk if event.entry_id is not None)
         deadline = time.monotonic() + max(120.0, 10 * duration)
@@ -86,13 +91,13 @@ def measure(
                 raise TimeoutError(f"{contestant} did not drain the {load:.0%} load in time")
             time.sleep(0.2)
         if measured:
-            plans.append((load, rate, chunk, scheduled, lateness))
+            plans.append((load, rate, chunk, scheduled, lateness, window.cores()))
 
     appended: dict[str, list[int]] = {}
     for key, stamp in ctx.kafka.read_keys_and_timestamps(ledger_topic):
         appended.setdefault(key.decode(), []).append(stamp)
     results: list[LatencyResult] = []
-    for load, rate, chunk, scheduled, lateness in plans:
+    for load, rate, chunk, scheduled, lateness, (contestant_cores, broker_cores) in plans:
         latencies: list[float] = []
         problems: list[str] = []
         for event, sent in zip(chunk, scheduled, strict=True):
@@ -119,9 +124,35 @@ def measure(
                 generator_late_p99_ms=round(percentile(lateness, 0.99), 1),
                 valid=not problems,
                 problems=problems[:10],
+                contestant_cpu_cores=contestant_cores,
+                broker_cpu_cores=broker_cores,
             )
         )
     return results, offset
+
+
+Cores = tuple[float | None, float | None]
+
+
+class CpuWindow:
+    """The CPU of the contestant and of the broker from now to ``cores()``, in cores."""
+
+    def __init__(self, contestant: Callable[[], float] | None, broker: int | None) -> None:
+        self._contestant = contestant
+        self._broker = broker
+        self._started = time.monotonic()
+        self._contestant_start = contestant() if contestant is not None else None
+        self._broker_start = procstat.cpu_seconds_or_none(broker)
+
+    def cores(self) -> Cores:
+        wall = time.monotonic() - self._started
+        contestant = broker = None
+        if self._contestant is not None and self._contestant_start is not None and wall > 0:
+            contestant = round((self._contestant() - self._contestant_start) / wall, 2)
+        broker_end = procstat.cpu_seconds_or_none(self._broker)
+        if self._broker_start is not None and broker_end is not None and wall > 0:
+            broker = round((broker_end - self._broker_start) / wall, 2)
+        return contestant, broker
 
 
 def events_needed(

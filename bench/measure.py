@@ -51,6 +51,10 @@ class LatencyResult:
     generator_late_p99_ms: float  # how late the open-loop generator itself sent (p99)
     valid: bool
     problems: list[str] = field(default_factory=list)
+    # CPU used from the load's first send to its last entry, in cores (None: not measured):
+    # the contestant's processes, and the local broker beside them on the same machine.
+    contestant_cpu_cores: float | None = None
+    broker_cpu_cores: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

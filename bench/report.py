@@ -138,8 +138,11 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
         lines += [
             "Latency = broker append time of the journal entry - scheduled send time of its "
             f"event; the open-loop generator's own p99 lateness: {lateness}.",
-            "",
         ]
+        cores = latency_cpu_line(latency, (data.get("machine") or {}).get("cpus"))
+        if cores:
+            lines.append(cores)
+        lines.append("")
     lines += summary_lines(data)
     stages = stage_table(data)
     if stages:
@@ -324,6 +327,22 @@ def stage_table(data: Mapping[str, Any]) -> list[str]:
         "",
         *lines,
     ]
+
+
+def latency_cpu_line(latency: Sequence[LatencyResult], cpus: int | None) -> str | None:
+    """The cores the contestant and the broker used during each latency load, if measured."""
+    cores = ", ".join(
+        f"{r.contestant} {r.load:.0%} {_fmt(r.contestant_cpu_cores, 2)} + broker "
+        f"{_fmt(r.broker_cpu_cores, 2)}"
+        for r in latency
+        if r.contestant_cpu_cores is not None or r.broker_cpu_cores is not None
+    )
+    if not cores:
+        return None
+    return (
+        "CPU in cores during each load (its first send to its last entry; the machine has "
+        f"{_fmt(cpus)}): {cores}."
+    )
 
 
 def write_amplification(data: Mapping[str, Any]) -> str | None:
