@@ -125,7 +125,7 @@ class RdKafkaSends:
                 self._producer.poll(0)
                 await asyncio.sleep(PUMP_SECONDS)
         self._outstanding.add(future)
-        if self._pump is None:
+        if self._pump is None or self._pump.done():
             self._pump = self._loop.create_task(self._pumping())
         return future
 
@@ -155,10 +155,14 @@ class RdKafkaSends:
             self._pump = None
 
     async def flush(self) -> None:
-        """Wait for every record handed over before this call (failed ones included)."""
+        """Wait for every record handed over before this call (failed ones included); serves
+        the delivery reports itself, so it ends even if the pump was cancelled (at a stop)."""
         pending = list(self._outstanding)
-        if pending:
-            await asyncio.wait(pending)
+        while pending:
+            self._producer.poll(0)
+            pending = [future for future in pending if not future.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=PUMP_SECONDS)
 
     def attach(self, faust_producer: Any) -> None:
         """Make faust's own producer flush (before a commit, at a revocation, at stop) wait for

@@ -164,3 +164,18 @@ def test_librdkafka_sends_are_asked_for_and_never_with_bulk_sends_or_transaction
     assert librdkafka_sends_on(asked)
     assert not librdkafka_sends_on(replace(asked, bulk_sends=True))
     assert not librdkafka_sends_on(replace(asked, processing_guarantee="exactly_once"))
+
+
+def test_flush_ends_even_when_the_pump_was_cancelled() -> None:
+    async def scenario() -> None:
+        fake = FakeProducer()
+        sends = RdKafkaSends({}, asyncio.get_running_loop(), producer=fake)
+        futures = [await sends.send("t", None, b"v", 0, None, None) for _ in range(3)]
+        pump = sends._pump
+        assert pump is not None
+        pump.cancel()  # a worker's stop cancels its tasks
+        await asyncio.sleep(0)
+        await asyncio.wait_for(sends.flush(), timeout=5)
+        assert all(future.done() and future.result().offset >= 0 for future in futures)
+
+    run(scenario())
