@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -122,6 +123,9 @@ def infrastructure(private: bool = False) -> Iterator[Infra]:
     finally:
         for script, env in reversed(started):
             _run([str(OPS / script), "stop"], env)
+        # ~50 MB of broker data per private pair; FIN_TEST_KEEP_INFRA=1 keeps it (and its logs).
+        if os.environ.get("FIN_TEST_KEEP_INFRA") != "1":
+            shutil.rmtree(state, ignore_errors=True)
 
 
 @dataclass

@@ -33,6 +33,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import struct
@@ -815,8 +816,43 @@ def fault_run(infra: Infra, root: Path, *, name: str, seed: int, events: int) ->
     run = FaultRun(infra, root, name=name, seed=seed, events=events)
     try:
         yield run
+    except BaseException as exc:
+        # CI keeps only a failed run's output, not the workers' logs: the timeline goes there.
+        with contextlib.suppress(Exception):
+            run.log(worker_log_digest(run.workers, str(exc)))
+        raise
     finally:
         run.close()
+
+
+DIGEST_LINES_PER_WORKER = 150
+# What tells a stalled commit or a lost record apart: errors, faust's rebalance steps, the
+# delivery audit (seeks, first deliveries, jumps), commit_guard's warnings and the stall watch.
+_DIGEST_WORDS = re.compile(
+    r"ERROR|CRITICAL|Traceback|AUDIT|assign|revok|rebalanc|commit|stall|hole|generation",
+    re.IGNORECASE,
+)
+_PARTITION = re.compile(r"([\w.-]+\[\d+\]) \d+/\d+")
+
+
+def worker_log_digest(workers: Sequence[Worker], failure: str) -> str:
+    """Each worker log's lines about the partitions the failure names (``topic[p] done/end``)
+    and its last ``DIGEST_LINES_PER_WORKER`` lines of errors, rebalances, commits and audit."""
+    named = _PARTITION.findall(failure)
+    lines = [f"worker log digest (partitions named by the failure: {named or 'none'}):"]
+    for index, worker in enumerate(workers):
+        if not worker.log_path.exists():
+            continue
+        text = worker.log_path.read_text(errors="replace").splitlines()
+        about = [line for line in text if any(tp in line for tp in named)]
+        notable = [line for line in text if _DIGEST_WORDS.search(line)]
+        lines.append(f"--- worker-{index} ({worker.log_path}, {len(text)} lines)")
+        if about:
+            lines.append(f"    lines naming {named} (last {DIGEST_LINES_PER_WORKER}):")
+            lines.extend("    " + line[:400] for line in about[-DIGEST_LINES_PER_WORKER:])
+        lines.append(f"    errors, rebalances, commits, audit (last {DIGEST_LINES_PER_WORKER}):")
+        lines.extend("    " + line[:400] for line in notable[-DIGEST_LINES_PER_WORKER:])
+    return "\n".join(lines)
 
 
 # --- loads -------------------------------------------------------------------------------------
