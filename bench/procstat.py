@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,3 +65,23 @@ def cpu_seconds_or_none(pid: int | None) -> float | None:
         return cpu_seconds(pid)
     except OSError:
         return None
+
+
+def wait_until_quiet(
+    pid: int | None, *, cores: float = 0.2, window_s: float = 1.0, timeout_s: float = 30.0
+) -> tuple[float, float | None]:
+    """Wait until ``pid`` used at most ``cores`` over a whole ``window_s`` (a broker compacting
+    or flushing what was just written to it), at most ``timeout_s``: (seconds waited, the
+    cores of the last window; None without a process to watch)."""
+    started = time.monotonic()
+    last: float | None = None
+    while pid is not None and time.monotonic() - started < timeout_s:
+        before = cpu_seconds_or_none(pid)
+        time.sleep(window_s)
+        after = cpu_seconds_or_none(pid)
+        if before is None or after is None:
+            return time.monotonic() - started, None
+        last = (after - before) / window_s
+        if last <= cores:
+            break
+    return time.monotonic() - started, last

@@ -37,6 +37,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from rocksdict import AccessType, Options, Rdict
 
+from bench import procstat
 from bench.context import Context
 from bench.kafka_io import QUIET
 from bench.profile import Sampler, summarise
@@ -165,6 +166,12 @@ class AtScale:
     rows_checked: int
     problems: list[str] = field(default_factory=list)
     profile: dict[str, Any] | None = None
+    # Before the restart: seconds waited for the broker to go quiet after the append (its log
+    # cleaner and flushes compete for the same cores), and its cores in the last second of that.
+    quiet_wait_s: float = 0.0
+    broker_cores_before: float | None = None
+    # The broker's cores from the restart to /ready (what the restore shared the machine with).
+    broker_cores_during: float | None = None
 
     @property
     def records_per_s(self) -> float:
@@ -182,6 +189,9 @@ class AtScale:
             "rows_checked": self.rows_checked,
             "problems": self.problems,
             "profile": self.profile,
+            "quiet_wait_s": round(self.quiet_wait_s, 1),
+            "broker_cores_before": self.broker_cores_before,
+            "broker_cores_during": self.broker_cores_during,
         }
 
 
@@ -278,19 +288,28 @@ def at_scale(
     topics = deployment.changelogs()
     existing, appended, append_s = append_copies(ctx, topics, target)
     records = existing + appended
+    broker = procstat.broker_pid()
+    quiet_s, broker_before = procstat.wait_until_quiet(broker)
     shutil.rmtree(deployment.data_dir, ignore_errors=True)
     deployment.data_dir.mkdir(parents=True)
     log_offset = deployment.worker.log_path.stat().st_size
     sampler: Sampler | None = None
+    broker_started, started = procstat.cpu_seconds_or_none(broker), time.monotonic()
     deployment.worker.start()
     try:
         if profile_to is not None:
             sampler = Sampler.attach(deployment.pid, profile_to, rate=500)
         ready = deployment.wait_ready(interval_s=0.05)
+        broker_ended, ended = procstat.cpu_seconds_or_none(broker), time.monotonic()
     finally:
         if sampler is not None:
             sampler.stop()
         deployment.worker.stop()
+    broker_during = (
+        round((broker_ended - broker_started) / (ended - started), 2)
+        if broker_started is not None and broker_ended is not None and ended > started
+        else None
+    )
     with deployment.worker.log_path.open("rb") as handle:
         handle.seek(log_offset)
         log_text = handle.read().decode(errors="replace")
@@ -308,6 +327,9 @@ def at_scale(
         after.row_count,
         problems,
         profile,
+        quiet_s,
+        None if broker_before is None else round(broker_before, 2),
+        broker_during,
     )
 
 

@@ -227,8 +227,9 @@ def recovery_lines(data: Mapping[str, Any]) -> list[str]:
             "records by appending each partition's own records again; the rebuilt tables "
             f"must equal the drained ones): restored in {scaled['recovery_seconds']:.2f} s "
             f"by {scaled['restored_by']} = {_fmt(scaled['records_per_s'])} records/s; "
-            f"/ready {scaled['seconds_to_ready_wiped']:.1f} s after the wiped start; "
-            f"{scaled['rows_checked']:,} rows checked"
+            f"/ready {scaled['seconds_to_ready_wiped']:.1f} s after the wiped start"
+            + quiet_broker_clause(scaled)
+            + f"; {scaled['rows_checked']:,} rows checked"
             + (
                 "".join(f"; PROBLEM: {problem}" for problem in scaled["problems"])
                 if scaled["problems"]
@@ -237,6 +238,18 @@ def recovery_lines(data: Mapping[str, Any]) -> list[str]:
             + "."
         )
     return lines
+
+
+def quiet_broker_clause(scaled: Mapping[str, Any]) -> str:
+    """How busy the broker was around the restore at scale (absent in older results)."""
+    during = scaled.get("broker_cores_during")
+    if during is None:
+        return ""
+    return (
+        f" (started after waiting {scaled.get('quiet_wait_s', 0.0):.1f} s for the broker to go "
+        f"quiet after the append: {scaled.get('broker_cores_before')} core in its last second; "
+        f"the broker used {during} core during the restore)"
+    )
 
 
 def summary_lines(data: Mapping[str, Any]) -> list[str]:
