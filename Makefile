@@ -36,8 +36,9 @@ run: $(STAMP) ## the main job: Kafka + registry + worker + demo traffic, in the 
 worker: $(STAMP) ## one worker in the foreground against `make up` (FIN_* environment)
 	$(PY) app.py worker
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff (lint and format) and mypy
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
 test: $(STAMP) system-deps lint compose-check ## the whole suite: lint, types, compose file, unit, integration, end-to-end, and beside them the fault suite

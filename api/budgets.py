@@ -51,8 +51,7 @@ async def get_budget(api: Api, view: View, request: Request, dept: str) -> Respo
                 view,
                 404,
                 "not found",
-                f"no budget or actuals for department {dept}, category "
-                f"{category}, period {period}",
+                f"no budget or actuals for department {dept}, category {category}, period {period}",
             )
         status = reducers.budget_status(row, amount, category=api.chart.category(category))
         return json_response(

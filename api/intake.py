@@ -112,9 +112,7 @@ class CommandIntake:
         self, event_type: str, data: dict[str, Any], event_id: str, *, remembered: bool
     ) -> PreparedCommand:
         if remembered:
-            again = self._idempotency.recall(
-                event_id, commands.request_digest(event_type, data)
-            )
+            again = self._idempotency.recall(event_id, commands.request_digest(event_type, data))
             if again is not None:
                 return again
         command = commands.prepare(
@@ -150,4 +148,3 @@ def _key_reused(
         f"Idempotency-Key {exc.key} was already used for a different request",
         parameter="Idempotency-Key",
     )
-

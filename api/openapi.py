@@ -82,7 +82,6 @@ def _security(access: Access, *, read_protected: bool, write_protected: bool) ->
     return header_or_bearer
 
 
-
 def build_document(chart: ChartOfAccounts, *, read_protected: bool, write_protected: bool) -> Json:
     """The whole document; ``*_protected`` say which kinds of key the worker requires."""
     paths: dict[str, Json] = {}

@@ -30,7 +30,6 @@ ROUTED = (
 )
 
 
-
 @dataclass(frozen=True)
 class _Shared:
     """Parameters and responses several operations take."""

@@ -100,7 +100,6 @@ NON_NEGATIVE_MONEY_IN: Final[Json] = {
 DATE_SCHEMA: Final[Json] = {"type": "string", "format": "date", "examples": ["2024-03-15"]}
 
 
-
 def path_parameter(name: str, schema: Json, description: str) -> Json:
     return {
         "name": name,
@@ -130,4 +129,3 @@ def json_content(schema_name: str, description: str) -> Json:
 
 def problem_content(description: str) -> Json:
     return json_content("Problem", description)
-

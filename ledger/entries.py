@@ -129,10 +129,7 @@ def _is_line_amount(amount: object) -> bool:
         # is_money and fits_precision of an exact Decimal, without the calls (four per line).
         return amount.same_quantum(CENT) and abs(amount) < MAGNITUDE_LIMIT and amount >= 0
     return (
-        isinstance(amount, Decimal)
-        and is_money(amount)
-        and fits_precision(amount)
-        and amount >= 0
+        isinstance(amount, Decimal) and is_money(amount) and fits_precision(amount) and amount >= 0
     )
 
 

@@ -173,8 +173,7 @@ def _ar_control(snapshot: LedgerSnapshot, chart: ChartOfAccounts) -> list[Integr
 
 def _ap_control(snapshot: LedgerSnapshot, chart: ChartOfAccounts) -> list[IntegrityError]:
     open_payables = {
-        vendor: row.invoiced - row.paid_total
-        for vendor, row in snapshot.vendors.items()
+        vendor: row.invoiced - row.paid_total for vendor, row in snapshot.vendors.items()
     }
     # AP is a liability: its balance is credit-normal, the negation of the debit-normal one.
     balance = -balance_over_months(snapshot.periods, chart.ap_control_account)

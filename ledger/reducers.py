@@ -478,6 +478,7 @@ def _reduce(
 _BUDGET_RANK: Mapping[BudgetLevel, int] = {"no_budget": 0, "ok": 0, "near": 1, "exceeded": 2}
 _CREDIT_RANK: Mapping[CreditLevel, int] = {"no_limit": 0, "ok": 0, "near": 0, "over": 1}
 
+
 def _budget_alerts(
     before: BudgetRow,
     after: BudgetRow,

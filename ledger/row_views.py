@@ -245,5 +245,3 @@ def account_balance(row: PeriodRow | None, account: str) -> AccountBalance | Non
         return None
     debit, credit = row.accounts[account]
     return AccountBalance(debit=debit, credit=credit, balance=debit - credit)
-
-

@@ -242,7 +242,6 @@ def alert_from_json_dict(record: Mapping[str, Any]) -> Alert:
     )
 
 
-
 # --- budget and credit control -------------------------------------------------------------
 
 _BUDGET_RANK: Mapping[BudgetLevel, int] = {"no_budget": 0, "ok": 0, "near": 1, "exceeded": 2}
@@ -271,4 +270,3 @@ def credit_level(limit: Decimal | None, exposure: Decimal, near_ratio: Decimal) 
     if exposure > 0 and exposure >= near_ratio * limit:
         return "near"
     return "ok"
-

@@ -270,6 +270,7 @@ def post_credit_limit_set(
 
 Rule = Callable[[Any, SourceRef, ChartOfAccounts], Posting]
 
+
 def post_department_changed(
     event: events.DepartmentChanged, source: SourceRef, chart: ChartOfAccounts
 ) -> Posting:

@@ -175,11 +175,11 @@ def _money(value: Any, scale: int, path: str) -> Decimal:
 
 def _date(value: Any, path: str) -> dt.date:
     if not isinstance(value, str):
-        raise JsonEventError(f"{path}: expected a date as \"YYYY-MM-DD\", got {_json_kind(value)}")
+        raise JsonEventError(f'{path}: expected a date as "YYYY-MM-DD", got {_json_kind(value)}')
     try:
         return dt.date.fromisoformat(value)
     except ValueError as exc:
-        raise JsonEventError(f"{path}: {value!r} is not a date \"YYYY-MM-DD\"") from exc
+        raise JsonEventError(f'{path}: {value!r} is not a date "YYYY-MM-DD"') from exc
 
 
 def _timestamp(value: Any, path: str) -> dt.datetime:

@@ -95,9 +95,7 @@ class RegistryClient:
         return _int_field(body, "id")
 
     def set_compatibility(self, subject: str, level: str) -> None:
-        body = self._request(
-            "PUT", f"/config/{_segment(subject)}", {"compatibility": level}
-        )
+        body = self._request("PUT", f"/config/{_segment(subject)}", {"compatibility": level})
         if not isinstance(body, Mapping):
             raise RegistryRequestError(f"unexpected answer to PUT /config/{subject}: {body!r}")
 
@@ -279,9 +277,7 @@ class SubjectReader(Protocol):
     def get_compatibility(self, subject: str) -> str: ...
 
 
-def check_all(
-    catalog: SchemaCatalog, client: SubjectReader, topic_prefix: str = ""
-) -> list[str]:
+def check_all(catalog: SchemaCatalog, client: SubjectReader, topic_prefix: str = "") -> list[str]:
     """Problems between the local schemas and the registry; empty when all is well.
 
     Reports a subject that is missing, a local schema that is incompatible with the registered

@@ -39,6 +39,7 @@ from streams.validated import ValidatedEvents
 
 log = logging.getLogger(__name__)
 
+
 class Ingest:
     """Source record → decoded, validated, re-keyed by event id; or a named rejection."""
 

@@ -87,4 +87,3 @@ def before_end(
     # end; the read's deadline bounds the wait for it.
     position = consumer.position(partition)
     return position is None or position < end[partition]
-

@@ -214,9 +214,7 @@ class BatchedTable:
         for partition, rows in by_partition.items():
             for group in chunks(rows):
                 futures.append(
-                    await producer.send(
-                        topic, pack_key(), pack_rows(group), partition, None, None
-                    )
+                    await producer.send(topic, pack_key(), pack_rows(group), partition, None, None)
                 )
         self._cache.clear()
         return futures

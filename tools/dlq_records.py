@@ -324,4 +324,3 @@ def hex_dump(data: bytes) -> str:
         text_part = "".join(chr(byte) if 32 <= byte < 127 else "." for byte in chunk)
         rows.append(f"  {start:08x}  {hex_part:<{HEX_DUMP_ROW_LENGTH * 3 - 1}}  |{text_part}|\n")
     return "".join(rows)
-

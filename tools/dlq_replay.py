@@ -347,4 +347,3 @@ def print_replay_report(report: ReplayReport, selection: Selection, out: TextIO)
         f", failed {len(report.failed)}"
         f", not found {len(missing)}\n"
     )
-

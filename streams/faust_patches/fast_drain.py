@@ -126,8 +126,9 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover (
                         await hand_over(self, callback(message))
                         set_read_offset(tp, offset)
                     else:
-                        self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key,
-                                     message.value)
+                        self.log.dev(
+                            "DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value
+                        )
             unset_flag(CONSUMER_FETCHING)
     except self.consumer_stopped_errors:
         if self.transport.app.should_stop:

@@ -88,6 +88,7 @@ def input_topics() -> tuple[str, ...]:
         return tuple(topic for topic in INPUT_TOPICS if topic != "fin.ledger.postings")
     return INPUT_TOPICS
 
+
 Encode = Callable[[Mapping[str, Any]], bytes]
 
 

@@ -109,9 +109,7 @@ def dead_letter(
         producer.send(record.topic, record.key, record.value)
     sources = [sent.position for sent in producer.flush()]
     letters = wait_for_dead_letters(deployment, set(sources))
-    return [
-        (source, f"{letters[source].partition}:{letters[source].offset}") for source in sources
-    ]
+    return [(source, f"{letters[source].partition}:{letters[source].offset}") for source in sources]
 
 
 def read_all(deployment: Deployment, topic: str) -> list[Any]:

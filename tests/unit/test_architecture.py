@@ -23,7 +23,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PACKAGES = (
-    "api", "bench", "demo", "ledger", "registry", "schemas", "streams", "tables", "tools"
+    "api",
+    "bench",
+    "demo",
+    "ledger",
+    "registry",
+    "schemas",
+    "streams",
+    "tables",
+    "tools",
 )
 PROJECT_MODULES = ("app", "errors", "settings")
 SKIPPED_FOLDERS = {".venv", ".cache", ".state", "build", "tests"}

@@ -83,9 +83,7 @@ class ReferenceLedger:
                 ledger.book(record, sign=-1)
         return ledger
 
-    def book(
-        self, record: Mapping[str, Any], *, sign: int, booked_in: str | None = None
-    ) -> None:
+    def book(self, record: Mapping[str, Any], *, sign: int, booked_in: str | None = None) -> None:
         """Book ``record``; ``booked_in``: the month its trial-balance lines go to when its own
         month was closed (budgets and sub-ledgers keep the business date)."""
         event_type = record["event_type"]

@@ -122,6 +122,7 @@ def test_an_entry_round_trips_through_its_avro_and_json_forms():
 
 def test_the_avro_form_matches_the_journal_entry_schema():
     import fastavro
+
     schema_path = SCHEMA_DIR / "fin_ledger_journal_entry.avsc"
     assert schema_path.exists(), f"missing {schema_path}"
     schema = fastavro.parse_schema(json.loads(schema_path.read_text()))

@@ -362,6 +362,7 @@ def test_an_alert_matches_the_alert_schema_and_round_trips_through_json():
     alert = table.apply(actual("2.00")).alerts[0]
     assert alert_from_json_dict(json.loads(json.dumps(alert_to_json_dict(alert)))) == alert
     import fastavro
+
     schema_path = SCHEMA_DIR / "fin_alerts_alert.avsc"
     assert schema_path.exists(), f"missing {schema_path}"
     schema = fastavro.parse_schema(json.loads(schema_path.read_text()))

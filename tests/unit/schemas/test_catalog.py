@@ -25,20 +25,28 @@ EVENT_TOPICS = {
     "scm.goods.received": ("scm.events", "erp.scm.GoodsReceived", "purchase_order_id"),
     "crm.sales_order.completed": ("crm.events", "erp.crm.SalesOrderCompleted", "sales_order_id"),
     "mfg.production_order.completed": (
-        "mfg.events", "erp.mfg.ProductionOrderCompleted", "production_order_id",
+        "mfg.events",
+        "erp.mfg.ProductionOrderCompleted",
+        "production_order_id",
     ),
     "pm.time.logged": ("pm.events", "erp.pm.TimeLogged", "project_id"),
     "fin.budget.set": ("fin.commands", "fin.commands.BudgetSet", "department_id"),
     "fin.credit_limit.set": ("fin.commands", "fin.commands.CreditLimitSet", "customer_id"),
     "fin.vendor_payment.made": ("fin.commands", "fin.commands.VendorPaymentMade", "vendor_id"),
     "fin.customer_payment.received": (
-        "fin.commands", "fin.commands.CustomerPaymentReceived", "customer_id",
+        "fin.commands",
+        "fin.commands.CustomerPaymentReceived",
+        "customer_id",
     ),
     "fin.compensation.requested": (
-        "fin.commands", "fin.commands.CompensationRequested", "target_event_id",
+        "fin.commands",
+        "fin.commands.CompensationRequested",
+        "target_event_id",
     ),
     "fin.department.changed": (
-        "fin.commands", "fin.commands.DepartmentChanged", "department_id",
+        "fin.commands",
+        "fin.commands.DepartmentChanged",
+        "department_id",
     ),
     "fin.period.changed": ("fin.commands", "fin.commands.PeriodChanged", "period"),
 }
@@ -127,7 +135,10 @@ def test_all_money_is_decimal_18_2_and_no_schema_has_a_float():
     for item in catalog().entries:
         for decimal in decimal_types(item.schema_json):
             assert decimal == {
-                "type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 2
+                "type": "bytes",
+                "logicalType": "decimal",
+                "precision": 18,
+                "scale": 2,
             }
         assert '"double"' not in item.schema_str and '"float"' not in item.schema_str
 
@@ -175,17 +186,32 @@ def test_a_copy_of_the_schema_directory_loads(schema_copy):
     ("text", "complaint"),
     [
         ('{"type": "record", "name": ', "not readable JSON"),
-        ('{"type": "record", "name": "erp.crm.SalesOrderCompleted", "fields": '
-         '[{"name": "x", "type": "no_such_type"}]}', "fastavro rejects"),
-        ('{"type": "record", "name": "erp.crm.SalesOrderCompleted", "fields": '
-         '[{"name": "x", "type": "int"}, {"name": "x", "type": "long"}]}', "avro parser rejects"),
-        ('{"type": "record", "name": "erp.crm.SalesOrderCompleted", "fields": '
-         '[{"name": "x", "type": ["null", "string"], "default": "a"}]}', "default of x"),
+        (
+            '{"type": "record", "name": "erp.crm.SalesOrderCompleted", "fields": '
+            '[{"name": "x", "type": "no_such_type"}]}',
+            "fastavro rejects",
+        ),
+        (
+            '{"type": "record", "name": "erp.crm.SalesOrderCompleted", "fields": '
+            '[{"name": "x", "type": "int"}, {"name": "x", "type": "long"}]}',
+            "avro parser rejects",
+        ),
+        (
+            '{"type": "record", "name": "erp.crm.SalesOrderCompleted", "fields": '
+            '[{"name": "x", "type": ["null", "string"], "default": "a"}]}',
+            "default of x",
+        ),
         ('{"type": "record", "name": "erp.crm.Unheard", "fields": []}', "not in the contract"),
         ('"string"', "must be an Avro record"),
     ],
-    ids=["broken JSON", "an unknown type", "a field defined twice", "a union default that fits "
-         "no first branch", "an unknown record", "not a record"],
+    ids=[
+        "broken JSON",
+        "an unknown type",
+        "a field defined twice",
+        "a union default that fits no first branch",
+        "an unknown record",
+        "not a record",
+    ],
 )
 def test_a_malformed_schema_file_raises_schema_error_naming_the_file(schema_copy, text, complaint):
     (schema_copy / "zz_broken.avsc").write_text(text)

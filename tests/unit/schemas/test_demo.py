@@ -53,7 +53,9 @@ def test_the_payroll_sample_is_charged_to_eng_001_against_a_q1_budget():
 
     assert by_type["hr.payroll.processed"]["data"]["department_id"] == "ENG-001"
     assert by_type["fin.budget.set"]["data"] == {
-        "department_id": "ENG-001", "category": "SALARY", "period": "2024-Q1",
+        "department_id": "ENG-001",
+        "category": "SALARY",
+        "period": "2024-Q1",
         "amount": Decimal("500000.00"),
     }
     assert by_type["fin.credit_limit.set"]["data"]["credit_limit"] == Decimal("100000.00")
@@ -84,21 +86,24 @@ def test_every_synthetic_record_encodes_decodes_and_validates(synthetic, chart):
 
 def test_the_synthetic_mix_follows_the_weights(synthetic):
     counts = Counter(record["event_type"] for record in synthetic)
-    source_total = sum(
-        counts[t] for t in counts if not t.startswith("fin.")
-    )
+    source_total = sum(counts[t] for t in counts if not t.startswith("fin."))
 
     assert 0.20 < counts["crm.sales_order.completed"] / source_total < 0.40
     assert 0.20 < counts["pm.time.logged"] / source_total < 0.40
     assert 0.005 < counts["hr.payroll.processed"] / source_total < 0.04
-    for command in ("fin.budget.set", "fin.credit_limit.set", "fin.customer_payment.received",
-                    "fin.vendor_payment.made"):
+    for command in (
+        "fin.budget.set",
+        "fin.credit_limit.set",
+        "fin.customer_payment.received",
+        "fin.vendor_payment.made",
+    ):
         assert counts[command] > 0, command
 
 
 def test_synthetic_keys_are_skewed_toward_a_few_customers(synthetic):
     customers = Counter(
-        r["data"]["customer_id"] for r in synthetic
+        r["data"]["customer_id"]
+        for r in synthetic
         if r["event_type"] == "crm.sales_order.completed"
     )
     top_ten = sum(count for _, count in customers.most_common(10))
@@ -116,10 +121,7 @@ def test_synthetic_timestamps_increase_from_2024(synthetic):
 
 def test_synthetic_money_is_two_place_decimal_under_a_billion(synthetic):
     amounts = [
-        value
-        for r in synthetic
-        for name, value in r["data"].items()
-        if isinstance(value, Decimal)
+        value for r in synthetic for name, value in r["data"].items() if isinstance(value, Decimal)
     ]
 
     assert all(value.as_tuple().exponent == -2 for value in amounts)
@@ -181,11 +183,18 @@ def test_compensations_target_earlier_events_once(synthetic):
 
 
 DECODE_AND_VALIDATION_REASONS = {
-    Reason.WIRE_FORMAT_INVALID, Reason.SCHEMA_UNKNOWN, Reason.SCHEMA_SUBJECT_MISMATCH,
-    Reason.PAYLOAD_UNDECODABLE, Reason.EVENT_TYPE_UNKNOWN, Reason.EVENT_ID_INVALID,
+    Reason.WIRE_FORMAT_INVALID,
+    Reason.SCHEMA_UNKNOWN,
+    Reason.SCHEMA_SUBJECT_MISMATCH,
+    Reason.PAYLOAD_UNDECODABLE,
+    Reason.EVENT_TYPE_UNKNOWN,
+    Reason.EVENT_ID_INVALID,
     Reason.FIELD_TOO_LONG,
-    Reason.AMOUNT_MUST_BE_POSITIVE, Reason.AMOUNT_EXCEEDS_PRECISION,
-    Reason.TIMESTAMP_OUT_OF_RANGE, Reason.PERIOD_INVALID, Reason.REFERENCE_UNKNOWN,
+    Reason.AMOUNT_MUST_BE_POSITIVE,
+    Reason.AMOUNT_EXCEEDS_PRECISION,
+    Reason.TIMESTAMP_OUT_OF_RANGE,
+    Reason.PERIOD_INVALID,
+    Reason.REFERENCE_UNKNOWN,
     Reason.AMOUNT_LINES_MISMATCH,
 }
 

@@ -148,30 +148,58 @@ def mutated(event_type, change):
     ("event", "complaint"),
     [
         (mutated("crm.sales_order.completed", lambda e: e.pop("event_id")), "event_id: missing"),
-        (mutated("crm.sales_order.completed", lambda e: e.update(event_type="crm.lost")),
-         "event_type"),
-        (mutated("crm.sales_order.completed", lambda e: e["data"].pop("customer_id")),
-         "data.customer_id: missing"),
-        (mutated("crm.sales_order.completed",
-                 lambda e: e["data"].update(total_amount=Decimal("1.234"))),
-         "more than 2 decimal places"),
-        (mutated("crm.sales_order.completed", lambda e: e["data"].update(total_amount="abc")),
-         "not a number"),
-        (mutated("crm.sales_order.completed", lambda e: e["data"].update(total_amount=True)),
-         "expected a number"),
-        (mutated("crm.sales_order.completed", lambda e: e["data"].update(total_amount="1E+40")),
-         "too many digits"),
-        (mutated("crm.sales_order.completed", lambda e: e.update(timestamp="2024-03-15T11:00")),
-         "no time zone"),
-        (mutated("crm.sales_order.completed", lambda e: e.update(timestamp="yesterday")),
-         "not an ISO-8601"),
-        (mutated("hr.payroll.processed", lambda e: e["data"].update(pay_period_end="15/03/2024")),
-         "data.pay_period_end"),
-        (mutated("mfg.production_order.completed",
-                 lambda e: e["data"].update(quantity_produced=Decimal("10.5"))),
-         "whole number"),
-        (mutated("crm.sales_order.completed", lambda e: e["data"].update(total_ammount=1)),
-         "unknown field"),
+        (
+            mutated("crm.sales_order.completed", lambda e: e.update(event_type="crm.lost")),
+            "event_type",
+        ),
+        (
+            mutated("crm.sales_order.completed", lambda e: e["data"].pop("customer_id")),
+            "data.customer_id: missing",
+        ),
+        (
+            mutated(
+                "crm.sales_order.completed",
+                lambda e: e["data"].update(total_amount=Decimal("1.234")),
+            ),
+            "more than 2 decimal places",
+        ),
+        (
+            mutated("crm.sales_order.completed", lambda e: e["data"].update(total_amount="abc")),
+            "not a number",
+        ),
+        (
+            mutated("crm.sales_order.completed", lambda e: e["data"].update(total_amount=True)),
+            "expected a number",
+        ),
+        (
+            mutated("crm.sales_order.completed", lambda e: e["data"].update(total_amount="1E+40")),
+            "too many digits",
+        ),
+        (
+            mutated("crm.sales_order.completed", lambda e: e.update(timestamp="2024-03-15T11:00")),
+            "no time zone",
+        ),
+        (
+            mutated("crm.sales_order.completed", lambda e: e.update(timestamp="yesterday")),
+            "not an ISO-8601",
+        ),
+        (
+            mutated(
+                "hr.payroll.processed", lambda e: e["data"].update(pay_period_end="15/03/2024")
+            ),
+            "data.pay_period_end",
+        ),
+        (
+            mutated(
+                "mfg.production_order.completed",
+                lambda e: e["data"].update(quantity_produced=Decimal("10.5")),
+            ),
+            "whole number",
+        ),
+        (
+            mutated("crm.sales_order.completed", lambda e: e["data"].update(total_ammount=1)),
+            "unknown field",
+        ),
         ([], "JSON object"),
     ],
     ids=[

@@ -158,8 +158,12 @@ class FakeRegistryServer:
             schema = self.versions[subject][-1]
             return FakeResponse(
                 200,
-                {"subject": subject, "version": len(self.versions[subject]),
-                 "id": self._id_of(schema), "schema": schema},
+                {
+                    "subject": subject,
+                    "version": len(self.versions[subject]),
+                    "id": self._id_of(schema),
+                    "schema": schema,
+                },
             )
         if method == "POST" and path.startswith("/compatibility/subjects/"):
             subject = path.removeprefix("/compatibility/subjects/").split("/")[0]

@@ -652,8 +652,7 @@ def test_a_second_replay_with_the_same_selection_replays_nothing() -> None:
     assert report.replayed == []
     assert report.count(Verdict.ALREADY_REPLAYED) == 2
     assert output.splitlines()[-1] == (
-        "replayed 0, already replayed 2, attempts exhausted 0, no source 0, failed 0, "
-        "not found 0"
+        "replayed 0, already replayed 2, attempts exhausted 0, no source 0, failed 0, not found 0"
     )
 
 

@@ -30,8 +30,9 @@ def one_line(text, event_id):
 
 
 def test_produce_file_sends_good_lines_and_reports_bad_ones_by_number(tmp_path):
-    good = one_line(SPECIFICATION_JSON["crm.sales_order.completed"],
-                    "2d8b4d30-6f2c-4e77-9c79-3b208dbf4c03")
+    good = one_line(
+        SPECIFICATION_JSON["crm.sales_order.completed"], "2d8b4d30-6f2c-4e77-9c79-3b208dbf4c03"
+    )
     no_uuid = one_line(SPECIFICATION_JSON["crm.sales_order.completed"], "not-a-uuid")
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join([good, "{broken", "", no_uuid, good.replace("25000.00", "1.005")]))
@@ -80,8 +81,13 @@ def test_produce_demo_holds_the_requested_rate():
         now[0] += seconds
 
     produce_demo(
-        FakeSink(), rate=10.0, count=13, include_samples=False, progress=lambda _: None,
-        clock=lambda: now[0], sleep=sleep,
+        FakeSink(),
+        rate=10.0,
+        count=13,
+        include_samples=False,
+        progress=lambda _: None,
+        clock=lambda: now[0],
+        sleep=sleep,
     )
 
     assert abs(now[0] - 101.2) < 1e-9  # record n leaves at n / rate: the 13th at 1.2 s
@@ -91,8 +97,9 @@ def test_produce_demo_holds_the_requested_rate():
 def test_produce_demo_reports_progress_every_n_events():
     messages: list[str] = []
 
-    produce_demo(FakeSink(), count=10, include_samples=False, progress=messages.append,
-                 progress_every=4)
+    produce_demo(
+        FakeSink(), count=10, include_samples=False, progress=messages.append, progress_every=4
+    )
 
     assert messages == ["demo: 4 events sent", "demo: 8 events sent", "demo: 10 events sent"]
 
