@@ -45,12 +45,9 @@ import orjson
 from faust.types import EventT, StreamT
 
 from errors import FinError
-from ledger import reducers
 from ledger.chart import ChartOfAccounts
-from ledger.deltas import delta_from_json_dict
 from schemas.codec import Decoder, Encoder
 from settings import (
-    ALERTS_TOPIC,
     BY_EVENT_ID_TOPIC,
     COMMANDS_TOPIC,
     DELTA_TABLES,
@@ -59,6 +56,7 @@ from settings import (
     delta_topic,
 )
 from streams.deadletter import processing_attempt
+from streams.delta_tables import make_tables_agent
 from streams.effects import Send, StageResult
 from streams.faust_patches import delivery_audit
 from streams.handoff import Handoff, is_handed
@@ -77,9 +75,9 @@ from streams.posting import Posting
 from streams.rdkafka_sends import batch_producer
 from streams.stage_records import by_id_record, processing_error, source_position
 from streams.stats_counter import StatsCounter
+from streams.take import waiting_in
 from streams.validated import ValidatedEvents
-from tables.decoded_rows import DecodedRows
-from tables.store import PACK_BYTES_MAX, BatchedTable, is_pack, pack_key
+from tables.store import PACK_BYTES_MAX, BatchedTable, pack_key
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +157,8 @@ class BatchedRuntime:
     # Where output records go: faust's producer, or librdkafka's (FIN_LIBRDKAFKA_SENDS), made
     # on first use in the worker's running loop (``sends``).
     _sends: Any = field(default=None, init=False)
+    # The ingest and posting agents' streams (the journal entries' path), for ``entries_busy``.
+    _entry_streams: list[Any] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         # The posting stage takes what the ingest stage read from the same bytes, when both
@@ -176,6 +176,11 @@ class BatchedRuntime:
         self.inject_fault_on = fault.encode() if fault else None
         if self.inject_fault_on is not None:
             log.warning("FAULT INJECTION: the posting stage raises on event id %s", fault)
+
+    def entries_busy(self) -> bool:
+        """Records wait for the ingest or posting agent (FIN_TABLES_GIVE_WAY_MS)."""
+        handed = self.handoff is not None and len(self.handoff) > 0
+        return handed or any(waiting_in(stream.channel) for stream in self._entry_streams)
 
     def sends(self) -> Any:
         """The producer the batches' records go to (see ``_sends``)."""
@@ -208,16 +213,20 @@ class BatchedRuntime:
         self, stream: StreamT[Any], what: str, process: Any, side: Handoff | None = None
     ) -> None:
         settings = self.settings
-        await run_agent(
-            stream,
-            what,
-            process,
-            settings.batch_max,
-            settings.batch_linger_s,
-            settings.batch_gap_s,
-            behind_records=settings.batch_behind_records,
-            side=side,
-        )
+        self._entry_streams.append(stream)  # (an agent restarted by faust comes back here)
+        try:
+            await run_agent(
+                stream,
+                what,
+                process,
+                settings.batch_max,
+                settings.batch_linger_s,
+                settings.batch_gap_s,
+                behind_records=settings.batch_behind_records,
+                side=side,
+            )
+        finally:
+            self._entry_streams.remove(stream)
 
     async def ingest_batch(
         self, events: Sequence[EventT[Any]], stats: StatsCounter
@@ -458,6 +467,8 @@ def register_batched_agents(
         linger=settings.batch_linger_s,
         gap=settings.batch_gap_s,
         behind=settings.batch_behind_records,
+        give_way_to=runtime.entries_busy if settings.tables_give_way_s > 0 else None,
+        give_way_s=settings.tables_give_way_s,
     )
     app.agent(deltas_topic, name="tables", concurrency=1)(tables_agent)
 
@@ -472,107 +483,3 @@ def _raw_topics(app: Any, names: Iterable[str], settings: Settings) -> Any:
         value_serializer="raw",
         partitions=settings.partitions,
     )
-
-
-def make_tables_agent(
-    table_of: Mapping[str, str],
-    *,
-    tables: Mapping[str, BatchedTable],
-    encoder: Encoder,
-    chart: ChartOfAccounts,
-    metrics: Metrics,
-    outbox: Callable[[], Outbox],
-    seal: Callable[..., Awaitable[BatchDelivery]],
-    batch_max: int,
-    linger: float,
-    gap: float,
-    behind: int = 0,
-) -> Callable[[StreamT[Any]], Awaitable[None]]:
-    """The agent of the delta tables: their delta records in batches (``table_of``: each deltas
-    topic's name -> its table), each row parsed once and written once per batch."""
-    seconds_of = {name: metrics.processing_seconds.labels(f"table_{name}") for name in tables}
-    decoded: DecodedRows[reducers.Row] = DecodedRows()
-    applied_of = {name: metrics.deltas_applied.labels(name) for name in tables}
-    skipped_of = {name: metrics.deltas_skipped.labels(name) for name in tables}
-
-    async def tables_batch(events: Sequence[EventT[Any]]) -> BatchDelivery:
-        box = outbox()
-        rows: dict[tuple[str, int, bytes], reducers.Row] = {}
-        for event in events:
-            message = event.message
-            delivery_audit.processed(message)
-            started = time.perf_counter()
-            assert message.key is not None and message.value is not None
-            table_name = table_of[message.topic]
-            body = orjson.loads(message.value)
-            if is_pack(message.key):
-                # The rows of one partition and batch in one record (``delta_sends``).
-                for key, items in body["rows"]:
-                    slot = (table_name, message.partition, key.encode())
-                    await apply_items(box, rows, slot, items)
-            else:
-                # One record per delta (the classic runtime) or per row and batch.
-                items = body.get("deltas", [body])
-                slot = (table_name, message.partition, message.key)
-                await apply_items(box, rows, slot, items)
-            seconds_of[table_name].observe(time.perf_counter() - started)
-        touched: dict[str, BatchedTable] = {}
-        for slot, row in rows.items():
-            table_name, partition, key = slot
-            table = touched[table_name] = tables[table_name]
-            raw = orjson.dumps(reducers.row_to_json_dict(row))
-            table.put(partition, key, raw)
-            decoded.put(slot, raw, row)
-        return await seal(box, *touched.values())
-
-    async def apply_items(
-        box: Outbox,
-        rows: dict[tuple[str, int, bytes], reducers.Row],
-        slot: tuple[str, int, bytes],
-        items: Sequence[Mapping[str, Any]],
-    ) -> None:
-        """One row's deltas, in order, through the reducer's guard; its alerts sent."""
-        table_name, partition, key = slot
-        row = rows.get(slot)
-        if row is None:
-            raw = tables[table_name].get(partition, key)
-            kept = None if raw is None else decoded.get(slot, raw)
-            if kept is not None:
-                row = kept
-            elif raw is not None:
-                row = reducers.row_from_json_dict(table_name, orjson.loads(raw))
-            else:
-                row = reducers.empty_row(table_name)
-        for item in items:
-            source_partition, offset, index = item["position"]
-            outcome = reducers.apply(
-                row,
-                delta_from_json_dict(item["delta"]),
-                (source_partition, offset, index),
-                chart,
-                source_event_id=item["event_id"],
-            )
-            if not outcome.applied:
-                skipped_of[table_name].inc()
-                continue
-            row = outcome.row
-            applied_of[table_name].inc()
-            for alert in outcome.alerts:
-                metrics.alerts.labels(alert.alert_type).inc()
-                await box.send(
-                    Send(
-                        ALERTS_TOPIC,
-                        alert.subject.encode(),
-                        encoder.encode(reducers.alert_to_avro_dict(alert)),
-                    )
-                )
-        # Written even when every delta was skipped: a replay after a crash that lost
-        # the row's changelog record must put it on the changelog again.
-        rows[slot] = row
-
-    async def tables_agent(stream: StreamT[Any]) -> None:
-        await run_agent(
-            stream, "tables", tables_batch, batch_max, linger, gap, behind_records=behind
-        )
-
-    return tables_agent

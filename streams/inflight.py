@@ -106,6 +106,31 @@ class InFlight:
             self._task.cancel()
 
 
+GIVE_WAY_POLL_S = 0.001
+
+
+async def give_way(busy: Callable[[], bool], max_s: float) -> None:
+    """Wait while ``busy()`` holds, at most ``max_s``: a batch off the journal entries' path
+    lets the agents on it take the event loop first."""
+    if max_s <= 0 or not busy():
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_s
+    while busy() and loop.time() < deadline:
+        await asyncio.sleep(GIVE_WAY_POLL_S)
+
+
+async def _after_giving_way(
+    process: Callable[[Sequence[EventT[Any]]], Awaitable[BatchDelivery]],
+    events: Sequence[EventT[Any]],
+    busy: Callable[[], bool] | None,
+    max_s: float,
+) -> BatchDelivery:
+    if busy is not None:
+        await give_way(busy, max_s)
+    return await process(events)
+
+
 async def run_agent(
     stream: StreamT[Any],
     what: str,
@@ -116,18 +141,24 @@ async def run_agent(
     depth: int = 2,
     behind_records: int = 0,
     side: Handoff | None = None,
+    give_way_to: Callable[[], bool] | None = None,
+    give_way_s: float = 0.0,
 ) -> None:
     """One batched agent: take what is ready, process it, let it complete in the background
-    (``side``: records handed over inside the worker, streams/handoff.py).
+    (``side``: records handed over inside the worker, streams/handoff.py; ``give_way_to``:
+    before each batch, wait up to ``give_way_s`` while it says other agents have work).
 
     When the agent stops (shutdown, rebalance), the batches in flight are delivered and
-    acknowledged before it returns, so faust's commit on revocation includes them."""
+    acknowledged before it returns, so faust's commit on revocation includes them. A batch
+    taken is always processed, also when the agent is cancelled while it gives way
+    (``run_batch`` shields the whole of it)."""
     in_flight = InFlight(stream, what, depth)
     try:
         async for events in take_ready(
             stream, batch_max, linger_s, gap_s, behind_records, side=side
         ):
-            delivery = await run_batch(functools.partial(process, events), what)
+            work = functools.partial(_after_giving_way, process, events, give_way_to, give_way_s)
+            delivery = await run_batch(work, what)
             await in_flight.push(events, delivery)
     finally:
         try:

@@ -96,26 +96,7 @@ class Metrics:
         self.alerts = Counter(
             "fin_alerts_total", "Alerts published on fin.alerts.", ["alert_type"], registry=r
         )
-        self.processing_seconds = Histogram(
-            "fin_processing_seconds",
-            "Time inside the worker per record and stage.",
-            ["stage"],
-            buckets=_WORKER_BUCKETS,
-            registry=r,
-        )
-        self.event_to_posting_seconds = Histogram(
-            "fin_event_to_posting_seconds",
-            "From the event's own timestamp to the moment its posting was sent.",
-            buckets=_EVENT_AGE_BUCKETS,
-            registry=r,
-        )
-        self.record_to_posting_seconds = Histogram(
-            "fin_record_to_posting_seconds",
-            "From the source record's Kafka timestamp (when it was published) to the delivery of "
-            "its journal entry: the hub's own latency, whatever date the event carries.",
-            buckets=_HUB_LATENCY_BUCKETS,
-            registry=r,
-        )
+        self._add_histograms(r)
         self.consumer_lag = Gauge(
             "fin_consumer_lag_records",
             "End offset minus committed offset, per partition.",
@@ -140,5 +121,35 @@ class Metrics:
         self.recovery_complete = Gauge(
             "fin_table_recovery_complete",
             "1 once tables have been recovered from changelogs.",
+            registry=r,
+        )
+
+    def _add_histograms(self, r: CollectorRegistry) -> None:
+        self.processing_seconds = Histogram(
+            "fin_processing_seconds",
+            "Time inside the worker per record and stage.",
+            ["stage"],
+            buckets=_WORKER_BUCKETS,
+            registry=r,
+        )
+        self.event_to_posting_seconds = Histogram(
+            "fin_event_to_posting_seconds",
+            "From the event's own timestamp to the moment its posting was sent.",
+            buckets=_EVENT_AGE_BUCKETS,
+            registry=r,
+        )
+        self.table_delta_age_seconds = Histogram(
+            "fin_table_delta_age_seconds",
+            "From a deltas record's Kafka timestamp (written by the posting batch that made the "
+            "deltas) to the delivery of the table rows it changed: how far the tables (REST "
+            "reads, alerts) trail the journal entries.",
+            buckets=_HUB_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.record_to_posting_seconds = Histogram(
+            "fin_record_to_posting_seconds",
+            "From the source record's Kafka timestamp (when it was published) to the delivery of "
+            "its journal entry: the hub's own latency, whatever date the event carries.",
+            buckets=_HUB_LATENCY_BUCKETS,
             registry=r,
         )

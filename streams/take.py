@@ -53,7 +53,7 @@ STREAM_INTERNALS = (
 READER_STALL_S = 0.05
 
 
-def _waiting_in(channel: Any) -> int:
+def waiting_in(channel: Any) -> int:
     """Records ``channel`` holds that its reader has not taken yet (0 if it cannot say)."""
     queue = getattr(channel, "queue", None)
     return queue.qsize() if queue is not None else 0
@@ -173,7 +173,7 @@ async def take_ready(
             # moves them into the buffer one by one, each in its own turn of the loop.
             # (A full buffer was also "added to"; the timeout only guards against a reader that
             # stopped taking for a reason of its own.)
-            while not full.is_set() and _waiting_in(channel) and not s.should_stop:
+            while not full.is_set() and waiting_in(channel) and not s.should_stop:
                 added.clear()
                 await s.wait_for_stopped(added, timeout=READER_STALL_S)
             if not events:
