@@ -158,6 +158,10 @@ class Settings:
     # 800 events/s 159-314 -> 111-183 ms in five pairs, the tables' own delay unchanged at
     # p99 <= 0.2 s). 0: batches in arrival order.
     tables_give_way_s: float = 0.2
+    # A produce request to a broker takes the lingering batches of every partition that broker
+    # leads once one of them is ready, as Kafka's Java producer does, instead of aiokafka's one
+    # request per batch whose own linger ran out (streams/faust_patches/whole_node_produce.py).
+    whole_node_produce: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
     api_insecure_writes: bool = False
@@ -254,6 +258,9 @@ class Settings:
             local_handoff=_flag(env, "FIN_LOCAL_HANDOFF")
             if env.get("FIN_LOCAL_HANDOFF")
             else cls.local_handoff,
+            whole_node_produce=_flag(env, "FIN_WHOLE_NODE_PRODUCE")
+            if env.get("FIN_WHOLE_NODE_PRODUCE")
+            else cls.whole_node_produce,
             librdkafka_sends=_flag(env, "FIN_LIBRDKAFKA_SENDS")
             if env.get("FIN_LIBRDKAFKA_SENDS")
             else cls.librdkafka_sends,

@@ -53,6 +53,7 @@ from schemas.catalog import SchemaCatalog
 from schemas.codec import Decoder, Encoder
 from schemas.registry import RegistryClient, register_all
 from settings import ALERTS_TOPIC, COMMANDS_TOPIC, LEDGER_TOPIC, SOURCE_TOPICS, Settings
+from streams.faust_patches import whole_node_produce
 from streams.gc_tuning import freeze_long_lived
 from streams.partitioner import partition_for
 
@@ -106,6 +107,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         auto_offset_reset="earliest",
         enable_auto_commit=True,
     )
+    if Settings.from_env().whole_node_produce:  # as the hub's worker (streams/hub.py)
+        whole_node_produce.install()
     producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all")
     await producer.start()
     await consumer.start()

@@ -43,6 +43,7 @@ from streams.faust_patches import (
     fast_drain,
     fast_recovery,
     fetch_wait,
+    whole_node_produce,
 )
 from streams.faust_patches.quiet_monitor import QuietMonitor
 from streams.metrics import Metrics
@@ -91,6 +92,11 @@ def make_app(settings: Settings, data_dir: Path) -> faust.App:
     fetch_wait.install(
         max_wait_ms=int(settings.fetch_max_wait_s * 1000), min_bytes=settings.fetch_min_bytes
     )
+    # aiokafka sent one produce request per partition batch whose linger ran out (design.md).
+    if settings.whole_node_produce:
+        whole_node_produce.install()
+    else:
+        whole_node_produce.uninstall()
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap),

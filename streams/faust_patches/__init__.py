@@ -15,6 +15,8 @@ involved, each naming in its docstring the faust behaviour it replaces and why:
 - ``fetch_wait``: the worker consumer's fetches wait up to ``FIN_FETCH_MAX_WAIT_MS`` for
   ``FIN_FETCH_MIN_BYTES`` instead of returning at the first byte.
 - ``fast_recovery``: tables restored by a bulk reader of their changelogs (``FIN_FAST_RECOVERY``).
+- ``whole_node_produce`` (aiokafka's producer): a produce request takes the lingering batches of
+  its broker along once one is ready (``FIN_WHOLE_NODE_PRODUCE``); its own test pins aiokafka.
 
 Each module lists what it replaces (``REPLACED``) and the private state it reads (``READ``) as
 ``(class, attribute)`` pairs; ``tests/unit/streams/faust_patches/test_faust_still_has.py`` fails
