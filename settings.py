@@ -153,8 +153,8 @@ class Settings:
     # exactly_once (faust's transactional producer).
     librdkafka_sends: bool = False
     # The tables agent (off the journal entries' path) waits up to this long before each batch
-    # while records wait for the ingest or posting agent, so that a busy event loop serves the
-    # entries' path first (streams/inflight.py, ``give_way``; docs/design.md "Latency": p99 at
+    # while delivered by-event-id records wait to be posted (the local hand-over's queue; with
+    # no hand-over it never waits), so that a busy event loop serves the entries' path first (streams/inflight.py, ``give_way``; docs/design.md "Latency": p99 at
     # 800 events/s 159-314 -> 111-183 ms in five pairs, the tables' own delay unchanged at
     # p99 <= 0.2 s). 0: batches in arrival order.
     tables_give_way_s: float = 0.2

@@ -75,7 +75,6 @@ from streams.posting import Posting
 from streams.rdkafka_sends import batch_producer
 from streams.stage_records import by_id_record, processing_error, source_position
 from streams.stats_counter import StatsCounter
-from streams.take import waiting_in
 from streams.validated import ValidatedEvents
 from tables.store import PACK_BYTES_MAX, BatchedTable, pack_key
 
@@ -157,8 +156,6 @@ class BatchedRuntime:
     # Where output records go: faust's producer, or librdkafka's (FIN_LIBRDKAFKA_SENDS), made
     # on first use in the worker's running loop (``sends``).
     _sends: Any = field(default=None, init=False)
-    # The ingest and posting agents' streams (the journal entries' path), for ``entries_busy``.
-    _entry_streams: list[Any] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         # The posting stage takes what the ingest stage read from the same bytes, when both
@@ -178,9 +175,10 @@ class BatchedRuntime:
             log.warning("FAULT INJECTION: the posting stage raises on event id %s", fault)
 
     def entries_busy(self) -> bool:
-        """Records wait for the ingest or posting agent (FIN_TABLES_GIVE_WAY_MS)."""
-        handed = self.handoff is not None and len(self.handoff) > 0
-        return handed or any(waiting_in(stream.channel) for stream in self._entry_streams)
+        """Delivered by-event-id records wait to be posted (FIN_TABLES_GIVE_WAY_MS): the entries'
+        path has work the tables agent should not hold up. (Records queued for an agent's
+        reader were tried as a signal too, and measured no better: docs/design.md, "Latency".)"""
+        return self.handoff is not None and len(self.handoff) > 0
 
     def sends(self) -> Any:
         """The producer the batches' records go to (see ``_sends``)."""
@@ -213,20 +211,16 @@ class BatchedRuntime:
         self, stream: StreamT[Any], what: str, process: Any, side: Handoff | None = None
     ) -> None:
         settings = self.settings
-        self._entry_streams.append(stream)  # (an agent restarted by faust comes back here)
-        try:
-            await run_agent(
-                stream,
-                what,
-                process,
-                settings.batch_max,
-                settings.batch_linger_s,
-                settings.batch_gap_s,
-                behind_records=settings.batch_behind_records,
-                side=side,
-            )
-        finally:
-            self._entry_streams.remove(stream)
+        await run_agent(
+            stream,
+            what,
+            process,
+            settings.batch_max,
+            settings.batch_linger_s,
+            settings.batch_gap_s,
+            behind_records=settings.batch_behind_records,
+            side=side,
+        )
 
     async def ingest_batch(
         self, events: Sequence[EventT[Any]], stats: StatsCounter

@@ -3,8 +3,8 @@
 It reads the deltas topics (a posting batch's coalesced deltas, packed per partition:
 ``streams.batched.delta_sends``), applies each row's deltas in order through the reducer's
 guard, writes each touched row once per batch and sends the alerts. It is off the journal
-entries' path: with ``give_way_to`` it lets the ingest and posting agents take a busy event
-loop first (FIN_TABLES_GIVE_WAY_MS; docs/design.md, "Latency"), and
+entries' path: with ``give_way_to`` it lets the posting of delivered by-event-id records take a
+busy event loop first (FIN_TABLES_GIVE_WAY_MS; docs/design.md, "Latency"), and
 ``fin_table_delta_age_seconds`` says how fresh that leaves the tables.
 """
 

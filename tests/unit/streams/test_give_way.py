@@ -87,3 +87,16 @@ def test_the_setting_is_read_in_milliseconds_and_bounded() -> None:
     assert Settings.from_env({"FIN_TABLES_GIVE_WAY_MS": "200"}).tables_give_way_s == 0.2
     with pytest.raises(ConfigurationError, match="FIN_TABLES_GIVE_WAY_MS"):
         Settings.from_env({"FIN_TABLES_GIVE_WAY_MS": "9000"})
+
+
+def test_the_entries_path_is_busy_while_handed_records_wait_to_be_posted() -> None:
+    from types import SimpleNamespace
+
+    from streams.batched import BatchedRuntime
+
+    def busy(handoff: Any) -> bool:
+        return BatchedRuntime.entries_busy(SimpleNamespace(handoff=handoff))  # type: ignore[arg-type]
+
+    assert busy([object()]) is True
+    assert busy([]) is False
+    assert busy(None) is False  # no hand-over (FIN_LOCAL_HANDOFF=0): the tables never wait
