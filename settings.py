@@ -154,9 +154,10 @@ class Settings:
     librdkafka_sends: bool = False
     # The tables agent (off the journal entries' path) waits up to this long before each batch
     # while delivered by-event-id records wait to be posted (the local hand-over's queue; with
-    # no hand-over it never waits), so that a busy event loop serves the entries' path first (streams/inflight.py, ``give_way``; docs/design.md "Latency": p99 at
-    # 800 events/s 159-314 -> 111-183 ms in five pairs, the tables' own delay unchanged at
-    # p99 <= 0.2 s). 0: batches in arrival order.
+    # no hand-over it never waits), so that a busy event loop serves the entries' path first
+    # (streams/inflight.py, ``give_way``; docs/design.md "Latency": p99 at 800 events/s
+    # 159-314 -> 111-183 ms in five pairs, the tables' own delay unchanged at p99 <= 0.2 s).
+    # 0: batches in arrival order.
     tables_give_way_s: float = 0.2
     # A produce request to a broker takes the lingering batches of every partition that broker
     # leads once one of them is ready, as Kafka's Java producer does, instead of aiokafka's one
