@@ -243,28 +243,14 @@ class Settings:
             / 1000,
             producer_batch_bytes=_int(env, "FIN_PRODUCER_BATCH_BYTES", cls.producer_batch_bytes),
             gc_young_threshold=_int(env, "FIN_GC_YOUNG_THRESHOLD", cls.gc_young_threshold),
-            fast_recovery=_flag(env, "FIN_FAST_RECOVERY")
-            if env.get("FIN_FAST_RECOVERY")
-            else cls.fast_recovery,
-            fast_drain=_flag(env, "FIN_FAST_DRAIN")
-            if env.get("FIN_FAST_DRAIN")
-            else cls.fast_drain,
+            fast_recovery=_flag(env, "FIN_FAST_RECOVERY", cls.fast_recovery),
+            fast_drain=_flag(env, "FIN_FAST_DRAIN", cls.fast_drain),
             recovery_fetch_bytes=_int(env, "FIN_RECOVERY_FETCH_BYTES", cls.recovery_fetch_bytes),
-            packed_records=_flag(env, "FIN_PACKED_RECORDS")
-            if env.get("FIN_PACKED_RECORDS")
-            else cls.packed_records,
-            bulk_sends=_flag(env, "FIN_BULK_SENDS")
-            if env.get("FIN_BULK_SENDS")
-            else cls.bulk_sends,
-            local_handoff=_flag(env, "FIN_LOCAL_HANDOFF")
-            if env.get("FIN_LOCAL_HANDOFF")
-            else cls.local_handoff,
-            whole_node_produce=_flag(env, "FIN_WHOLE_NODE_PRODUCE")
-            if env.get("FIN_WHOLE_NODE_PRODUCE")
-            else cls.whole_node_produce,
-            librdkafka_sends=_flag(env, "FIN_LIBRDKAFKA_SENDS")
-            if env.get("FIN_LIBRDKAFKA_SENDS")
-            else cls.librdkafka_sends,
+            packed_records=_flag(env, "FIN_PACKED_RECORDS", cls.packed_records),
+            bulk_sends=_flag(env, "FIN_BULK_SENDS", cls.bulk_sends),
+            local_handoff=_flag(env, "FIN_LOCAL_HANDOFF", cls.local_handoff),
+            whole_node_produce=_flag(env, "FIN_WHOLE_NODE_PRODUCE", cls.whole_node_produce),
+            librdkafka_sends=_flag(env, "FIN_LIBRDKAFKA_SENDS", cls.librdkafka_sends),
         )
         settings.check()
         return settings
@@ -344,9 +330,12 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return _number(env, name, default, int, "an integer")
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """``name`` as 1 or 0; unset or empty: ``default``."""
     raw = env.get(name, "")
-    if raw in ("", "0"):
+    if raw == "":
+        return default
+    if raw == "0":
         return False
     if raw == "1":
         return True
