@@ -81,7 +81,7 @@ from typing import Any
 
 from bench import baseline_run, dataset, hub, perf_tools, report
 from bench import latency as latency_module
-from bench.context import PARTITIONS, ROOT, Context, registry_url_from_ops
+from bench.context import PARTITIONS, ROOT, Context, registry_url_from_ops, stop_workers_on_sigterm
 from bench.kafka_io import Kafka
 from bench.measure import DrainResult, LatencyResult
 from bench.profile import py_spy, summarise
@@ -186,6 +186,7 @@ def say(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    stop_workers_on_sigterm()
     if args.bootstrap is None:
         ensure_infrastructure()
     bootstrap = args.bootstrap or "127.0.0.1:9092"

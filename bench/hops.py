@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Alternating per-hop latency runs of one worker per variant (see the module docstring)."""
     from bench import __main__ as bench_main
     from bench import dataset
-    from bench.context import registry_url_from_ops
+    from bench.context import registry_url_from_ops, stop_workers_on_sigterm
     from bench.kafka_io import Kafka
     from ledger.chart import default_chart_path, load_chart
     from schemas.catalog import SchemaCatalog
@@ -184,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
+    stop_workers_on_sigterm()
     variants: list[dict[str, str]] = args.variant or [{}]
     bench_main.ensure_infrastructure()
     bootstrap = "127.0.0.1:9092"

@@ -337,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """One hub drain of ``--events`` and its recovery (intact, wiped, at scale); nothing else."""
     from bench import __main__ as bench_main
     from bench import dataset, hub
-    from bench.context import registry_url_from_ops
+    from bench.context import registry_url_from_ops, stop_workers_on_sigterm
     from bench.kafka_io import Kafka
     from ledger.chart import default_chart_path, load_chart
     from schemas.catalog import SchemaCatalog
@@ -351,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--recovery-profile", type=Path, default=None)
     parser.add_argument("--keep-scratch", action="store_true")
     args = parser.parse_args(argv)
+    stop_workers_on_sigterm()
     bench_main.ensure_infrastructure()
     bootstrap = "127.0.0.1:9092"
     ctx = Context(bootstrap, registry_url_from_ops(), bench_main.SCRATCH, Kafka(bootstrap))
