@@ -111,9 +111,12 @@ class Settings:
     # event at half the drain rate. Each hop waits at most this much more.
     fetch_max_wait_s: float = 0.025
     fetch_min_bytes: int = 1024 * 1024
-    # How long the producer waits to fill a request (one request per record costs the worker
-    # and the broker far more than the few ms it adds).
-    producer_linger_s: float = 0.005
+    # How long the producer waits to fill a request. The batched runtime sends a batch's
+    # outputs in one step of the loop, so they share requests without waiting; 5 ms (the
+    # default while records were sent one by one) cost ~6 % more CPU per event and ~5 ms per
+    # hop at 900 events/s (docs/design.md, "Latency"). librdkafka sends (an experiment) use it
+    # as their linger.ms too.
+    producer_linger_s: float = 0.0
     # The most bytes the producer puts in one partition's batch. aiokafka makes a send wait
     # for the broker whenever that partition's batch is full (faust's default 16 KiB filled in
     # 15-30 records of a 500-record batch); kept under the topics' 1,000,000-byte record limit.

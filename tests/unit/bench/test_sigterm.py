@@ -20,8 +20,8 @@ from bench.context import stop_workers_on_sigterm
 if sys.argv[1] == "1":
     stop_workers_on_sigterm()
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-print(child.pid, flush=True)
 try:
+    print(child.pid, flush=True)  # inside the try: the signal may come the moment it is read
     time.sleep(60)
 finally:
     child.terminate()
