@@ -142,6 +142,9 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
         cores = latency_cpu_line(latency, (data.get("machine") or {}).get("cpus"))
         if cores:
             lines.append(cores)
+        per_event = latency_cost_line(latency, summary)
+        if per_event:
+            lines.append(per_event)
         lines.append("")
     lines += summary_lines(data)
     stages = stage_table(data)
@@ -356,6 +359,25 @@ def latency_cpu_line(latency: Sequence[LatencyResult], cpus: int | None) -> str 
         "CPU in cores during each load (its first send to its last entry; the machine has "
         f"{_fmt(cpus)}): {cores}."
     )
+
+
+def latency_cost_line(latency: Sequence[LatencyResult], summary: Mapping[str, Any]) -> str | None:
+    """CPU per event during each latency load against the same contestant's drain: a load is
+    served in batches of what arrived meanwhile, a drain in full batches, so the per-batch
+    costs weigh more per event; at 50 % of the drain rate a ratio of 2 means a busy core."""
+    parts = []
+    for r in latency:
+        cpu = (summary.get(r.contestant) or {}).get("cpu_us_per_event")
+        if r.contestant_cpu_cores is None or not r.rate or not cpu or not cpu.get("median"):
+            continue
+        at_load = r.contestant_cpu_cores * 1e6 / r.rate
+        parts.append(
+            f"{r.contestant} {r.load:.0%} {_fmt(at_load)} µs ({at_load / cpu['median']:.2f}x "
+            "its drain's)"
+        )
+    if not parts:
+        return None
+    return "CPU per event during each load: " + ", ".join(parts) + "."
 
 
 def write_amplification(data: Mapping[str, Any]) -> str | None:

@@ -8,7 +8,7 @@ import time
 from bench import procstat
 from bench.latency import CpuWindow
 from bench.measure import LatencyResult
-from bench.report import latency_cpu_line
+from bench.report import latency_cost_line, latency_cpu_line
 
 
 def result(
@@ -56,3 +56,18 @@ def test_the_report_names_each_load_with_both_figures() -> None:
     assert "the machine has 2" in line
     assert "hub 50% 0.91 + broker 0.33" in line
     assert "baseline 80% 0.97 + broker -" in line
+
+
+def test_cpu_per_event_at_a_load_is_set_against_the_drains() -> None:
+    # 0.9 core at 100 events/s: 9,000 µs per event, 2x a drain's 4,500.
+    summary = {"hub": {"cpu_us_per_event": {"median": 4500.0}}, "baseline": {}}
+    line = latency_cost_line(
+        [result("hub", 0.5, 0.9, 0.3), result("baseline", 0.5, 0.8, 0.4)], summary
+    )
+    assert line == "CPU per event during each load: hub 50% 9,000 µs (2.00x its drain's)."
+
+
+def test_no_cost_line_without_the_cores_or_a_drain() -> None:
+    summary = {"hub": {"cpu_us_per_event": {"median": 4500.0}}}
+    assert latency_cost_line([result("hub", 0.5, None, None)], summary) is None
+    assert latency_cost_line([result("hub", 0.5, 0.9, None)], {"hub": {}}) is None
