@@ -151,3 +151,13 @@ def test_the_local_hand_over_is_on_unless_told() -> None:
     assert default.local_handoff is True
     off = Settings.from_env({"FIN_LOCAL_HANDOFF": "0"}, registry_url_file=None)
     assert off.local_handoff is False
+
+
+def test_no_producer_linger_but_for_the_classic_runtime_unless_told() -> None:
+    def linger(env: dict[str, str]) -> float:
+        return Settings.from_env(env, registry_url_file=None).producer_linger_s
+
+    assert linger({}) == 0.0  # a batch's outputs leave together without waiting
+    assert linger({"FIN_RUNTIME": "classic"}) == 0.005  # one send per record
+    assert linger({"FIN_RUNTIME": "classic", "FIN_PRODUCER_LINGER_MS": "0"}) == 0.0
+    assert linger({"FIN_PRODUCER_LINGER_MS": "5"}) == 0.005
