@@ -42,6 +42,7 @@ from bench.context import Context
 from bench.kafka_io import QUIET
 from bench.profile import Sampler, summarise
 from streams.faust_patches import fast_recovery
+from tables.store import is_pack, unpack_rows
 
 OFFSET_KEY = b"__faust\x00offset__"  # faust.stores.rocksdb.Store.offset_key
 FAUST_STARTED = "Restoring state from changelog topics"
@@ -172,10 +173,17 @@ class AtScale:
     broker_cores_before: float | None = None
     # The broker's cores from the restart to /ready (what the restore shared the machine with).
     broker_cores_during: float | None = None
+    # The table rows those records write (a packed record holds many: tables/store.py), so
+    # records/s and rows/s can be told apart; 0 when not counted.
+    changelog_rows: int = 0
 
     @property
     def records_per_s(self) -> float:
         return self.changelog_records / self.recovery_seconds if self.recovery_seconds else 0.0
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.changelog_rows / self.recovery_seconds if self.recovery_seconds else 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -185,6 +193,8 @@ class AtScale:
             "recovery_seconds": round(self.recovery_seconds, 3),
             "restored_by": self.restored_by,
             "records_per_s": round(self.records_per_s),
+            "changelog_rows": self.changelog_rows,
+            "rows_per_s": round(self.rows_per_s),
             "seconds_to_ready_wiped": round(self.seconds_to_ready_wiped, 2),
             "rows_checked": self.rows_checked,
             "problems": self.problems,
@@ -195,9 +205,26 @@ class AtScale:
         }
 
 
-def append_copies(ctx: Context, topics: Sequence[str], target: int) -> tuple[int, int, float]:
+def rows_in(key: bytes | None, value: bytes | None) -> int:
+    """The table rows one changelog record writes when restored: a pack's rows, else one."""
+    if is_pack(key) and value is not None:
+        return sum(1 for _ in unpack_rows(value))
+    return 1
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What ``append_copies`` found and did."""
+
+    before: int  # records in the changelogs before
+    appended: int  # records appended
+    seconds: float  # appending them
+    rows: int  # table rows the changelogs' records write when restored (packs expanded)
+
+
+def append_copies(ctx: Context, topics: Sequence[str], target: int) -> Appended:
     """Append each changelog partition's own records to it again, in order, until the topics
-    hold at least ``target`` records; (records before, records appended, seconds)."""
+    hold at least ``target`` records."""
     records: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
     reader = Consumer(
         {
@@ -217,7 +244,7 @@ def append_copies(ctx: Context, topics: Sequence[str], target: int) -> tuple[int
     before = sum(ends.values())
     if not ends or before >= target:
         reader.close()
-        return before, 0, 0.0
+        return Appended(before, 0, 0.0, 0)
     reader.assign([TopicPartition(topic, partition, 0) for topic, partition in ends])
     positions = dict.fromkeys(ends, 0)
     deadline = time.monotonic() + 300
@@ -237,6 +264,9 @@ def append_copies(ctx: Context, topics: Sequence[str], target: int) -> tuple[int
     finally:
         reader.close()
     copies = math.ceil((target - before) / before)
+    # Read from offset 0, so ``before`` counts offsets, ``found`` the records still there
+    # (none compacted yet in a bench's fresh topics; if some were, they are not restored).
+    original_rows = sum(rows_in(key, value) for found in records.values() for key, value in found)
     producer = Producer(
         {
             **QUIET,
@@ -272,7 +302,7 @@ def append_copies(ctx: Context, topics: Sequence[str], target: int) -> tuple[int
     remaining = producer.flush(120)
     if remaining or failures:
         raise RuntimeError(f"appending failed: {remaining} not delivered ({failures[:3]})")
-    return before, appended, time.monotonic() - started
+    return Appended(before, appended, time.monotonic() - started, original_rows * (copies + 1))
 
 
 def at_scale(
@@ -286,8 +316,8 @@ def at_scale(
     wiped, the worker started again: restore time, /ready, and every row checked against
     ``before`` (the tables as the drain left them)."""
     topics = deployment.changelogs()
-    existing, appended, append_s = append_copies(ctx, topics, target)
-    records = existing + appended
+    grown = append_copies(ctx, topics, target)
+    records = grown.before + grown.appended
     broker = procstat.broker_pid()
     quiet_s, broker_before = procstat.wait_until_quiet(broker)
     shutil.rmtree(deployment.data_dir, ignore_errors=True)
@@ -319,8 +349,8 @@ def at_scale(
     profile = summarise(profile_to) if profile_to is not None and profile_to.exists() else None
     return AtScale(
         records,
-        appended,
-        append_s,
+        grown.appended,
+        grown.seconds,
         seconds,
         by,
         ready,
@@ -330,6 +360,7 @@ def at_scale(
         quiet_s,
         None if broker_before is None else round(broker_before, 2),
         broker_during,
+        grown.rows,
     )
 
 

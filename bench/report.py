@@ -229,7 +229,9 @@ def recovery_lines(data: Mapping[str, Any]) -> list[str]:
             f"Table recovery at scale (changelogs grown to {scaled['changelog_records']:,} "
             "records by appending each partition's own records again; the rebuilt tables "
             f"must equal the drained ones): restored in {scaled['recovery_seconds']:.2f} s "
-            f"by {scaled['restored_by']} = {_fmt(scaled['records_per_s'])} records/s; "
+            f"by {scaled['restored_by']} = {_fmt(scaled['records_per_s'])} records/s"
+            + rows_clause(scaled)
+            + "; "
             f"/ready {scaled['seconds_to_ready_wiped']:.1f} s after the wiped start"
             + quiet_broker_clause(scaled)
             + f"; {scaled['rows_checked']:,} rows checked"
@@ -241,6 +243,14 @@ def recovery_lines(data: Mapping[str, Any]) -> list[str]:
             + "."
         )
     return lines
+
+
+def rows_clause(scaled: Mapping[str, Any]) -> str:
+    """The table rows those records wrote (packed records hold many; absent in older results)."""
+    rows = scaled.get("changelog_rows")
+    if not rows:
+        return ""
+    return f" ({rows:,} table rows, packs expanded: {_fmt(scaled['rows_per_s'])} rows/s)"
 
 
 def quiet_broker_clause(scaled: Mapping[str, Any]) -> str:
