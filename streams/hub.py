@@ -39,6 +39,7 @@ from streams.batched import register_batched_agents
 from streams.classic import ClassicRuntime, count_outcome
 from streams.faust_patches import (
     commit_guard,
+    consumer_in_loop,
     delivery_audit,
     fast_drain,
     fast_recovery,
@@ -97,6 +98,8 @@ def make_app(settings: Settings, data_dir: Path) -> faust.App:
         whole_node_produce.install()
     else:
         whole_node_produce.uninstall()
+    # An experiment: faust's consumer on this loop instead of a thread of its own (design.md).
+    consumer_in_loop.install(settings.consumer_in_loop)
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap),

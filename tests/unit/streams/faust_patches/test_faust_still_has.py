@@ -13,13 +13,14 @@ import pytest
 from streams.faust_patches import (
     FAUST_VERSION_REVIEWED,
     commit_guard,
+    consumer_in_loop,
     delivery_audit,
     fast_drain,
     fetch_wait,
     quiet_monitor,
 )
 
-PATCHES = (commit_guard, delivery_audit, fast_drain, fetch_wait, quiet_monitor)
+PATCHES = (commit_guard, consumer_in_loop, delivery_audit, fast_drain, fetch_wait, quiet_monitor)
 
 PATCHED = [
     pytest.param(owner, name, id=f"{module.__name__.rsplit('.', 1)[-1]}:{owner.__name__}.{name}")
