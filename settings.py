@@ -172,9 +172,10 @@ class Settings:
     # leads once one of them is ready, as Kafka's Java producer does, instead of aiokafka's one
     # request per batch whose own linger ran out (streams/faust_patches/whole_node_produce.py).
     whole_node_produce: bool = False
-    # An experiment (streams/faust_patches/consumer_in_loop.py): faust's consumer runs on the
-    # worker's event loop instead of a thread and loop of its own.
-    consumer_in_loop: bool = False
+    # faust's consumer runs on the worker's event loop instead of a thread and loop of its own
+    # (streams/faust_patches/consumer_in_loop.py). The classic runtime keeps faust's thread, so
+    # that --runtime classic still measures the old runtime, unless FIN_CONSUMER_IN_LOOP says.
+    consumer_in_loop: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
     api_insecure_writes: bool = False
@@ -267,7 +268,9 @@ class Settings:
             bulk_sends=_flag(env, "FIN_BULK_SENDS", cls.bulk_sends),
             local_handoff=_flag(env, "FIN_LOCAL_HANDOFF", cls.local_handoff),
             whole_node_produce=_flag(env, "FIN_WHOLE_NODE_PRODUCE", cls.whole_node_produce),
-            consumer_in_loop=_flag(env, "FIN_CONSUMER_IN_LOOP", cls.consumer_in_loop),
+            consumer_in_loop=_flag(
+                env, "FIN_CONSUMER_IN_LOOP", cls.consumer_in_loop and runtime != "classic"
+            ),
             librdkafka_sends=_flag(env, "FIN_LIBRDKAFKA_SENDS", cls.librdkafka_sends),
         )
         settings.check()

@@ -1,4 +1,4 @@
-"""An experiment, off by default: faust's Kafka consumer on the worker's own event loop.
+"""faust's Kafka consumer on the worker's own event loop (``FIN_CONSUMER_IN_LOOP``, the default).
 
 faust-streaming 0.15.3 runs its aiokafka consumer in a thread of its own
 (``AIOKafkaConsumerThread``, a mode ``QueueServiceThread``) with a second event loop. Every
@@ -8,11 +8,15 @@ the two threads share one GIL: at half load the consumer thread's fetch handling
 GIL while an agent's batch holds it, and forces a switch in the middle of the next
 (docs/design.md, "Latency": a census of the loop at 1,000 events/s).
 
-With ``FIN_CONSUMER_IN_LOOP=1`` the consumer "thread" is built with the worker's own loop as its
-``thread_loop`` and started as a task on that loop instead of an OS thread (``InLoopWorker``).
-mode's thread-safe calls still work (they are also safe within one thread); what changes is that
-no second thread and no second loop exist. ``tests/unit/streams/faust_patches/`` checks the mode
-and faust internals this relies on.
+Installed, the consumer "thread" is built with the worker's own loop as its ``thread_loop`` and
+started as a task on that loop instead of an OS thread (``InLoopWorker``). mode's thread-safe
+calls still work (they are also safe within one thread); what changes is that no second thread
+and no second loop exist, and that the service, when it stops, leaves the loop's other tasks
+alone (``InLoop``: mode would cancel every task left on "its" loop). Measured at 1,000 events/s
+(four alternating pairs): p99 139 / 250 / 214 / 280 -> 72 / 92 / 140 / 218 ms, CPU per event
+~5 % lower; drains ~4 % faster; the fault suite passes with it. ``FIN_CONSUMER_IN_LOOP=0`` (and
+the classic runtime, by default) keep faust's thread. ``tests/unit/streams/faust_patches/``
+checks the mode and faust internals this relies on.
 """
 
 from __future__ import annotations

@@ -161,3 +161,13 @@ def test_no_producer_linger_but_for_the_classic_runtime_unless_told() -> None:
     assert linger({"FIN_RUNTIME": "classic"}) == 0.005  # one send per record
     assert linger({"FIN_RUNTIME": "classic", "FIN_PRODUCER_LINGER_MS": "0"}) == 0.0
     assert linger({"FIN_PRODUCER_LINGER_MS": "5"}) == 0.005
+
+
+def test_the_consumer_runs_on_the_workers_loop_but_for_the_classic_runtime_unless_told() -> None:
+    def in_loop(env: dict[str, str]) -> bool:
+        return Settings.from_env(env, registry_url_file=None).consumer_in_loop
+
+    assert in_loop({}) is True
+    assert in_loop({"FIN_CONSUMER_IN_LOOP": "0"}) is False
+    assert in_loop({"FIN_RUNTIME": "classic"}) is False  # faust's own thread, as it was
+    assert in_loop({"FIN_RUNTIME": "classic", "FIN_CONSUMER_IN_LOOP": "1"}) is True
