@@ -20,7 +20,8 @@ def faust_as_it_was() -> Iterator[None]:
 
 
 def test_install_switches_faust_between_its_thread_and_the_loop() -> None:
-    original = faust_aiokafka.Consumer._new_consumer_thread
+    original = consumer_in_loop._ORIGINAL  # faust's own, whatever an earlier test installed
+    assert original.__module__ == faust_aiokafka.__name__
     consumer_in_loop.install(True)
     assert consumer_in_loop.installed()
     assert faust_aiokafka.Consumer._new_consumer_thread is not original
