@@ -56,9 +56,11 @@ DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 RUNTIMES: tuple[str, ...] = ("classic", "batched")
 
 
-# The producer linger of the classic runtime (one send per record: without a linger each record
-# would go in a produce request of its own), unless FIN_PRODUCER_LINGER_MS says otherwise.
-CLASSIC_PRODUCER_LINGER_MS = 5
+# What the classic runtime keeps of the defaults it was measured with, unless the environment
+# says otherwise, so that --runtime classic still measures the old runtime: a 5 ms producer
+# linger (it sends record by record: without one each record would go in a produce request of
+# its own) and faust's consumer in a thread of its own.
+CLASSIC_DEFAULTS: Mapping[str, str] = {"FIN_PRODUCER_LINGER_MS": "5", "FIN_CONSUMER_IN_LOOP": "0"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class Settings:
     # default while records were sent one by one) cost ~6 % more CPU per event and ~5 ms per
     # hop at 900 events/s (docs/design.md, "Latency"). librdkafka sends (an experiment) use it
     # as their linger.ms too. The classic runtime, which sends record by record, keeps 5 ms
-    # unless told (``CLASSIC_PRODUCER_LINGER_MS``).
+    # unless told (``CLASSIC_DEFAULTS``).
     producer_linger_s: float = 0.0
     # The most bytes the producer puts in one partition's batch. aiokafka makes a send wait
     # for the broker whenever that partition's batch is full (faust's default 16 KiB filled in
@@ -173,8 +175,8 @@ class Settings:
     # request per batch whose own linger ran out (streams/faust_patches/whole_node_produce.py).
     whole_node_produce: bool = False
     # faust's consumer runs on the worker's event loop instead of a thread and loop of its own
-    # (streams/faust_patches/consumer_in_loop.py). The classic runtime keeps faust's thread, so
-    # that --runtime classic still measures the old runtime, unless FIN_CONSUMER_IN_LOOP says.
+    # (streams/faust_patches/consumer_in_loop.py). The classic runtime keeps faust's thread
+    # unless told (``CLASSIC_DEFAULTS``).
     consumer_in_loop: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
     # Without a write key, commands are refused unless this opens them (demos only).
@@ -206,15 +208,12 @@ class Settings:
     ) -> Settings:
         """``registry_url_file``: where ``ops/registry.sh`` wrote the URL of the registry it
         started; read only when FIN_SCHEMA_REGISTRY_URL is unset (None: never read)."""
-        env = os.environ if environ is None else environ
+        env: Mapping[str, str] = os.environ if environ is None else environ
+        runtime = env.get("FIN_RUNTIME", cls.runtime)
+        if runtime == "classic":
+            env = {**CLASSIC_DEFAULTS, **env}
         read_key = env.get("FIN_API_KEY") or None
         write_key = env.get("FIN_API_WRITE_KEY") or read_key
-        runtime = env.get("FIN_RUNTIME", cls.runtime)
-        linger_ms = (
-            CLASSIC_PRODUCER_LINGER_MS
-            if runtime == "classic"
-            else int(cls.producer_linger_s * 1000)
-        )
         settings = cls(
             kafka_bootstrap=env.get("FIN_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             schema_registry_url=env.get("FIN_SCHEMA_REGISTRY_URL")
@@ -258,7 +257,8 @@ class Settings:
             fetch_max_wait_s=_int(env, "FIN_FETCH_MAX_WAIT_MS", int(cls.fetch_max_wait_s * 1000))
             / 1000,
             fetch_min_bytes=_int(env, "FIN_FETCH_MIN_BYTES", cls.fetch_min_bytes),
-            producer_linger_s=_int(env, "FIN_PRODUCER_LINGER_MS", linger_ms) / 1000,
+            producer_linger_s=_int(env, "FIN_PRODUCER_LINGER_MS", int(cls.producer_linger_s * 1000))
+            / 1000,
             producer_batch_bytes=_int(env, "FIN_PRODUCER_BATCH_BYTES", cls.producer_batch_bytes),
             gc_young_threshold=_int(env, "FIN_GC_YOUNG_THRESHOLD", cls.gc_young_threshold),
             fast_recovery=_flag(env, "FIN_FAST_RECOVERY", cls.fast_recovery),
@@ -268,9 +268,7 @@ class Settings:
             bulk_sends=_flag(env, "FIN_BULK_SENDS", cls.bulk_sends),
             local_handoff=_flag(env, "FIN_LOCAL_HANDOFF", cls.local_handoff),
             whole_node_produce=_flag(env, "FIN_WHOLE_NODE_PRODUCE", cls.whole_node_produce),
-            consumer_in_loop=_flag(
-                env, "FIN_CONSUMER_IN_LOOP", cls.consumer_in_loop and runtime != "classic"
-            ),
+            consumer_in_loop=_flag(env, "FIN_CONSUMER_IN_LOOP", cls.consumer_in_loop),
             librdkafka_sends=_flag(env, "FIN_LIBRDKAFKA_SENDS", cls.librdkafka_sends),
         )
         settings.check()
