@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from confluent_kafka import Producer
 
-from bench import procstat
+from bench import gclog, procstat
 from bench.context import Context
 from bench.dataset import EncodedEvent
 from bench.kafka_io import LOAD_PRODUCER_CONFIG
@@ -23,6 +24,8 @@ from bench.measure import LatencyResult, percentile
 from settings import LEDGER_TOPIC
 
 WARMUP_SECONDS = 3.0
+# An entry later than this counts as slow in the tail report (the p99 target of issue 13).
+SLOW_MS = 100.0
 OPEN_LOOP_CONFIG = {**LOAD_PRODUCER_CONFIG, "linger.ms": 1}
 
 
@@ -68,7 +71,8 @@ def measure(
     contestant's CPU so far, to report its cores (and the local broker's) during each load."""
     ledger_topic = prefix + LEDGER_TOPIC
     broker = procstat.broker_pid()
-    plans: list[tuple[float, float, list[EncodedEvent], list[int], list[float], Cores]] = []
+    gc_log = gclog.log_path_of(broker)
+    plans: list[Plan] = []
     offset = 0
     entries_so_far = 0
     # A short unmeasured warm-up at the first load: first schema fetches, first batches.
@@ -82,6 +86,7 @@ def measure(
             raise ValueError(f"latency needs {offset + count} events, there are {len(events)}")
         offset += count
         window = CpuWindow(cpu_seconds, broker)
+        started = time.time()
         scheduled, lateness = send_at_rate(ctx.bootstrap, prefix, chunk, rate)
         entries_so_far += sum(1 for event in chunk if event.entry_id is not None)
         deadline = time.monotonic() + max(120.0, 10 * duration)
@@ -91,14 +96,20 @@ def measure(
                 raise TimeoutError(f"{contestant} did not drain the {load:.0%} load in time")
             time.sleep(0.2)
         if measured:
-            plans.append((load, rate, chunk, scheduled, lateness, window.cores()))
+            plans.append(
+                Plan(load, rate, chunk, scheduled, lateness, window.cores(), started, time.time())
+            )
 
     appended: dict[str, list[int]] = {}
     for key, stamp in ctx.kafka.read_keys_and_timestamps(ledger_topic):
         appended.setdefault(key.decode(), []).append(stamp)
+    pauses = gclog.read(gc_log) if gc_log is not None else None
     results: list[LatencyResult] = []
-    for load, rate, chunk, scheduled, lateness, (contestant_cores, broker_cores) in plans:
+    for plan in plans:
+        load, rate, chunk, scheduled = plan.load, plan.rate, plan.chunk, plan.scheduled
+        contestant_cores, broker_cores = plan.cores
         latencies: list[float] = []
+        slow_at: list[int] = []
         problems: list[str] = []
         for event, sent in zip(chunk, scheduled, strict=True):
             if event.entry_id is None:
@@ -109,7 +120,10 @@ def measure(
                 continue
             if len(stamps) > 1:
                 problems.append(f"entry {event.entry_id} appeared {len(stamps)} times")
-            latencies.append(float(min(stamps) - sent))
+            latency = float(min(stamps) - sent)
+            latencies.append(latency)
+            if latency > SLOW_MS:
+                slow_at.append(sent)
         results.append(
             LatencyResult(
                 contestant=contestant,
@@ -121,14 +135,46 @@ def measure(
                 p99_ms=percentile(latencies, 0.99),
                 p999_ms=percentile(latencies, 0.999),
                 max_ms=max(latencies, default=float("nan")),
-                generator_late_p99_ms=round(percentile(lateness, 0.99), 1),
+                generator_late_p99_ms=round(percentile(plan.lateness, 0.99), 1),
                 valid=not problems,
                 problems=problems[:10],
                 contestant_cpu_cores=contestant_cores,
                 broker_cpu_cores=broker_cores,
+                slow=slow_tail(slow_at, scheduled[0] if scheduled else 0, len(latencies)),
+                broker_gc=(
+                    gclog.between(pauses, plan.started, plan.ended).to_json()
+                    if pauses is not None
+                    else None
+                ),
             )
         )
     return results, offset
+
+
+class Plan(NamedTuple):
+    """One measured load: what was sent when, and the window it took to drain."""
+
+    load: float
+    rate: float
+    chunk: list[EncodedEvent]
+    scheduled: list[int]
+    lateness: list[float]
+    cores: Cores
+    started: float  # epoch seconds: before the first send
+    ended: float  # ... and once its last entry was on the ledger topic
+
+
+def slow_tail(slow_sent_ms: Sequence[int], first_ms: int, measured: int) -> dict[str, Any]:
+    """Where the entries slower than ``SLOW_MS`` sit in the load: how many, their share, and
+    the seconds of the load (counted from its first send) whose events they were. A tail in one
+    or two seconds is an episode (a pause, a stall); spread over many, a busy worker."""
+    seconds = sorted({(sent - first_ms) // 1000 for sent in slow_sent_ms})
+    return {
+        "over_ms": SLOW_MS,
+        "count": len(slow_sent_ms),
+        "share": round(len(slow_sent_ms) / measured, 4) if measured else 0.0,
+        "seconds": seconds,
+    }
 
 
 Cores = tuple[float | None, float | None]

@@ -55,6 +55,11 @@ class LatencyResult:
     # the contestant's processes, and the local broker beside them on the same machine.
     contestant_cpu_cores: float | None = None
     broker_cpu_cores: float | None = None
+    # The entries slower than 100 ms (count, share, the seconds of the load they were sent in)
+    # and the local broker's GC pauses during the load (count, total_ms, max_ms, max_kind;
+    # None: no GC log found): bench/latency.py, bench/gclog.py.
+    slow: dict[str, Any] | None = None
+    broker_gc: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

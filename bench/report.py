@@ -145,6 +145,9 @@ def markdown(data: Mapping[str, Any], latency: Sequence[LatencyResult]) -> str:
         per_event = latency_cost_line(latency, summary)
         if per_event:
             lines.append(per_event)
+        tail = latency_tail_line(latency)
+        if tail:
+            lines.append(tail)
         lines.append("")
     lines += summary_lines(data)
     stages = stage_table(data)
@@ -369,6 +372,40 @@ def latency_cpu_line(latency: Sequence[LatencyResult], cpus: int | None) -> str 
         "CPU in cores during each load (its first send to its last entry; the machine has "
         f"{_fmt(cpus)}): {cores}."
     )
+
+
+def latency_tail_line(latency: Sequence[LatencyResult]) -> str | None:
+    """Where each load's slow entries sat and what the broker's collector paused meanwhile: a
+    tail in one or two seconds beside a long broker pause is the broker's, not the worker's."""
+    parts = []
+    for r in latency:
+        if r.slow is None and r.broker_gc is None:
+            continue
+        part = f"{r.contestant} {r.load:.0%}: "
+        if r.slow is not None:
+            seconds = r.slow["seconds"]
+            part += (
+                f"{r.slow['count']:,} over {r.slow['over_ms']:.0f} ms "
+                f"({r.slow['share']:.1%}) in {len(seconds)} s"
+                + (f" ({_seconds_list(seconds)})" if seconds else "")
+            )
+        if r.broker_gc is not None:
+            gc = r.broker_gc
+            part += f"; broker GC {gc['count']} pauses, {_fmt(gc['total_ms'])} ms in all" + (
+                f", longest {_fmt(gc['max_ms'])} ms ({gc['max_kind']})" if gc["count"] else ""
+            )
+        parts.append(part)
+    if not parts:
+        return None
+    return (
+        "The tail of each load (entries over 100 ms, the seconds of the load whose events they "
+        "were) and the local broker's GC pauses during it (its GC log): " + "; ".join(parts) + "."
+    )
+
+
+def _seconds_list(seconds: Sequence[int], shown: int = 8) -> str:
+    text = ", ".join(f"s{second}" for second in seconds[:shown])
+    return text + (f", ... {len(seconds) - shown} more" if len(seconds) > shown else "")
 
 
 def latency_cost_line(latency: Sequence[LatencyResult], summary: Mapping[str, Any]) -> str | None:

@@ -19,6 +19,8 @@
 #   FIN_CACHE_DIR=<repo>/.cache                    jars go to $FIN_CACHE_DIR/kafka-4.3.1/libs
 #   KAFKA_HEAP_OPTS="-Xms256m -Xmx1g"              broker heap
 #   KAFKA_JVM_PERFORMANCE_OPTS, KAFKA_OPTS         more broker JVM flags (same names as Kafka's scripts)
+#   KAFKA_GC_LOG_OPTS                              the broker's GC log (default: $KAFKA_STATE_DIR/gc.log,
+#                                                  two files of 10 MB, wall-clock stamps; "" for none)
 #   KAFKA_TOOL_HEAP_OPTS="-Xmx512m"                heap of `tool` JVMs
 #   KAFKA_START_TIMEOUT=60                         seconds `start` waits for the broker to answer
 # Instances with different ports and state dirs run side by side (tests start their own).
@@ -59,6 +61,10 @@ read -r -a HEAP_OPTS <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 # GC threads competing with the workers and tests; young pauses stay in the tens of ms.
 read -r -a JVM_PERF_OPTS <<<"${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
 read -r -a EXTRA_OPTS <<<"${KAFKA_OPTS:-}"
+# A GC log, as Kafka's own kafka-server-start.sh keeps one (-loggc): a broker pause holds every
+# answer for its length, and the benchmark counts the pauses inside each latency load from it
+# (bench/gclog.py), which needs the wall-clock `time` decoration.
+read -r -a GC_LOG_OPTS <<<"${KAFKA_GC_LOG_OPTS-"-Xlog:gc:file=$STATE_DIR/gc.log:time,uptime:filecount=2,filesize=10M"}"
 read -r -a TOOL_HEAP_OPTS <<<"${KAFKA_TOOL_HEAP_OPTS:--Xmx512m}"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
@@ -315,7 +321,7 @@ lock_state() {
 }
 
 broker_cmd() {
-	BROKER_CMD=("$JAVA" "${HEAP_OPTS[@]}" "${JVM_PERF_OPTS[@]}" "${EXTRA_OPTS[@]}"
+	BROKER_CMD=("$JAVA" "${HEAP_OPTS[@]}" "${JVM_PERF_OPTS[@]}" "${GC_LOG_OPTS[@]}" "${EXTRA_OPTS[@]}"
 		-Dlog4j2.configurationFile="$CONF_DIR/log4j2.xml"
 		-cp "$LIBS_DIR/*" kafka.Kafka "$PROPS_FILE")
 }
