@@ -170,6 +170,13 @@ class Settings:
     # 159-314 -> 111-183 ms in five pairs, the tables' own delay unchanged at p99 <= 0.2 s).
     # 0: batches in arrival order.
     tables_give_way_s: float = 0.2
+    # > 0: the tables agent gathers its batches for this long once it has a record (whatever
+    # the gaps between records and however few follow), so a hot row (a busy vendor, this
+    # month's period) is written and sent to its changelog at most about once per this
+    # interval instead of once per small batch; the tables trail by up to this much more.
+    # 0: the agents' shared linger (FIN_BATCH_LINGER_MS, FIN_BATCH_GAP_MS,
+    # FIN_BATCH_BEHIND_RECORDS). docs/design.md, "Latency".
+    tables_linger_s: float = 0.25
     # A produce request to a broker takes the lingering batches of every partition that broker
     # leads once one of them is ready, as Kafka's Java producer does, instead of aiokafka's one
     # request per batch whose own linger ran out (streams/faust_patches/whole_node_produce.py).
@@ -253,6 +260,8 @@ class Settings:
             batch_gap_s=_int(env, "FIN_BATCH_GAP_MS", int(cls.batch_gap_s * 1000)) / 1000,
             tables_give_way_s=_int(env, "FIN_TABLES_GIVE_WAY_MS", int(cls.tables_give_way_s * 1000))
             / 1000,
+            tables_linger_s=_int(env, "FIN_TABLES_LINGER_MS", int(cls.tables_linger_s * 1000))
+            / 1000,
             batch_behind_records=_int(env, "FIN_BATCH_BEHIND_RECORDS", cls.batch_behind_records),
             fetch_max_wait_s=_int(env, "FIN_FETCH_MAX_WAIT_MS", int(cls.fetch_max_wait_s * 1000))
             / 1000,
@@ -308,6 +317,8 @@ class Settings:
             raise ConfigurationError("FIN_BATCH_GAP_MS must be 1..1000")
         if not 0 <= self.tables_give_way_s <= 5:
             raise ConfigurationError("FIN_TABLES_GIVE_WAY_MS must be 0..5000")
+        if not 0 <= self.tables_linger_s <= 5:
+            raise ConfigurationError("FIN_TABLES_LINGER_MS must be 0..5000")
         if not 0 <= self.batch_behind_records <= 1_000_000:
             raise ConfigurationError("FIN_BATCH_BEHIND_RECORDS must be 0..1000000")
         if not 0 <= self.fetch_max_wait_s <= 1:

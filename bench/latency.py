@@ -171,6 +171,7 @@ def slow_tail(slow_sent_ms: Sequence[int], first_ms: int, measured: int) -> dict
     seconds = sorted({(sent - first_ms) // 1000 for sent in slow_sent_ms})
     return {
         "over_ms": SLOW_MS,
+        "first_sent_ms": first_ms,  # epoch ms: second 0 of the load
         "count": len(slow_sent_ms),
         "share": round(len(slow_sent_ms) / measured, 4) if measured else 0.0,
         "seconds": seconds,

@@ -458,9 +458,10 @@ def register_batched_agents(
         outbox=runtime.outbox,
         seal=runtime.seal,
         batch_max=settings.batch_max,
-        linger=settings.batch_linger_s,
-        gap=settings.batch_gap_s,
-        behind=settings.batch_behind_records,
+        # FIN_TABLES_LINGER_MS: a fixed linger whatever the gaps (the gap is the linger itself).
+        linger=settings.tables_linger_s or settings.batch_linger_s,
+        gap=settings.tables_linger_s or settings.batch_gap_s,
+        behind=0 if settings.tables_linger_s else settings.batch_behind_records,
         give_way_to=runtime.entries_busy if settings.tables_give_way_s > 0 else None,
         give_way_s=settings.tables_give_way_s,
     )

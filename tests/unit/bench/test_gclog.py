@@ -74,7 +74,13 @@ def test_the_log_is_found_on_the_command_line_and_read_with_its_rotated_files(
 def test_the_slow_tail_names_the_seconds_of_the_load_its_events_were_sent_in() -> None:
     first = 1_000_000
     tail = slow_tail([first + 2_100, first + 2_900, first + 11_000], first, measured=300)
-    assert tail == {"over_ms": 100.0, "count": 3, "share": 0.01, "seconds": [2, 11]}
+    assert tail == {
+        "over_ms": 100.0,
+        "first_sent_ms": first,
+        "count": 3,
+        "share": 0.01,
+        "seconds": [2, 11],
+    }
     assert slow_tail([], first, measured=0)["share"] == 0.0
 
 
