@@ -56,10 +56,12 @@ STOP_TIMEOUT=30
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 # Word-split on purpose: these hold several JVM flags, like in Kafka's own scripts.
 read -r -a HEAP_OPTS <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
-# Serial GC instead of Kafka's production G1 settings: with a heap of at most 1 GiB on a shared
-# 2-core machine it measured the same start time (~2.5 s) and producer throughput here, with fewer
-# GC threads competing with the workers and tests; young pauses stay in the tens of ms.
-read -r -a JVM_PERF_OPTS <<<"${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
+# Kafka's own production GC settings (G1, pauses aimed at 20 ms, the concurrent cycle starting
+# at 35 % occupancy), as kafka-run-class.sh sets them. The Serial collector used here before
+# started as fast, but its young pauses grew to 40-70 ms as the old generation filled and a
+# full collection stopped the broker for ~170 ms every several minutes under load, twice in the
+# middle of the benchmark's half-load latency window (bench/gclog.py, docs/design.md "Latency").
+read -r -a JVM_PERF_OPTS <<<"${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
 read -r -a EXTRA_OPTS <<<"${KAFKA_OPTS:-}"
 # A GC log, as Kafka's own kafka-server-start.sh keeps one (-loggc): a broker pause holds every
 # answer for its length, and the benchmark counts the pauses inside each latency load from it

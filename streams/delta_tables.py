@@ -10,6 +10,7 @@ busy event loop first (FIN_TABLES_GIVE_WAY_MS; docs/design.md, "Latency"), and
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,6 +31,11 @@ from streams.metrics import Metrics
 from streams.outbox import Outbox
 from tables.decoded_rows import DecodedRows
 from tables.store import BatchedTable, is_pack
+
+# A tables batch hands the event loop back at least this often: gathered over
+# FIN_TABLES_LINGER_MS, one batch is tens of ms of work, which as a single step of the loop
+# held the journal entries' path behind it (docs/design.md, "Latency").
+YIELD_EVERY_S = 0.005
 
 
 def make_tables_agent(
@@ -61,7 +67,11 @@ def make_tables_agent(
         box = outbox()
         rows: dict[tuple[str, int, bytes], reducers.Row] = {}
         written_at: list[float] = []  # the deltas records' Kafka timestamps (seconds)
+        yielded = time.perf_counter()
         for event in events:
+            if time.perf_counter() - yielded > YIELD_EVERY_S:
+                await asyncio.sleep(0)  # let the entries' path run; this agent alone writes rows
+                yielded = time.perf_counter()
             message = event.message
             if message.timestamp:
                 written_at.append(float(message.timestamp))
@@ -83,6 +93,9 @@ def make_tables_agent(
             seconds_of[table_name].observe(time.perf_counter() - started)
         touched: dict[str, BatchedTable] = {}
         for slot, row in rows.items():
+            if time.perf_counter() - yielded > YIELD_EVERY_S:
+                await asyncio.sleep(0)
+                yielded = time.perf_counter()
             table_name, partition, key = slot
             table = touched[table_name] = tables[table_name]
             raw = orjson.dumps(reducers.row_to_json_dict(row))
