@@ -171,3 +171,14 @@ def test_the_consumer_runs_on_the_workers_loop_but_for_the_classic_runtime_unles
     assert in_loop({"FIN_CONSUMER_IN_LOOP": "0"}) is False
     assert in_loop({"FIN_RUNTIME": "classic"}) is False  # faust's own thread, as it was
     assert in_loop({"FIN_RUNTIME": "classic", "FIN_CONSUMER_IN_LOOP": "1"}) is True
+
+
+def test_the_tables_agent_gathers_250_ms_unless_told() -> None:
+    def linger(env: dict[str, str]) -> float:
+        return Settings.from_env(env, registry_url_file=None).tables_linger_s
+
+    assert linger({}) == 0.25
+    assert linger({"FIN_TABLES_LINGER_MS": "0"}) == 0.0  # the agents' shared linger
+    assert linger({"FIN_TABLES_LINGER_MS": "100"}) == 0.1
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"FIN_TABLES_LINGER_MS": "6000"}, registry_url_file=None)
