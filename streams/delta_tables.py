@@ -67,11 +67,9 @@ def make_tables_agent(
         box = outbox()
         rows: dict[tuple[str, int, bytes], reducers.Row] = {}
         written_at: list[float] = []  # the deltas records' Kafka timestamps (seconds)
-        yielded = time.perf_counter()
+        loop_share = LoopShare()
         for event in events:
-            if time.perf_counter() - yielded > YIELD_EVERY_S:
-                await asyncio.sleep(0)  # let the entries' path run; this agent alone writes rows
-                yielded = time.perf_counter()
+            await loop_share.turn()
             message = event.message
             if message.timestamp:
                 written_at.append(float(message.timestamp))
@@ -91,17 +89,8 @@ def make_tables_agent(
                 slot = (table_name, message.partition, message.key)
                 await apply_items(box, rows, slot, items)
             seconds_of[table_name].observe(time.perf_counter() - started)
-        touched: dict[str, BatchedTable] = {}
-        for slot, row in rows.items():
-            if time.perf_counter() - yielded > YIELD_EVERY_S:
-                await asyncio.sleep(0)
-                yielded = time.perf_counter()
-            table_name, partition, key = slot
-            table = touched[table_name] = tables[table_name]
-            raw = orjson.dumps(reducers.row_to_json_dict(row))
-            table.put(partition, key, raw)
-            decoded.put(slot, raw, row)
-        delivery = await seal(box, *touched.values())
+        touched = await _write_rows(rows, tables, decoded, loop_share)
+        delivery = await seal(box, *touched)
         delivery.after = functools.partial(_observe_ages, age, written_at)
         return delivery
 
@@ -164,6 +153,37 @@ def make_tables_agent(
         )
 
     return tables_agent
+
+
+class LoopShare:
+    """Hands the event loop back (``turn``) once ``YIELD_EVERY_S`` has passed since it last did,
+    so the entries' path runs in between; only the tables agent writes the rows meanwhile."""
+
+    def __init__(self) -> None:
+        self._since = time.perf_counter()
+
+    async def turn(self) -> None:
+        if time.perf_counter() - self._since > YIELD_EVERY_S:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()
+
+
+async def _write_rows(
+    rows: Mapping[tuple[str, int, bytes], reducers.Row],
+    tables: Mapping[str, BatchedTable],
+    decoded: DecodedRows[reducers.Row],
+    loop_share: LoopShare,
+) -> list[BatchedTable]:
+    """Each row of the batch into its table's record cache, once; the tables written."""
+    touched: dict[str, BatchedTable] = {}
+    for slot, row in rows.items():
+        await loop_share.turn()
+        table_name, partition, key = slot
+        table = touched[table_name] = tables[table_name]
+        raw = orjson.dumps(reducers.row_to_json_dict(row))
+        table.put(partition, key, raw)
+        decoded.put(slot, raw, row)
+    return list(touched.values())
 
 
 def _observe_ages(histogram: Any, written_at: Sequence[float]) -> None:
