@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from bench import gclog
 from bench.latency import slow_tail
 from bench.measure import LatencyResult
 from bench.report import latency_tail_line
+from tests.unit.bench.test_latency_cpu import result as latency_result
 
 # Lines as JDK 17 writes them with -Xlog:gc:file=...:time,uptime (Serial and G1).
 LOG = "\n".join(
@@ -86,21 +88,7 @@ def test_the_slow_tail_names_the_seconds_of_the_load_its_events_were_sent_in() -
 
 def test_the_report_puts_the_tail_beside_the_broker_pauses() -> None:
     def result(slow: dict[str, Any] | None, gc: dict[str, Any] | None) -> LatencyResult:
-        return LatencyResult(
-            contestant="hub",
-            load=0.5,
-            rate=1000.0,
-            events=300,
-            entries_measured=300,
-            p50_ms=40.0,
-            p99_ms=150.0,
-            p999_ms=180.0,
-            max_ms=190.0,
-            generator_late_p99_ms=1.0,
-            valid=True,
-            slow=slow,
-            broker_gc=gc,
-        )
+        return replace(latency_result("hub", 0.5, None, None), slow=slow, broker_gc=gc)
 
     slow = {"over_ms": 100.0, "count": 6, "share": 0.02, "seconds": [4, 5]}
     gc = {"count": 9, "total_ms": 270.4, "max_ms": 175.8, "max_kind": "Full"}
