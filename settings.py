@@ -177,6 +177,9 @@ class Settings:
     # 0: the agents' shared linger (FIN_BATCH_LINGER_MS, FIN_BATCH_GAP_MS,
     # FIN_BATCH_BEHIND_RECORDS). docs/design.md, "Latency".
     tables_linger_s: float = 0.25
+    # A table row over this many bytes goes to its changelog as chunk records and a header
+    # (tables/chunked.py), so no row outgrows the changelog topics' 1 MiB record limit.
+    row_chunk_bytes: int = 256 * 1024
     # A produce request to a broker takes the lingering batches of every partition that broker
     # leads once one of them is ready, as Kafka's Java producer does, instead of aiokafka's one
     # request per batch whose own linger ran out (streams/faust_patches/whole_node_produce.py).
@@ -274,6 +277,7 @@ class Settings:
             fast_drain=_flag(env, "FIN_FAST_DRAIN", cls.fast_drain),
             recovery_fetch_bytes=_int(env, "FIN_RECOVERY_FETCH_BYTES", cls.recovery_fetch_bytes),
             packed_records=_flag(env, "FIN_PACKED_RECORDS", cls.packed_records),
+            row_chunk_bytes=_int(env, "FIN_ROW_CHUNK_BYTES", cls.row_chunk_bytes),
             bulk_sends=_flag(env, "FIN_BULK_SENDS", cls.bulk_sends),
             local_handoff=_flag(env, "FIN_LOCAL_HANDOFF", cls.local_handoff),
             whole_node_produce=_flag(env, "FIN_WHOLE_NODE_PRODUCE", cls.whole_node_produce),
@@ -319,6 +323,8 @@ class Settings:
             raise ConfigurationError("FIN_TABLES_GIVE_WAY_MS must be 0..5000")
         if not 0 <= self.tables_linger_s <= 5:
             raise ConfigurationError("FIN_TABLES_LINGER_MS must be 0..5000")
+        if not 256 <= self.row_chunk_bytes <= 512 * 1024:
+            raise ConfigurationError("FIN_ROW_CHUNK_BYTES must be 256..524288")
         if not 0 <= self.batch_behind_records <= 1_000_000:
             raise ConfigurationError("FIN_BATCH_BEHIND_RECORDS must be 0..1000000")
         if not 0 <= self.fetch_max_wait_s <= 1:

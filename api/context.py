@@ -32,6 +32,7 @@ from ledger.chart import ChartOfAccounts
 from ledger.contract import DELTA_TABLES, LEDGER_TOPIC, delta_topic
 from streams.hub import Hub
 from streams.lag import LagWatch
+from tables.store import row_value
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,8 @@ class Api:
         return default if value is None else value
 
     def row_of(self, table: str, key: str) -> Any | None:
-        raw = self.hub.tables[table].get(key.encode())
-        if not isinstance(raw, bytes):
+        raw = row_value(self.hub.tables[table], key.encode())
+        if raw is None:
             return None
         return reducers.row_from_json_dict(table, orjson.loads(raw))
 

@@ -24,6 +24,7 @@ from ledger.chart import ChartOfAccounts
 from ledger.rejections import Rejection
 from settings import ALERTS_TOPIC, LEDGER_TOPIC
 from streams.hub import Hub
+from tables.store import row_items
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,8 @@ def local_partial(hub: Hub) -> dict[str, Any]:
     part: dict[str, Any] = {}
     for name in (*SNAPSHOT_TABLES, "stats"):
         rows: dict[str, Any] = {}
-        for key, value in hub.tables[name].items():
-            if isinstance(key, bytes) and isinstance(value, bytes):
-                rows[key.decode()] = orjson.loads(value)
+        for key, value in row_items(hub.tables[name]):
+            rows[key.decode()] = orjson.loads(value)
         part[name] = rows
     return part
 

@@ -27,6 +27,7 @@ from ledger.rejections import Reason
 from settings import DELTA_TABLES, DLQ_TOPIC, LEDGER_TOPIC
 from streams.dead_letter_tail import RecentDeadLetter, RecentDeadLetters
 from streams.hub import Hub
+from tables.store import row_items
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,8 @@ class BoardView:
 
 
 def _decoded_rows(table: Mapping[Any, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for key, value in table.items():
-        if isinstance(key, bytes) and isinstance(value, bytes):
-            yield key.decode(), orjson.loads(value)
+    for key, value in row_items(table):
+        yield key.decode(), orjson.loads(value)
 
 
 def zero_known_series(hub: Hub) -> None:

@@ -451,7 +451,10 @@ def register_batched_agents(
     deltas_topic = _raw_topics(app, table_of, settings)
     tables_agent = make_tables_agent(
         table_of,
-        tables={name: BatchedTable(tables[name]) for name in DELTA_TABLES},
+        tables={
+            name: BatchedTable(tables[name], chunk_bytes=settings.row_chunk_bytes)
+            for name in DELTA_TABLES
+        },
         encoder=encoder,
         chart=chart,
         metrics=metrics,

@@ -25,7 +25,7 @@ from streams.effects import Outcome, Send
 from streams.faust_patches import delivery_audit
 from streams.metrics import Metrics
 from streams.table_stage import TableApply
-from tables.store import packed_rows_table
+from tables.store import packed_rows_table, row_count, row_items, row_value
 
 TABLE_NAMES: tuple[str, ...] = ("processed", "entries", "stats", *DELTA_TABLES)
 # The batched runtime finds an entry in its copy of the ledger topic (tables/entries_index.py)
@@ -72,11 +72,10 @@ def register_table_agents(
                 message = event.message
                 delivery_audit.processed(message)
                 started = time.perf_counter()
-                assert message.value is not None, "deltas are never tombstones"
-                current = table.get(message.key)
-                result = stage.process(
-                    message.value, current if isinstance(current, bytes) else None
-                )
+                assert message.key is not None and message.value is not None, "keyed deltas"
+                # A row the batched runtime wrote in chunks reads whole (tables/chunked.py).
+                current = row_value(table, message.key)
+                result = stage.process(message.value, current)
                 if result.outcome == Outcome.APPLIED:
                     await send_all(result.sends)
                     for _, key, value in result.table_writes:
@@ -89,7 +88,7 @@ def register_table_agents(
                     # unchanged: faust writes RocksDB at once but the changelog later, so a
                     # kill -9 can leave a row whose changelog record never left; without this a
                     # rebuild from the changelog (wiped disk, partition moved) would go back.
-                    if isinstance(current, bytes):
+                    if current is not None:
                         table[message.key] = current
                     metrics.deltas_skipped.labels(table_name).inc()
                 metrics.processing_seconds.labels(f"table_{table_name}").observe(
@@ -111,11 +110,10 @@ def register_table_gauges(
     async def table_gauges() -> None:
         # Counting keys walks RocksDB, so it runs now and then, not per event.
         for name, table in tables.items():
-            metrics.table_keys.labels(name).set(len(table))
+            metrics.table_keys.labels(name).set(row_count(table))
         imbalance = Decimal(0)
-        for raw in tables["periods"].values():
-            if isinstance(raw, bytes):
-                balance = trial_balance(PeriodRow.from_json_dict(orjson.loads(raw)))
-                imbalance += balance.total_debit - balance.total_credit
+        for _, raw in row_items(tables["periods"]):
+            balance = trial_balance(PeriodRow.from_json_dict(orjson.loads(raw)))
+            imbalance += balance.total_debit - balance.total_credit
         # A gauge is a float by nature; the books themselves stay Decimal.
         metrics.trial_balance_imbalance.set(float(imbalance))

@@ -24,6 +24,7 @@ the caller passes explicitly because a batch mixes partitions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import struct
 import uuid
 from collections.abc import Iterable, Iterator
@@ -33,6 +34,7 @@ import faust
 from faust.types import TP, EventT, TableT
 
 from errors import FinError
+from tables import chunked
 
 
 class StoreNotReadyError(FinError):
@@ -156,12 +158,20 @@ def packed_rows_table(app: faust.App, name: str, **kwargs: Any) -> TableT[Any, A
 class BatchedTable:
     """One faust table, written through a per-batch record cache."""
 
-    def __init__(self, table: TableT[Any, Any], *, packed: bool = False) -> None:
+    def __init__(
+        self,
+        table: TableT[Any, Any],
+        *,
+        packed: bool = False,
+        chunk_bytes: int = chunked.DEFAULT_CHUNK_BYTES,
+    ) -> None:
         self.table = table
         self._cache: dict[tuple[int, bytes], bytes] = {}
         # True: the rows of a flush go to the changelog in packs (a PackedRowsTable restores
         # them), a few records per partition instead of one per row.
         self.packed = packed
+        # A row over this many bytes goes to the changelog in chunks (tables/chunked.py).
+        self.chunk_bytes = chunk_bytes
 
     @property
     def _changelog_topic(self) -> str:
@@ -180,8 +190,11 @@ class BatchedTable:
         cached = self._cache.get((partition, key))
         if cached is not None:
             return cached
-        value = self._store._db_for_partition(partition).get(key)
-        return value if isinstance(value, bytes) else None
+        db = self._store._db_for_partition(partition)
+        value = db.get(key)
+        if not isinstance(value, bytes):
+            return None
+        return chunked.assemble(key, value, db.get)
 
     def put(self, partition: int, key: bytes, value: bytes) -> None:
         self._cache[(partition, key)] = value
@@ -205,12 +218,22 @@ class BatchedTable:
         futures: list[asyncio.Future[Any]] = []
         by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
         for (partition, key), value in self._cache.items():
-            store._db_for_partition(partition).put(key, value)
-            key_index[key] = partition
+            db = store._db_for_partition(partition)
             if self.packed:
+                db.put(key, value)
+                key_index[key] = partition
                 by_partition.setdefault(partition, []).append((key, value))
-            else:
-                futures.append(await producer.send(topic, key, value, partition, None, None))
+                continue
+            # RocksDB holds what the changelog holds, record by record and in the same order
+            # (a large row as chunks and a header: tables/chunked.py).
+            for name, record in chunked.records(key, value, db.get(key), self.chunk_bytes):
+                if record is None:
+                    db.delete(name)
+                    key_index.pop(name, None)
+                else:
+                    db.put(name, record)
+                    key_index[name] = partition
+                futures.append(await producer.send(topic, name, record, partition, None, None))
         for partition, rows in by_partition.items():
             for group in chunks(rows):
                 futures.append(
@@ -238,3 +261,32 @@ class BatchedTable:
     def discard(self) -> None:
         """Forget a batch that will be processed again (nothing of it was acknowledged)."""
         self._cache.clear()
+
+
+# --- reading a faust table's rows (a large row is stored as chunks: tables/chunked.py) ----
+
+
+def _raw(table: Any, key: bytes) -> bytes | None:
+    value = table.get(key)
+    return value if isinstance(value, bytes) else None
+
+
+def row_value(table: Any, key: bytes) -> bytes | None:
+    """The row stored under ``key`` in ``table`` (a faust table of raw bytes), assembled if it
+    was written in chunks; None if there is none."""
+    return chunked.assemble(key, _raw(table, key), functools.partial(_raw, table))
+
+
+def row_items(table: Any) -> Iterator[tuple[bytes, bytes]]:
+    """Every row of ``table``'s active partitions, assembled; chunk records are not rows."""
+    get = functools.partial(_raw, table)
+    for key, value in table.items():
+        if chunked.is_row_key(key) and isinstance(value, bytes):
+            row = chunked.assemble(key, value, get)
+            if row is not None:
+                yield key, row
+
+
+def row_count(table: Any) -> int:
+    """How many rows ``table``'s active partitions hold (chunk records not counted)."""
+    return sum(1 for key in table if chunked.is_row_key(key))

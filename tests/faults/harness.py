@@ -90,6 +90,10 @@ WORKER_ENV = {
     "BROKER_HEARTBEAT_INTERVAL": "1",
     "FIN_LOG_LEVEL": "info",
     "FIN_DELIVERY_AUDIT": "1",
+    # Rows over 1 KiB go to their changelogs in chunks (tables/chunked.py), so every fault here
+    # (kill -9 mid-write, rebalance, wipe and restore, broker restart, replay) also strikes the
+    # vendor and period rows that are written that way; production chunks rows over 256 KiB.
+    "FIN_ROW_CHUNK_BYTES": "1024",
 }
 SETTLE_TIMEOUT_S = 75.0
 # A worker that exits by itself more often than this is crash-looping: a human would be needed.
@@ -378,10 +382,14 @@ class FaultRun:
         self.log(f"worker-{self.workers.index(worker)} SIGTERM: exit {code} after {seconds:.1f}s")
         return code, seconds
 
+    def tables_dir(self, worker: Worker) -> Path:
+        """The worker's RocksDB directory (faust's datadir for this app id)."""
+        return Path(worker.env["FIN_DATA_DIR"]) / worker.env["FIN_APP_ID"]
+
     def wipe_tables(self, worker: Worker) -> Path:
         """Delete the worker's RocksDB directory (faust's datadir for this app id)."""
         assert worker.process is None or worker.process.poll() is not None, "stop it first"
-        tables = Path(worker.env["FIN_DATA_DIR"]) / worker.env["FIN_APP_ID"]
+        tables = self.tables_dir(worker)
         assert tables.is_dir(), f"no table directory at {tables}"
         shutil.rmtree(tables)
         self.log(f"wiped {tables}")

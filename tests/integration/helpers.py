@@ -112,10 +112,12 @@ class RawProducer:
 
 
 class TopicReader:
-    """Reads one topic of a deployment from the beginning, with no consumer group."""
+    """Reads one topic of a deployment from the beginning, with no consumer group
+    (``topic``: a contract name, or with ``named=True`` the topic's own name, e.g. a
+    changelog's)."""
 
-    def __init__(self, deployment: Deployment, topic: str) -> None:
-        self.topic = deployment.topic(topic)
+    def __init__(self, deployment: Deployment, topic: str, *, named: bool = False) -> None:
+        self.topic = topic if named else deployment.topic(topic)
         self._consumer = KafkaConsumer(
             bootstrap_servers=deployment.infra.bootstrap, enable_auto_commit=False
         )

@@ -182,3 +182,15 @@ def test_the_tables_agent_gathers_250_ms_unless_told() -> None:
     assert linger({"FIN_TABLES_LINGER_MS": "100"}) == 0.1
     with pytest.raises(ConfigurationError):
         Settings.from_env({"FIN_TABLES_LINGER_MS": "6000"}, registry_url_file=None)
+
+
+def test_rows_over_256_kib_go_to_their_changelog_in_chunks_unless_told() -> None:
+    def chunk(env: dict[str, str]) -> int:
+        return Settings.from_env(env, registry_url_file=None).row_chunk_bytes
+
+    assert chunk({}) == 256 * 1024
+    assert chunk({"FIN_ROW_CHUNK_BYTES": "4096"}) == 4096
+    # Over 512 KiB a chunk and its produce request would near the changelogs' 1 MiB limit.
+    for refused in ("100", "1048576"):
+        with pytest.raises(ConfigurationError):
+            Settings.from_env({"FIN_ROW_CHUNK_BYTES": refused}, registry_url_file=None)
