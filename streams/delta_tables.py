@@ -10,7 +10,6 @@ busy event loop first (FIN_TABLES_GIVE_WAY_MS; docs/design.md, "Latency"), and
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ from settings import ALERTS_TOPIC
 from streams.effects import Send
 from streams.faust_patches import delivery_audit
 from streams.inflight import BatchDelivery, run_agent
+from streams.loop_share import LoopShare
 from streams.metrics import Metrics
 from streams.outbox import Outbox
 from tables.decoded_rows import DecodedRows
@@ -67,7 +67,7 @@ def make_tables_agent(
         box = outbox()
         rows: dict[tuple[str, int, bytes], reducers.Row] = {}
         written_at: list[float] = []  # the deltas records' Kafka timestamps (seconds)
-        loop_share = LoopShare()
+        loop_share = LoopShare(YIELD_EVERY_S)
         for event in events:
             await loop_share.turn()
             message = event.message
@@ -153,19 +153,6 @@ def make_tables_agent(
         )
 
     return tables_agent
-
-
-class LoopShare:
-    """Hands the event loop back (``turn``) once ``YIELD_EVERY_S`` has passed since it last did,
-    so the entries' path runs in between; only the tables agent writes the rows meanwhile."""
-
-    def __init__(self) -> None:
-        self._since = time.perf_counter()
-
-    async def turn(self) -> None:
-        if time.perf_counter() - self._since > YIELD_EVERY_S:
-            await asyncio.sleep(0)
-            self._since = time.perf_counter()
 
 
 async def _write_rows(

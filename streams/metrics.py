@@ -104,7 +104,10 @@ class Metrics:
             registry=r,
         )
         self.table_keys = Gauge(
-            "fin_table_keys", "Keys held locally per table.", ["table"], registry=r
+            "fin_table_keys",
+            "Keys held locally per table (RocksDB's estimate).",
+            ["table"],
+            registry=r,
         )
         self.trial_balance_imbalance = Gauge(
             "fin_trial_balance_imbalance", "Debits minus credits over local periods.", registry=r

@@ -266,6 +266,9 @@ class BatchedTable:
 # --- reading a faust table's rows (a large row is stored as chunks: tables/chunked.py) ----
 
 
+ESTIMATED_KEYS = "rocksdb.estimate-num-keys"
+
+
 def _raw(table: Any, key: bytes) -> bytes | None:
     value = table.get(key)
     return value if isinstance(value, bytes) else None
@@ -288,5 +291,12 @@ def row_items(table: Any) -> Iterator[tuple[bytes, bytes]]:
 
 
 def row_count(table: Any) -> int:
-    """How many rows ``table``'s active partitions hold (chunk records not counted)."""
-    return sum(1 for key in table if chunked.is_row_key(key))
+    """About how many keys ``table``'s active partitions hold: RocksDB's own estimate per
+    partition, read in microseconds. Counting walked every key on the event loop (the
+    ``processed`` table has one per event: 69 ms every 30 s after ~56,000 events in a bench
+    run, growing without end); the estimate also counts chunk records and faust's offset key.
+    A store that is not RocksDB (tests) is counted key by key, chunk records left out."""
+    actives = getattr(table.data, "_dbs_for_actives", None)
+    if actives is None:
+        return sum(1 for key in table if chunked.is_row_key(key))
+    return sum(int(db.property_int_value(ESTIMATED_KEYS) or 0) for db in actives())
