@@ -132,7 +132,7 @@ async def post_compensation(api: Api, view: View, request: Request) -> Response:
 async def get_integrity_partial(api: Api, view: View, request: Request) -> Response:
     if (status := api.refusal(request)) is not None:
         return refuse_access(view, status)
-    return json_response(view, local_partial(api.hub))
+    return json_response(view, await local_partial(api.hub))
 
 
 async def get_integrity(api: Api, view: View, request: Request) -> Response:
@@ -142,7 +142,7 @@ async def get_integrity(api: Api, view: View, request: Request) -> Response:
         parts = await gather_parts(api.hub, api.forward_headers)
     except (aiohttp.ClientError, RuntimeError) as exc:
         return problem(view, 503, "service unavailable", f"a worker's part is missing: {exc}")
-    report = build_report(parts, api.chart).to_json()
+    report = (await build_report(parts, api.chart)).to_json()
     return json_response(view, with_chains(report, await api.chain_watch.status()))
 
 
