@@ -202,8 +202,9 @@ class BatchedRuntime:
         await box.flush()
         changelogs: list[tuple[BatchedTable, list[asyncio.Future[Any]]]] = []
         for table in written:
-            futures = await table.flush(self.sends())
-            box.add_futures(f"{table.name}-changelog", futures)
+            keys: list[bytes] = []
+            futures = await table.flush(self.sends(), keys)
+            box.add_futures(f"{table.name}-changelog", zip(keys, futures, strict=True))
             changelogs.append((table, futures))
         return BatchDelivery(box, changelogs)
 

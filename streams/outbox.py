@@ -179,9 +179,10 @@ class Outbox:
             if send.topic == contract_topic
         ]
 
-    def add_futures(self, what: str, futures: Iterable[asyncio.Future[Any]]) -> None:
-        marker = Send(what, None, None)
-        self._deliveries.extend((marker, future) for future in futures)
+    def add_futures(self, what: str, futures: Iterable[tuple[bytes, asyncio.Future[Any]]]) -> None:
+        """Deliveries sent outside this outbox (a table's changelog records), each with its
+        record's key, which a failure's log names."""
+        self._deliveries.extend((Send(what, key, None), future) for key, future in futures)
 
     async def delivered(self) -> None:
         """Wait for every delivery; a failed one stops the worker (input left unacknowledged)."""

@@ -206,10 +206,13 @@ class BatchedTable:
     def __len__(self) -> int:
         return len(self._cache)
 
-    async def flush(self, producer: Any) -> list[asyncio.Future[Any]]:
+    async def flush(
+        self, producer: Any, keys: list[bytes] | None = None
+    ) -> list[asyncio.Future[Any]]:
         """Write the cached rows to RocksDB and hand their changelog records to the producer.
 
-        Returns the delivery futures; the cache is empty afterwards."""
+        Returns the delivery futures; the cache is empty afterwards. ``keys``, if given, gets
+        each record's key in the same order (a failed delivery's log names its row)."""
         if not self._cache:
             return []
         store = self._store
@@ -234,11 +237,16 @@ class BatchedTable:
                     db.put(name, record)
                     key_index[name] = partition
                 futures.append(await producer.send(topic, name, record, partition, None, None))
+                if keys is not None:
+                    keys.append(name)
         for partition, rows in by_partition.items():
             for group in chunks(rows):
+                key = pack_key()
                 futures.append(
-                    await producer.send(topic, pack_key(), pack_rows(group), partition, None, None)
+                    await producer.send(topic, key, pack_rows(group), partition, None, None)
                 )
+                if keys is not None:
+                    keys.append(key)
         self._cache.clear()
         return futures
 

@@ -145,10 +145,17 @@ def _app(tmp_path: Path, name: str) -> Any:
 
 
 def _flush(batched: BatchedTable, producer: FakeProducer) -> None:
+    """Flush, checking that the keys handed back (a failed delivery's log names them) are the
+    sent records' keys, in order."""
+    already = len(producer.sent)
+    keys: list[bytes] = []
+
     async def flush() -> None:
-        await batched.flush(producer)
+        futures = await batched.flush(producer, keys)
+        assert len(futures) == len(keys)
 
     asyncio.run(flush())
+    assert keys == [key for _, key, _, _, _ in producer.sent[already:]]
 
 
 class _Message:
