@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import faust
+import rocksdict
 from faust.types import TP, EventT, TableT
 
 from errors import FinError
@@ -77,19 +78,18 @@ def pack_rows(rows: Iterable[tuple[bytes, bytes]]) -> bytes:
 
 def unpack_rows(packed: bytes) -> Iterator[tuple[bytes, bytes]]:
     """The rows of ``pack_rows``, in order; raises ``ValueError`` on a truncated pack."""
-    view = memoryview(packed)
     at, end = 0, len(packed)
+    lengths, header = _LENGTHS.unpack_from, _LENGTHS.size
     while at < end:
-        if end - at < _LENGTHS.size:
+        if end - at < header:
             raise ValueError(f"a packed changelog record is truncated at byte {at}")
-        key_length, value_length = _LENGTHS.unpack_from(view, at)
-        at += _LENGTHS.size
+        key_length, value_length = lengths(packed, at)
+        at += header
         if end - at < key_length + value_length:
             raise ValueError(f"a packed changelog record is truncated at byte {at}")
-        key = bytes(view[at : at + key_length])
-        at += key_length
-        yield key, bytes(view[at : at + value_length])
-        at += value_length
+        middle = at + key_length
+        at = middle + value_length
+        yield packed[middle - key_length : middle], packed[middle:at]
 
 
 def chunks(
@@ -144,7 +144,45 @@ class PackedRowsTable(faust.Table):  # type: ignore[misc,type-arg]
     """A faust table whose changelog may hold packs of rows (``BatchedTable(packed=True)``)."""
 
     def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
-        super().apply_changelog_batch(expand_packs(batch))
+        store = self.data
+        if getattr(store, "use_rocksdict", False) and hasattr(store, "_db_for_partition"):
+            apply_to_rocksdict(store, batch)
+        else:
+            super().apply_changelog_batch(expand_packs(batch))
+
+
+def apply_to_rocksdict(store: Any, batch: Iterable[EventT[Any]]) -> None:
+    """What faust's ``RocksDBStore.apply_changelog_batch`` does for a raw-bytes table (one
+    write batch per partition, a record without a value deletes, then the highest offset of
+    each changelog partition persisted), with each pack's rows put straight into the write
+    batch: faust's loop, fed one object per row, took ~2.4 us a row, the bulk of a restore
+    (a pack holds ~25 rows of ``processed``)."""
+    batches: dict[int, Any] = {}
+    offsets: dict[TP, int] = {}
+    for event in batch:
+        message = event.message
+        tp, offset, partition = message.tp, message.offset, message.partition
+        if offset > offsets.get(tp, -1):
+            offsets[tp] = offset
+        writes = batches.get(partition)
+        if writes is None:
+            writes = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
+        key, value = message.key, message.value
+        if key is None:
+            raise ValueError(
+                f"a changelog record without a key at {tp.topic}[{partition}]@{offset}"
+            )
+        if value is None:
+            writes.delete(key)
+        elif is_pack(key):
+            for row_key, row_value in unpack_rows(value):
+                writes.put(row_key, row_value)
+        else:
+            writes.put(key, value)
+    for partition, writes in batches.items():
+        store._db_for_partition(partition).write(writes)
+    for tp, offset in offsets.items():
+        store.set_persisted_offset(tp, offset)
 
 
 def packed_rows_table(app: faust.App, name: str, **kwargs: Any) -> TableT[Any, Any]:

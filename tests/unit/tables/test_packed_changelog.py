@@ -197,3 +197,49 @@ def test_a_pack_larger_than_the_limit_is_cut_into_several_records() -> None:
     assert all(len(send.value or b"") <= PACK_BYTES_MAX + 4_096 for send in sends)
     keys = [key for send in sends for key, _ in orjson.loads(send.value or b"")["rows"]]
     assert keys == [key for _, key in coalesced]
+
+
+def test_the_direct_write_batch_leaves_rocksdb_as_fausts_own_path_does(tmp_path: Path) -> None:
+    """``apply_to_rocksdict`` (packs put straight into the write batch) against faust's
+    ``RocksDBStore.apply_changelog_batch`` fed the expanded rows: the same rows, deletions and
+    persisted offsets."""
+    stores: list[Any] = []
+    for name, table_of in (("direct", packed_rows_table), ("faust", None)):
+        app = faust.App(
+            f"apply-{name}",
+            store="rocksdb://",
+            datadir=str(tmp_path / name),
+            broker="kafka://127.0.0.1:1",
+        )
+        options: dict[str, Any] = {"partitions": 2, "key_type": bytes, "value_type": bytes}
+        table: Any = (
+            table_of(app, "processed", **options)
+            if table_of is not None
+            else app.Table("processed", **options)
+        )
+        tp0 = TP(table.changelog_topic.get_topic_name(), 0)
+        tp1 = TP(table.changelog_topic.get_topic_name(), 1)
+        events = [
+            _Event(_Message(tp0, 0, b"e-1", b"one")),
+            _Event(_Message(tp1, 3, pack_key(), pack_rows([(b"e-2", b"two"), (b"e-3", b"x")]))),
+            _Event(_Message(tp0, 1, pack_key(), pack_rows([(b"e-1", b"new"), (b"e-4", b"four")]))),
+            _Event(_Message(tp1, 4, b"e-3", None)),  # a tombstone deletes
+            _Event(_Message(tp1, 5, b"e-5", b"five")),
+        ]
+        if table_of is not None:
+            table.apply_changelog_batch(events)
+        else:
+            table.data.apply_changelog_batch(
+                expand_packs(events),  # type: ignore[arg-type]
+                to_key=None,
+                to_value=None,
+            )
+        stores.append(table.data)
+    direct, reference = stores
+    for partition in (0, 1):
+        assert dict(direct._db_for_partition(partition).items()) == dict(
+            reference._db_for_partition(partition).items()
+        )
+    assert direct.persisted_offset(TP("apply-direct-processed-changelog", 1)) == 5
+    assert direct.persisted_offset(TP("apply-direct-processed-changelog", 0)) == 1
+    assert reference.persisted_offset(TP("apply-faust-processed-changelog", 0)) == 1
