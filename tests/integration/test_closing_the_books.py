@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -37,22 +36,6 @@ pytestmark = pytest.mark.integration
 
 MOMENT = dt.datetime(2024, 3, 15, 14, 30, tzinfo=dt.UTC)
 API = "/api/v1/fin"
-
-
-@pytest.fixture(scope="module")
-def worker(module_deployment: Deployment) -> Worker:
-    started = module_deployment.add_worker()
-    started.wait_ready()
-    return started
-
-
-@pytest.fixture(scope="module")
-def encoder(module_deployment: Deployment, worker: Worker) -> Iterator[Encoder]:
-    catalog = SchemaCatalog.load()
-    client = RegistryClient(module_deployment.infra.registry_url)
-    ids = SchemaIds(catalog, client, module_deployment.prefix, auto_register=False)
-    yield Encoder(catalog, ids)
-    client.close()
 
 
 def goods_receipt(order: str, amount: str, **data: Any) -> dict[str, Any]:

@@ -73,13 +73,6 @@ Publish = Callable[[list[dict[str, Any]]], None]
 
 
 @pytest.fixture(scope="module")
-def worker(module_deployment: Deployment) -> Worker:
-    started = module_deployment.add_worker()
-    started.wait_ready()
-    return started
-
-
-@pytest.fixture(scope="module")
 def catalog() -> SchemaCatalog:
     return SchemaCatalog.load()
 

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from schemas.catalog import SchemaCatalog
 from schemas.codec import Encoder
-from schemas.registry import RegistryClient, SchemaIds
 from tables.chunked import header_of
 from tests.fixtures import Deployment, Worker
 from tests.integration.helpers import RawProducer, TopicReader, envelope, wait_until
@@ -33,22 +30,6 @@ RECEIPTS = 5_000
 AMOUNT = Decimal("100.00")
 CHANGELOG_RECORD_LIMIT = 1024 * 1024  # the broker's default max.message.bytes, kept by FIN
 STATUS = "/api/v1/fin/ap/vendors/{vendor}/payment-status"
-
-
-@pytest.fixture(scope="module")
-def worker(module_deployment: Deployment) -> Worker:
-    started = module_deployment.add_worker()
-    started.wait_ready()
-    return started
-
-
-@pytest.fixture
-def encoder(module_deployment: Deployment, worker: Worker) -> Iterator[Encoder]:
-    catalog = SchemaCatalog.load()
-    client = RegistryClient(module_deployment.infra.registry_url)
-    ids = SchemaIds(catalog, client, module_deployment.prefix, auto_register=False)
-    yield Encoder(catalog, ids)
-    client.close()
 
 
 def receipt(vendor: str, number: int) -> dict[str, Any]:

@@ -10,15 +10,12 @@ and then crashed the producer on every restart.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from schemas.catalog import SchemaCatalog
 from schemas.codec import Encoder
-from schemas.registry import RegistryClient, SchemaIds
 from streams.deadletter import HEADER_REASON, header_map
 from tests.fixtures import Deployment, Worker
 from tests.integration.helpers import (
@@ -42,15 +39,6 @@ def worker(module_deployment: Deployment) -> Worker:
     started = module_deployment.add_worker(FIN_FAULT_INJECT_EVENT_ID=FAULTY_EVENT_ID)
     started.wait_ready()
     return started
-
-
-@pytest.fixture
-def encoder(module_deployment: Deployment, worker: Worker) -> Iterator[Encoder]:
-    catalog = SchemaCatalog.load()
-    client = RegistryClient(module_deployment.infra.registry_url)
-    ids = SchemaIds(catalog, client, module_deployment.prefix, auto_register=False)
-    yield Encoder(catalog, ids)
-    client.close()
 
 
 def goods_receipt(**data: Any) -> dict[str, Any]:
