@@ -156,7 +156,9 @@ def apply_to_rocksdict(store: Any, batch: Iterable[EventT[Any]]) -> None:
     write batch per partition, a record without a value deletes, then the highest offset of
     each changelog partition persisted), with each pack's rows put straight into the write
     batch: faust's loop, fed one object per row, took ~2.4 us a row, the bulk of a restore
-    (a pack holds ~25 rows of ``processed``)."""
+    (a pack holds ~25 rows of ``processed``). faust's method's source is pinned
+    (``streams/faust_patches/fast_recovery.py``, ``SOURCE_PINNED``): an upgrade that changes
+    what it does fails a test, and this must then follow it."""
     batches: dict[int, Any] = {}
     offsets: dict[TP, int] = {}
     for event in batch:
