@@ -26,7 +26,7 @@ from settings import ALERTS_TOPIC
 from streams.effects import Send
 from streams.faust_patches import delivery_audit
 from streams.inflight import BatchDelivery, run_agent
-from streams.loop_share import LoopShare
+from streams.loop_share import DEFAULT_EVERY_S, LoopShare
 from streams.metrics import Metrics
 from streams.outbox import Outbox
 from tables.decoded_rows import DecodedRows
@@ -35,7 +35,7 @@ from tables.store import BatchedTable, is_pack
 # A tables batch hands the event loop back at least this often: gathered over
 # FIN_TABLES_LINGER_MS, one batch is tens of ms of work, which as a single step of the loop
 # held the journal entries' path behind it (docs/design.md, "Latency").
-YIELD_EVERY_S = 0.005
+YIELD_EVERY_S = DEFAULT_EVERY_S
 
 
 def make_tables_agent(
